@@ -1,0 +1,123 @@
+//! HTTP: actix-web handlers, one file per resource. Handlers parse and validate input, call the
+//! domain modules and shape JSON; business rules live elsewhere.
+
+pub mod error;
+pub mod health;
+pub mod streams;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{HttpRequest, web};
+
+pub use error::ApiError;
+
+use crate::metrics as m;
+use crate::state::AppState;
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// Registers every route, the shared state and the extractor error handlers.
+pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::from(state))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_JSON_BYTES)
+                    .error_handler(|e, _| error::json_error(e).into()),
+            )
+            .app_data(
+                web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()),
+            )
+            .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
+            .service(
+                web::scope("/v1")
+                    .route("/streams", web::post().to(streams::create))
+                    .route("/streams/{id}", web::delete().to(streams::delete))
+                    .route("/streams/{id}", web::get().to(streams::show))
+                    .route("/streams/{id}/play", web::get().to(streams::play)),
+            )
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(health::metrics));
+    }
+}
+
+/// The answer for a path no route matches.
+pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+/// Builds the actix `App` with the metrics middleware.
+pub fn app(
+    state: Arc<AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .configure(configure(state))
+        .default_service(web::to(not_found))
+        .wrap_fn(|req, srv| {
+            let start = Instant::now();
+            let method = req.method().as_str().to_owned();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await?;
+                record(&res, &method, start);
+                Ok(res)
+            }
+        })
+}
+
+fn record<B>(res: &ServiceResponse<B>, method: &str, start: Instant) {
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let status = res.status().as_u16().to_string();
+    metrics::counter!(m::HTTP_REQUESTS.name, "route" => route.clone(), "method" => method.to_owned(),
+        "status" => status.clone())
+    .increment(1);
+    metrics::histogram!(m::HTTP_DURATION.name, "route" => route, "status" => status)
+        .record(start.elapsed().as_secs_f64());
+}
+
+/// The client's address: `client_ip` when given, else `X-Forwarded-For` when the policy trusts
+/// it, else the peer.
+pub fn client_ip(
+    req: &HttpRequest,
+    explicit: Option<&str>,
+    trust_forwarded_for: bool,
+) -> Result<Option<IpAddr>, ApiError> {
+    if let Some(s) = explicit.map(str::trim).filter(|s| !s.is_empty()) {
+        return s.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_client_ip",
+                format!("client_ip {s:?} is not an IP address"),
+            )
+        });
+    }
+    if trust_forwarded_for
+        && let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Ok(Some(ip));
+    }
+    Ok(req.peer_addr().map(|a| a.ip()))
+}

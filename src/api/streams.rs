@@ -1,0 +1,271 @@
+//! `/v1/streams`: create (push URLs), end, show, play.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, client_ip};
+use crate::geo::{self, ClientHints, RegionSource};
+use crate::policy::Region;
+use crate::providers::{Protocol, is_valid_stream_key};
+use crate::state::AppState;
+use crate::steering::{self, Candidate, DecisionError, PushTarget};
+use crate::streams::{Stream, StreamState};
+
+/// `POST /v1/streams`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStream {
+    /// The broadcaster: 1 to 64 of `[A-Za-z0-9_.:-]`.
+    pub anchor_id: String,
+    /// Region id, when the app knows it.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The anchor's address, when the app server calls on its behalf.
+    #[serde(default)]
+    pub client_ip: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub stream_id: String,
+    pub anchor_id: String,
+    pub region: String,
+    pub region_source: RegionSource,
+    pub push: Vec<PushTarget>,
+    pub reason: String,
+    /// Where viewers ask for play URLs.
+    pub play: String,
+}
+
+/// `GET /v1/streams/{id}/play`.
+#[derive(Debug, Deserialize)]
+pub struct PlayQuery {
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub client_ip: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlayAnswer {
+    pub stream_id: String,
+    pub region: String,
+    pub region_source: RegionSource,
+    pub protocol: Protocol,
+    pub candidates: Vec<Candidate>,
+    /// How long the player may reuse this answer.
+    pub ttl_seconds: u64,
+}
+
+/// An anchor id: 1 to 64 of `[A-Za-z0-9_.:-]`.
+pub fn is_valid_anchor_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+fn new_stream_id() -> String {
+    format!(
+        "s{:016x}{:08x}",
+        rand::random::<u64>(),
+        rand::random::<u32>()
+    )
+}
+
+fn place<'c>(
+    req: &HttpRequest,
+    state: &AppState,
+    catalog: &'c crate::catalog::Catalog,
+    region: Option<&str>,
+    ip: Option<&str>,
+) -> Result<(&'c Region, RegionSource), ApiError> {
+    let policy = &catalog.policy;
+    let header_country = policy
+        .geo
+        .trusted_header
+        .as_deref()
+        .and_then(|h| req.headers().get(h))
+        .and_then(|v| v.to_str().ok());
+    let ip = client_ip(req, ip, policy.geo.trust_forwarded_for)?;
+    let _ = state;
+    geo::resolve(
+        policy,
+        catalog.mmdb.as_ref(),
+        ClientHints {
+            region,
+            header_country,
+            ip,
+        },
+    )
+    .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
+}
+
+/// Creates a stream and returns its signed push URL(s).
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CreateStream>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if !is_valid_anchor_id(&body.anchor_id) {
+        return Err(ApiError::bad_request(
+            "invalid_anchor_id",
+            "anchor_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
+        ));
+    }
+    let catalog = state.catalog.load();
+    let (region, source) = place(
+        &req,
+        &state,
+        &catalog,
+        body.region.as_deref(),
+        body.client_ip.as_deref(),
+    )?;
+    let now_ms = state.clock.now_ms();
+    let id = new_stream_id();
+    let plan = steering::push_plan(
+        &catalog,
+        &state.signer,
+        region,
+        &id,
+        now_ms.div_euclid(1000),
+    )
+    .map_err(|e| ApiError::unavailable("no_provider", e.to_string()))?;
+    let stream = Stream {
+        id: id.clone(),
+        anchor_id: body.anchor_id.clone(),
+        region: region.id.clone(),
+        providers: plan.targets.iter().map(|t| t.provider.clone()).collect(),
+        state: StreamState::Live,
+        reason: plan.reason.clone(),
+        started_ms: now_ms,
+        ended_ms: None,
+        updated_ms: now_ms,
+    };
+    state.writer.save(&stream);
+    state.streams.put(stream);
+    tracing::info!(stream = %id, anchor = %body.anchor_id, region = %region.id,
+        primary = %plan.targets[0].provider, "stream created");
+    Ok(HttpResponse::Created().json(Created {
+        play: format!("/v1/streams/{id}/play"),
+        stream_id: id,
+        anchor_id: body.anchor_id,
+        region: region.id.clone(),
+        region_source: source,
+        push: plan.targets,
+        reason: plan.reason,
+    }))
+}
+
+fn known(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
+    if !is_valid_stream_key(id) {
+        return Err(ApiError::not_found(
+            "unknown_stream",
+            format!("no stream {:?}", trunc(id)),
+        ));
+    }
+    state
+        .streams
+        .get(id)
+        .ok_or_else(|| ApiError::not_found("unknown_stream", format!("no stream {id:?}")))
+}
+
+fn trunc(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Ends a stream. Ending an ended stream answers the same again.
+pub async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    known(&state, &id)?;
+    let now_ms = state.clock.now_ms();
+    let (stream, changed) = state
+        .streams
+        .end(&id, now_ms, "ended by the app")
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_stream", format!("no stream {:?}", id.as_str()))
+        })?;
+    if changed {
+        state.writer.save(&stream);
+        tracing::info!(stream = %stream.id, "stream ended");
+    }
+    Ok(HttpResponse::Ok().json(stream.as_ref()))
+}
+
+/// The stream as livesteer holds it.
+pub async fn show(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let stream = known(&state, &id)?;
+    Ok(HttpResponse::Ok().json(stream.as_ref()))
+}
+
+/// Ranked, signed play candidates for the viewer's region.
+pub async fn play(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<PlayQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let catalog = state.catalog.load();
+    let protocol = match q
+        .protocol
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => p
+            .parse::<Protocol>()
+            .map_err(|m| ApiError::bad_request("unknown_protocol", m))?,
+        None => catalog.policy.delivery.default_protocol,
+    };
+    let stream = known(&state, &id)?;
+    if stream.state == StreamState::Ended {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::GONE,
+            "stream_ended",
+            format!("stream {:?} has ended", stream.id),
+        ));
+    }
+    let (region, source) = place(
+        &req,
+        &state,
+        &catalog,
+        q.region.as_deref(),
+        q.client_ip.as_deref(),
+    )?;
+    let now = state.clock.now_secs();
+    let candidates =
+        steering::play_candidates(&catalog, &state.signer, region, &stream, protocol, now)
+            .map_err(|e| match e {
+                DecisionError::ProtocolNotOffered(..) => {
+                    ApiError::bad_request("unknown_protocol", e.to_string())
+                }
+                DecisionError::NoIngest(_) => ApiError::unavailable("no_provider", e.to_string()),
+            })?;
+    if candidates.is_empty() {
+        return Err(ApiError::unavailable(
+            "no_provider",
+            format!(
+                "no enabled provider carrying stream {:?} offers {protocol} in region {}",
+                stream.id, region.id
+            ),
+        ));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(PlayAnswer {
+            stream_id: stream.id.clone(),
+            region: region.id.clone(),
+            region_source: source,
+            protocol,
+            candidates,
+            ttl_seconds: catalog.policy.delivery.answer_ttl_seconds,
+        }))
+}

@@ -1,0 +1,93 @@
+//! What the hot path reads: the active policy, the provider registry and the country database,
+//! loaded and cross-checked together so that one never refers to what the other lacks.
+//! Swapped whole on reload; a bad set of files leaves the last good catalog in force.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::geo::CountryDb;
+use crate::policy::{Diagnostic, Diagnostics, Policy};
+use crate::providers::Registry;
+use crate::providers::registry::{ProviderFiles, SecretMode, Secrets};
+
+/// Policy, providers and geo data, valid together.
+#[derive(Debug)]
+pub struct Catalog {
+    pub policy: Arc<Policy>,
+    pub registry: Registry,
+    pub mmdb: Option<CountryDb>,
+}
+
+impl Catalog {
+    /// Loads `providers_dir/*.yaml` and `policy_file`, resolving secrets as `mode` says.
+    pub fn load(
+        providers_dir: &Path,
+        policy_file: &Path,
+        secrets: &dyn Secrets,
+        mode: SecretMode,
+    ) -> Result<Catalog, Diagnostics> {
+        let files = ProviderFiles::read_dir(providers_dir);
+        // Parse the policy even when a provider file is broken, so that one run reports both.
+        let ids = files.as_ref().map(ProviderFiles::ids).unwrap_or_default();
+        let policy = Policy::load(policy_file, &ids);
+        let (files, policy) = match (files, policy) {
+            (Ok(f), Ok(p)) => (f, p),
+            (f, p) => {
+                let mut all = Vec::new();
+                if let Err(e) = f {
+                    all.extend(e.0);
+                }
+                // Unknown-provider errors are noise when the provider files did not load.
+                if let Err(e) = p
+                    && (all.is_empty()
+                        || !e
+                            .0
+                            .iter()
+                            .all(|d| d.message.starts_with("unknown provider")))
+                {
+                    all.extend(e.0);
+                }
+                return Err(Diagnostics(all));
+            }
+        };
+        let region_ids: BTreeSet<String> = policy.regions.iter().map(|r| r.id.clone()).collect();
+        let registry = files.build(&region_ids, secrets, mode)?;
+        if mode == SecretMode::Require {
+            let enabled_anywhere = policy
+                .referenced_providers()
+                .iter()
+                .any(|id| registry.get(id).is_some());
+            if !enabled_anywhere {
+                return Err(Diagnostic::file(
+                    policy_file,
+                    "no region prefers an enabled provider: nothing could be pushed or played",
+                )
+                .into());
+            }
+        }
+        let mmdb = match &policy.geo.mmdb_path {
+            Some(p) => Some(CountryDb::open(p).map_err(|m| Diagnostic::file(policy_file, m))?),
+            None => None,
+        };
+        Ok(Catalog {
+            policy: Arc::new(policy),
+            registry,
+            mmdb,
+        })
+    }
+}
+
+/// Every policy file in a directory (what `livesteer check` validates).
+pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostic::file(dir, format!("cannot read policy directory: {e}")))?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,18 @@
+//! livesteer: the control plane between a live-streaming app and its CDNs.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
+
+pub mod api;
+pub mod catalog;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod geo;
+pub mod metrics;
+pub mod policy;
+pub mod providers;
+pub mod server;
+pub mod state;
+pub mod steering;
+pub mod store;
+pub mod streams;

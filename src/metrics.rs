@@ -1,0 +1,168 @@
+//! Every metric livesteer emits, declared once: name, type, unit, labels and help text.
+//!
+//! Names follow Prometheus conventions: the `livesteer_` prefix, base units (`_seconds`,
+//! `_bytes`), `_total` for counters. Labels are bounded (route, method, status, provider,
+//! region, protocol, outcome): never a stream or anchor id.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// A metric's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric's declaration.
+#[derive(Debug, Clone, Copy)]
+pub struct Def {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+/// HTTP requests answered.
+pub const HTTP_REQUESTS: Def = Def {
+    name: "livesteer_http_requests_total",
+    kind: Kind::Counter,
+    labels: &["route", "method", "status"],
+    help: "HTTP requests answered, by route pattern, method and status code.",
+};
+
+/// HTTP request latency.
+pub const HTTP_DURATION: Def = Def {
+    name: "livesteer_http_request_duration_seconds",
+    kind: Kind::Histogram,
+    labels: &["route", "status"],
+    help: "Time from request to response, by route pattern and status code.",
+};
+
+/// Push and play decisions.
+pub const DECISIONS: Def = Def {
+    name: "livesteer_decisions_total",
+    kind: Kind::Counter,
+    labels: &["kind", "provider", "region", "protocol"],
+    help: "Providers chosen: kind=push for each push target, kind=play for the first play candidate.",
+};
+
+/// Signing failures.
+pub const SIGNING_ERRORS: Def = Def {
+    name: "livesteer_signing_errors_total",
+    kind: Kind::Counter,
+    labels: &["provider"],
+    help: "URLs a provider adapter failed to sign (the provider is left out of the answer).",
+};
+
+/// Streams in memory.
+pub const STREAMS: Def = Def {
+    name: "livesteer_streams",
+    kind: Kind::Gauge,
+    labels: &["state"],
+    help: "Streams held in memory, by state.",
+};
+
+/// Write-behind queue.
+pub const WRITE_QUEUE: Def = Def {
+    name: "livesteer_write_queue_depth",
+    kind: Kind::Gauge,
+    labels: &["table"],
+    help: "Changes accepted in memory and not yet written to the database.",
+};
+
+/// Write-behind flushes.
+pub const DB_FLUSHES: Def = Def {
+    name: "livesteer_db_flushes_total",
+    kind: Kind::Counter,
+    labels: &["table", "outcome"],
+    help: "Batches written by the write-behind task, by outcome (ok, error: retried).",
+};
+
+/// Policy in force.
+pub const POLICY_INFO: Def = Def {
+    name: "livesteer_policy_info",
+    kind: Kind::Gauge,
+    labels: &["version"],
+    help: "1 for the version (content hash) of the policy in force.",
+};
+
+/// Every declared metric.
+pub const ALL: &[Def] = &[
+    HTTP_REQUESTS,
+    HTTP_DURATION,
+    DECISIONS,
+    SIGNING_ERRORS,
+    STREAMS,
+    WRITE_QUEUE,
+    DB_FLUSHES,
+    POLICY_INFO,
+];
+
+/// Latency buckets for HTTP: the hot path answers in well under a millisecond.
+const HTTP_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns the handle `/metrics` renders.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), HTTP_BUCKETS)
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness); ours still renders
+            // what is sent to it through the handle.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    for d in ALL {
+        match d.kind {
+            Kind::Counter => metrics::describe_counter!(d.name, d.help),
+            Kind::Gauge => metrics::describe_gauge!(d.name, d.help),
+            Kind::Histogram => {
+                metrics::describe_histogram!(d.name, metrics::Unit::Seconds, d.help)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_conventions() {
+        for d in ALL {
+            assert!(d.name.starts_with("livesteer_"), "{}", d.name);
+            assert_eq!(
+                d.kind == Kind::Counter,
+                d.name.ends_with("_total"),
+                "{}",
+                d.name
+            );
+            if d.kind == Kind::Histogram {
+                assert!(d.name.ends_with("_seconds"), "{}", d.name);
+            }
+            for l in d.labels {
+                assert!(
+                    !l.contains("stream") && !l.contains("anchor"),
+                    "{} {l}",
+                    d.name
+                );
+            }
+            assert!(d.help.ends_with('.'), "{}", d.name);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The policy file as written: every key documented, unknown keys rejected, values spanned so
+//! that validation can name the line.
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use super::IngestStrategy;
+use crate::providers::Protocol;
+
+/// A default value, which has no line of its own.
+pub(crate) fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN)
+}
+
+/// `policies/<name>.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Regions in the order ops think of them; each client lands in exactly one.
+    pub regions: Vec<RegionSpec>,
+    /// Region for clients that nothing places anywhere else.
+    pub default_region: Spanned<String>,
+    /// How a request is placed in a region.
+    #[serde(default)]
+    pub geo: GeoSpec,
+    /// How push targets are chosen.
+    #[serde(default)]
+    pub ingest: IngestSpec,
+    /// How play answers are built.
+    #[serde(default)]
+    pub delivery: DeliverySpec,
+}
+
+/// One region.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    /// Short id used in APIs and metrics labels (`tw`, `hk`, `gulf`).
+    pub id: Spanned<String>,
+    /// Human name for dashboards.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// ISO 3166-1 alpha-2 country codes in this region.
+    #[serde(default)]
+    pub countries: Vec<Spanned<String>>,
+    /// Networks in this region (`203.69.0.0/16`, `2001:b000::/20`); checked before countries
+    /// resolved from a database.
+    #[serde(default)]
+    pub cidrs: Vec<Spanned<String>>,
+    /// Provider ids in order of preference here.
+    #[serde(default)]
+    pub providers: Vec<Spanned<String>>,
+}
+
+/// Region lookup settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoSpec {
+    /// Header a trusted edge sets to the viewer's country, e.g. `CloudFront-Viewer-Country`
+    /// or `CF-IPCountry`. Only set it when every request comes through that edge.
+    #[serde(default)]
+    pub trusted_header: Option<Spanned<String>>,
+    /// Use the first `X-Forwarded-For` address as the client address.
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+    /// MaxMind country database (`.mmdb`), relative to the policy file.
+    #[serde(default)]
+    pub mmdb_path: Option<Spanned<String>>,
+}
+
+/// Ingest settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSpec {
+    /// `static`: the region's preference order.
+    #[serde(default = "default_strategy")]
+    pub strategy: IngestStrategy,
+    /// Backup push targets in addition to the primary.
+    #[serde(default = "default_backups")]
+    pub backups: Spanned<usize>,
+    /// Lifetime of a signed push URL.
+    #[serde(default = "default_push_ttl")]
+    pub url_ttl_seconds: Spanned<u64>,
+}
+
+impl Default for IngestSpec {
+    fn default() -> Self {
+        Self {
+            strategy: default_strategy(),
+            backups: default_backups(),
+            url_ttl_seconds: default_push_ttl(),
+        }
+    }
+}
+
+/// Delivery settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySpec {
+    /// Protocols offered to players.
+    #[serde(default = "default_protocols")]
+    pub protocols: Spanned<Vec<Protocol>>,
+    /// Protocol when the request names none.
+    #[serde(default = "default_protocol")]
+    pub default_protocol: Spanned<Protocol>,
+    /// Most candidates in one play answer.
+    #[serde(default = "default_max_candidates")]
+    pub max_candidates: Spanned<usize>,
+    /// Lifetime of a signed play URL.
+    #[serde(default = "default_play_ttl")]
+    pub url_ttl_seconds: Spanned<u64>,
+    /// How long a player may keep a play answer before asking again.
+    #[serde(default = "default_answer_ttl")]
+    pub answer_ttl_seconds: Spanned<u64>,
+}
+
+impl Default for DeliverySpec {
+    fn default() -> Self {
+        Self {
+            protocols: default_protocols(),
+            default_protocol: default_protocol(),
+            max_candidates: default_max_candidates(),
+            url_ttl_seconds: default_play_ttl(),
+            answer_ttl_seconds: default_answer_ttl(),
+        }
+    }
+}
+
+fn default_strategy() -> IngestStrategy {
+    IngestStrategy::Static
+}
+fn default_backups() -> Spanned<usize> {
+    unspanned(1)
+}
+fn default_push_ttl() -> Spanned<u64> {
+    unspanned(86_400)
+}
+fn default_protocols() -> Spanned<Vec<Protocol>> {
+    unspanned(vec![Protocol::Flv, Protocol::Hls, Protocol::Rtmp])
+}
+fn default_protocol() -> Spanned<Protocol> {
+    unspanned(Protocol::Flv)
+}
+fn default_max_candidates() -> Spanned<usize> {
+    unspanned(4)
+}
+fn default_play_ttl() -> Spanned<u64> {
+    unspanned(3_600)
+}
+fn default_answer_ttl() -> Spanned<u64> {
+    unspanned(30)
+}

@@ -1,0 +1,129 @@
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::*;
+
+fn ids(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+const GOOD: &str = "\
+regions:
+  - id: tw
+    countries: [TW]
+    cidrs: [203.69.0.0/16]
+    providers: [a, b]
+  - id: global
+    providers: [b]
+default_region: global
+";
+
+fn errors(text: &str) -> Vec<String> {
+    Policy::parse(Path::new("policies/x.yaml"), text, &ids(&["a", "b"]))
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
+}
+
+#[test]
+fn a_good_policy_loads_with_defaults() {
+    let p = Policy::parse(Path::new("p.yaml"), GOOD, &ids(&["a", "b"])).unwrap();
+    assert_eq!(p.regions.len(), 2);
+    assert_eq!(p.region("tw").unwrap().providers, ["a", "b"]);
+    assert_eq!(p.delivery.default_protocol, Protocol::Flv);
+    assert_eq!(p.ingest.backups, 1);
+    assert_eq!(p.version.len(), 16);
+    assert_eq!(p.region_for_country("tw").unwrap().id, "tw");
+    assert_eq!(
+        p.region_for_ip("203.69.3.4".parse().unwrap()).unwrap().id,
+        "tw"
+    );
+    assert!(p.region_for_ip("8.8.8.8".parse().unwrap()).is_none());
+}
+
+#[test]
+fn misspelt_key_names_file_and_line() {
+    let text = GOOD.replace("    countries: [TW]", "    countrys: [TW]");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("policies/x.yaml:3: "), "{errs:?}");
+    assert!(errs[0].contains("countrys"), "{errs:?}");
+}
+
+#[test]
+fn bad_cidr_names_file_and_line() {
+    let text = GOOD.replace("203.69.0.0/16", "203.69.0.0/33");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("policies/x.yaml:4: bad CIDR \"203.69.0.0/33\""),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn unknown_provider_names_file_and_line() {
+    let text = GOOD.replace("providers: [b]", "providers: [b, tencnet]");
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        ["policies/x.yaml:7: unknown provider id \"tencnet\" (known: a, b)"]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_its_line() {
+    let text = "\
+regions:
+  - id: TW
+    countries: [TWN, tw]
+  - id: hk
+    countries: [TW]
+    cidrs: [10.0.0.0/8, 10.0.0.1/8]
+default_region: mars
+delivery:
+  protocols: [hls]
+  default_protocol: flv
+  max_candidates: 0
+";
+    let errs = errors(text);
+    let lines: Vec<&str> = errs.iter().map(|e| e.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        [
+            "policies/x.yaml:2",  // region id upper case
+            "policies/x.yaml:3",  // TWN
+            "policies/x.yaml:5",  // TW twice
+            "policies/x.yaml:6",  // same network twice
+            "policies/x.yaml:7",  // default region
+            "policies/x.yaml:10", // default protocol not offered
+            "policies/x.yaml:11", // max_candidates
+        ],
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn unknown_protocol_and_bad_shapes_are_line_errors() {
+    let text = format!("{GOOD}delivery:\n  protocols: [flv, dash]\n");
+    let errs = errors(&text);
+    assert!(errs[0].starts_with("policies/x.yaml:10:"), "{errs:?}");
+    let errs = errors("regions: 5\ndefault_region: x\n");
+    assert!(errs[0].starts_with("policies/x.yaml:1:"), "{errs:?}");
+}
+
+#[test]
+fn shipped_policies_load_against_shipped_providers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files =
+        crate::providers::registry::ProviderFiles::read_dir(&root.join("providers")).unwrap();
+    for entry in std::fs::read_dir(root.join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            let p = Policy::load(&path, &files.ids()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(p.region(&p.default_region).is_some());
+        }
+    }
+}

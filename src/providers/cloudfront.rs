@@ -1,0 +1,110 @@
+//! AWS CloudFront in front of an origin: HLS playback as signed URLs with a canned policy.
+//!
+//! The policy `{"Statement":[{"Resource":"<url>","Condition":{"DateLessThan":{"AWS:EpochTime":<expires>}}}]}`
+//! is signed with RSA-SHA1; the URL gets `Expires`, `Signature` (CloudFront's URL-safe base64)
+//! and `Key-Pair-Id`. The private key is PEM, from a variable or a file. CloudFront takes no
+//! ingest: it carries what is pushed to its `origin`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::registry::BuildCtx;
+use super::spec::SigningSpec;
+use super::{Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, signing};
+
+#[derive(Debug)]
+pub struct CloudFront {
+    info: ProviderInfo,
+    key_pair_id: String,
+    key: rsa::RsaPrivateKey,
+}
+
+pub(crate) fn build(
+    info: ProviderInfo,
+    s: &SigningSpec,
+    ctx: &mut BuildCtx<'_>,
+) -> Option<Arc<dyn Provider>> {
+    let kind = ProviderKind::Cloudfront;
+    ctx.only(
+        s,
+        &["key_pair_id", "private_key_env", "private_key_file"],
+        kind,
+    );
+    let key_pair_id = ctx.required(&s.key_pair_id, "key_pair_id", kind)?;
+    let pem = match (&s.private_key_env, &s.private_key_file) {
+        (Some(env), None) => ctx.secret(env)?,
+        (None, Some(file)) => {
+            if ctx.skipping_secrets() {
+                return None;
+            }
+            let path = Path::new(&file.value);
+            let path = if path.is_relative() {
+                ctx.file.parent().unwrap_or(Path::new(".")).join(path)
+            } else {
+                path.to_path_buf()
+            };
+            match std::fs::read_to_string(&path) {
+                Ok(p) => p,
+                Err(e) => {
+                    ctx.error(
+                        file.referenced.line(),
+                        format!("cannot read private key {}: {e}", path.display()),
+                    );
+                    return None;
+                }
+            }
+        }
+        _ => {
+            ctx.error(ctx.kind_line, "kind cloudfront needs exactly one of signing.private_key_env and signing.private_key_file");
+            return None;
+        }
+    };
+    let key = match signing::parse_rsa_private_key_pem(&pem) {
+        Ok(k) => k,
+        Err(e) => {
+            ctx.error(
+                ctx.kind_line,
+                format!("provider {}: bad CloudFront private key: {e}", info.id),
+            );
+            return None;
+        }
+    };
+    Some(Arc::new(CloudFront {
+        info,
+        key_pair_id: key_pair_id.value.clone(),
+        key,
+    }))
+}
+
+impl Provider for CloudFront {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    fn push_url(
+        &self,
+        _stream: &str,
+        _region: &str,
+        _expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        Err(ProviderError::NoIngest {
+            provider: self.info.id.clone(),
+        })
+    }
+
+    fn play_url(
+        &self,
+        stream: &str,
+        region: &str,
+        protocol: Protocol,
+        expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        let url = super::origin::play_path(&self.info, stream, region, protocol)?;
+        signing::cloudfront_signed_url(&url, &self.key_pair_id, &self.key, expires_at).map_err(
+            |e| ProviderError::Signing {
+                provider: self.info.id.clone(),
+                message: e.to_string(),
+            },
+        )
+    }
+}

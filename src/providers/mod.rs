@@ -1,0 +1,200 @@
+//! CDN and origin adapters: each turns a stream key into the vendor's signed push and play URLs.
+//!
+//! One file per adapter kind; [`signing`] holds the vendors' URL-signing schemes as pure
+//! functions; [`spec`] is the `providers/<id>.yaml` model; [`registry`] builds the adapters
+//! from those files and the secrets they name.
+//!
+//! **Architecture invariant:** adapters know nothing of scoring or policy: they are told the
+//! region, the protocol and the expiry, and they sign.
+
+pub mod akamai;
+pub mod alibaba;
+pub mod cloudfront;
+pub mod origin;
+pub mod registry;
+pub mod signing;
+pub mod spec;
+pub mod tencent;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use registry::Registry;
+pub use spec::{Endpoints, ProviderInfo};
+
+/// A delivery protocol a player can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP-FLV: low latency, the usual choice for live rooms on mobile.
+    Flv,
+    /// HLS: every player and browser.
+    Hls,
+    /// RTMP playback.
+    Rtmp,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Flv, Protocol::Hls, Protocol::Rtmp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Flv => "flv",
+            Protocol::Hls => "hls",
+            Protocol::Rtmp => "rtmp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "flv" => Ok(Protocol::Flv),
+            "hls" => Ok(Protocol::Hls),
+            "rtmp" => Ok(Protocol::Rtmp),
+            other => Err(format!(
+                "unknown protocol {other:?} (expected flv, hls or rtmp)"
+            )),
+        }
+    }
+}
+
+/// The adapter a provider file asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Tencent Cloud CSS: `txSecret`/`txTime`.
+    TencentCss,
+    /// Alibaba Cloud ApsaraVideo Live: `auth_key` type A.
+    AlibabaLive,
+    /// AWS CloudFront: signed URLs with a canned policy (delivery only).
+    Cloudfront,
+    /// Akamai: EdgeAuth tokens (delivery only).
+    Akamai,
+    /// Self-hosted nginx with the RTMP module.
+    NginxRtmp,
+    /// Self-hosted SRS.
+    Srs,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::TencentCss => "tencent_css",
+            ProviderKind::AlibabaLive => "alibaba_live",
+            ProviderKind::Cloudfront => "cloudfront",
+            ProviderKind::Akamai => "akamai",
+            ProviderKind::NginxRtmp => "nginx_rtmp",
+            ProviderKind::Srs => "srs",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an adapter could not produce a URL.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ProviderError {
+    #[error("provider {provider} does not offer {protocol} in region {region}")]
+    NoEndpoint {
+        provider: String,
+        protocol: String,
+        region: String,
+    },
+    #[error("provider {provider} takes no ingest")]
+    NoIngest { provider: String },
+    #[error("signing for provider {provider} failed: {message}")]
+    Signing { provider: String, message: String },
+}
+
+/// A stream key as it may appear in a URL path: 1 to 128 of `[A-Za-z0-9_-]`.
+pub fn is_valid_stream_key(key: &str) -> bool {
+    (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// One CDN or origin.
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// What the provider file said, validated.
+    fn info(&self) -> &ProviderInfo;
+
+    /// The signed URL an encoder publishes to, valid until `expires_at` (unix seconds).
+    fn push_url(
+        &self,
+        stream: &str,
+        region: &str,
+        expires_at: i64,
+    ) -> Result<String, ProviderError>;
+
+    /// The signed URL a player pulls from, valid until `expires_at` (unix seconds).
+    fn play_url(
+        &self,
+        stream: &str,
+        region: &str,
+        protocol: Protocol,
+        expires_at: i64,
+    ) -> Result<String, ProviderError>;
+
+    fn id(&self) -> &str {
+        &self.info().id
+    }
+}
+
+/// Appends a query string to a URL that may already have one.
+pub(crate) fn with_query(url: &str, query: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{query}")
+}
+
+/// The path part of an absolute URL (`rtmp://h/live/s` → `/live/s`), as signed by path-based
+/// schemes.
+pub(crate) fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_keys() {
+        assert!(is_valid_stream_key("ls_0af3-9"));
+        for bad in ["", "a/b", "a b", "a?x", "é", &"x".repeat(129)] {
+            assert!(!is_valid_stream_key(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn url_helpers() {
+        assert_eq!(url_path("rtmp://push.example.com/live/s1"), "/live/s1");
+        assert_eq!(url_path("https://h:8443/live/s1.flv?a=b"), "/live/s1.flv");
+        assert_eq!(url_path("https://h"), "/");
+        assert_eq!(with_query("http://h/a", "x=1"), "http://h/a?x=1");
+        assert_eq!(with_query("http://h/a?y=2", "x=1"), "http://h/a?y=2&x=1");
+    }
+
+    #[test]
+    fn protocols_parse() {
+        for p in Protocol::ALL {
+            assert_eq!(p.as_str().parse::<Protocol>(), Ok(p));
+        }
+        assert!("dash".parse::<Protocol>().is_err());
+    }
+}

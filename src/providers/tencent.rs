@@ -1,0 +1,94 @@
+//! Tencent Cloud CSS (Cloud Streaming Services).
+//!
+//! Push: `rtmp://<push domain>/<app>/<stream>?txSecret=…&txTime=…` signed with the push key;
+//! play: `rtmp://…/<app>/<stream>`, `https://…/<app>/<stream>.flv`, `…/<stream>.m3u8`, each with
+//! `txSecret`/`txTime` signed with the play key. `txSecret = md5(key + stream + txTime)`, `txTime`
+//! the expiry in hex (see [`super::signing`]).
+
+use std::sync::Arc;
+
+use super::registry::BuildCtx;
+use super::spec::SigningSpec;
+use super::{Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, signing, with_query};
+
+#[derive(Debug)]
+pub struct Tencent {
+    info: ProviderInfo,
+    push_key: String,
+    play_key: String,
+}
+
+pub(crate) fn build(
+    info: ProviderInfo,
+    s: &SigningSpec,
+    ctx: &mut BuildCtx<'_>,
+) -> Option<Arc<dyn Provider>> {
+    let kind = ProviderKind::TencentCss;
+    ctx.only(s, &["push_key_env", "play_key_env"], kind);
+    let push = ctx.required(&s.push_key_env, "push_key_env", kind);
+    let play = ctx.required(&s.play_key_env, "play_key_env", kind);
+    let (push, play) = (push?, play?);
+    let push_key = ctx.secret(push);
+    let play_key = ctx.secret(play);
+    Some(Arc::new(Tencent {
+        info,
+        push_key: push_key?,
+        play_key: play_key?,
+    }))
+}
+
+impl Tencent {
+    fn sign(
+        &self,
+        url: String,
+        key: &str,
+        stream: &str,
+        expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        let q = signing::tencent_tx_query(key, stream, expires_at).map_err(|e| {
+            ProviderError::Signing {
+                provider: self.info.id.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(with_query(&url, &q))
+    }
+}
+
+impl Provider for Tencent {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    fn push_url(
+        &self,
+        stream: &str,
+        region: &str,
+        expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        let base = self
+            .info
+            .endpoints_for(region)
+            .and_then(|e| e.push.as_deref())
+            .ok_or_else(|| ProviderError::NoIngest {
+                provider: self.info.id.clone(),
+            })?;
+        self.sign(
+            format!("{base}/{stream}"),
+            &self.push_key,
+            stream,
+            expires_at,
+        )
+    }
+
+    fn play_url(
+        &self,
+        stream: &str,
+        region: &str,
+        protocol: Protocol,
+        expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        let url = super::origin::play_path(&self.info, stream, region, protocol)?;
+        self.sign(url, &self.play_key, stream, expires_at)
+    }
+}
