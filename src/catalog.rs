@@ -27,28 +27,13 @@ impl Catalog {
         secrets: &dyn Secrets,
         mode: SecretMode,
     ) -> Result<Catalog, Diagnostics> {
-        let files = ProviderFiles::read_dir(providers_dir);
-        // Parse the policy even when a provider file is broken, so that one run reports both.
-        let ids = files.as_ref().map(ProviderFiles::ids).unwrap_or_default();
-        let policy = Policy::load(policy_file, &ids);
-        let (files, policy) = match (files, policy) {
-            (Ok(f), Ok(p)) => (f, p),
-            (f, p) => {
-                let mut all = Vec::new();
-                if let Err(e) = f {
-                    all.extend(e.0);
-                }
-                // Unknown-provider errors are noise when the provider files did not load.
-                if let Err(e) = p
-                    && (all.is_empty()
-                        || !e
-                            .0
-                            .iter()
-                            .all(|d| d.message.starts_with("unknown provider")))
-                {
-                    all.extend(e.0);
-                }
-                return Err(Diagnostics(all));
+        let files = ProviderFiles::read_dir(providers_dir)?;
+        // A broken provider file and a broken policy are reported together.
+        let policy = match Policy::load(policy_file, &files.ids()) {
+            Ok(p) => p,
+            Err(mut e) => {
+                e.0.extend(files.errors().iter().cloned());
+                return Err(e);
             }
         };
         let region_ids: BTreeSet<String> = policy.regions.iter().map(|r| r.id.clone()).collect();

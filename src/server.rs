@@ -44,7 +44,7 @@ pub fn spawn_housekeeping(state: Arc<AppState>) {
             tick.tick().await;
             state.metrics.run_upkeep();
             n += 1;
-            if n % 60 == 0 {
+            if n.is_multiple_of(60) {
                 let cutoff = state.clock.now_ms() - 3_600_000;
                 let dropped = state.streams.sweep_ended(cutoff);
                 if dropped > 0 {

@@ -137,10 +137,14 @@ impl BuildCtx<'_> {
 pub struct ProviderFiles {
     pub dir: PathBuf,
     files: Vec<(PathBuf, ProviderFile, ProviderInfo)>,
+    /// Problems found file by file; [`ProviderFiles::build`] reports them with its own.
+    errors: Vec<Diagnostic>,
 }
 
 impl ProviderFiles {
-    /// Reads every `*.yaml` / `*.yml` in `dir`.
+    /// Reads every `*.yaml` / `*.yml` in `dir`. Fails only when the directory cannot be read;
+    /// problems inside files are kept for [`ProviderFiles::build`], so that one run reports them
+    /// all.
     pub fn read_dir(dir: &Path) -> Result<ProviderFiles, Diagnostics> {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Diagnostic::file(dir, format!("cannot read provider directory: {e}")))?;
@@ -179,14 +183,16 @@ impl ProviderFiles {
         if files.is_empty() && errs.is_empty() {
             errs.push(Diagnostic::file(dir, "no provider files (*.yaml) found"));
         }
-        if errs.is_empty() {
-            Ok(ProviderFiles {
-                dir: dir.to_path_buf(),
-                files,
-            })
-        } else {
-            Err(Diagnostics(errs))
-        }
+        Ok(ProviderFiles {
+            dir: dir.to_path_buf(),
+            files,
+            errors: errs,
+        })
+    }
+
+    /// Problems found in the files themselves.
+    pub fn errors(&self) -> &[Diagnostic] {
+        &self.errors
     }
 
     /// Every provider id, enabled or not.
@@ -212,7 +218,7 @@ impl ProviderFiles {
             .filter(|(_, f, _)| f.enabled)
             .map(|(_, _, i)| i.id.as_str())
             .collect();
-        let mut errs = Vec::new();
+        let mut errs = self.errors.clone();
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for (path, file, info) in &self.files {
             file.validate_refs(path, region_ids, &kinds, &mut errs);

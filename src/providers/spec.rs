@@ -208,14 +208,14 @@ impl ProviderFile {
                 ("flv", &e.flv, &["http", "https"][..]),
                 ("hls", &e.hls, &["http", "https"][..]),
             ] {
-                if let Some(u) = url {
-                    if let Err(msg) = check_base_url(u, schemes) {
-                        errs.push(Diagnostic::spanned(
-                            file,
-                            ep,
-                            format!("endpoints.{key}.{name}: {msg}"),
-                        ));
-                    }
+                if let Some(u) = url
+                    && let Err(msg) = check_base_url(u, schemes)
+                {
+                    errs.push(Diagnostic::spanned(
+                        file,
+                        ep,
+                        format!("endpoints.{key}.{name}: {msg}"),
+                    ));
                 }
             }
             endpoints.insert(key.clone(), trimmed(e));

@@ -1,0 +1,328 @@
+//! The HTTP API on the shipped files, on SQLite always and on PostgreSQL when it is there.
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+use livesteer::store::testing::TestDb;
+
+fn providers_of(candidates: &Value) -> Vec<String> {
+    candidates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["provider"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn push_then_play(db: TestDb) {
+    let app = TestApp::builder(&db).start().await;
+    let created = app.create_stream("anchor-tw-1", "tw").await;
+    let id = created["stream_id"].as_str().unwrap();
+    assert_eq!(created["region"], "tw");
+    let push = created["push"].as_array().unwrap();
+    assert_eq!(push.len(), 2, "primary and one backup: {created}");
+    assert_eq!(push[0]["role"], "primary");
+    for p in push {
+        let url = p["url"].as_str().unwrap();
+        assert!(
+            url.starts_with("rtmp://127.0.0.1:") && url.contains(&format!("/live/{id}?token=")),
+            "{url}"
+        );
+        assert!(p["expires_at"].as_i64().unwrap() > 0);
+    }
+    assert!(created["reason"].as_str().unwrap().contains("tw"));
+
+    let (status, play) = app.get(&format!("/v1/streams/{id}/play?region=tw")).await;
+    assert_eq!(status, 200, "{play}");
+    assert_eq!(play["stream_id"], id);
+    assert_eq!(play["region"], "tw");
+    assert_eq!(play["ttl_seconds"], 30);
+    let candidates = &play["candidates"];
+    assert_eq!(providers_of(candidates), ["local-srs", "local-nginx"]);
+    for c in candidates.as_array().unwrap() {
+        assert_eq!(c["protocol"], "hls");
+        let url = c["url"].as_str().unwrap();
+        assert!(url.contains(&format!("/{id}.m3u8?token=")), "{url}");
+    }
+
+    // FLV: only the SRS origin serves it.
+    let (status, play) = app
+        .get(&format!("/v1/streams/{id}/play?protocol=flv&region=tw"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(providers_of(&play["candidates"]), ["local-srs"]);
+    assert!(
+        play["candidates"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains(".flv?token=")
+    );
+
+    let (status, rtmp) = app
+        .get(&format!("/v1/streams/{id}/play?protocol=rtmp"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(rtmp["candidates"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_push_then_play() {
+    push_then_play(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_push_then_play() {
+    if let Some(db) = TestDb::postgres() {
+        push_then_play(db).await;
+    }
+}
+
+async fn survives_restart(db: TestDb) {
+    let app = TestApp::builder(&db).start().await;
+    let id = app.create_stream("anchor-hk", "hk").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ended = app.create_stream("anchor-gone", "hk").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.delete(&format!("/v1/streams/{ended}")).await.0, 200);
+    app.stop().await;
+
+    let app = TestApp::builder(&db).start().await;
+    let (status, stream) = app.get(&format!("/v1/streams/{id}")).await;
+    assert_eq!(status, 200, "{stream}");
+    assert_eq!(stream["anchor_id"], "anchor-hk");
+    assert_eq!(stream["state"], "live");
+    assert_eq!(stream["providers"], json!(["local-srs", "local-nginx"]));
+    let (status, play) = app.get(&format!("/v1/streams/{id}/play?region=hk")).await;
+    assert_eq!(status, 200);
+    assert_eq!(play["candidates"].as_array().unwrap().len(), 2);
+    // Ended streams are not reloaded into memory; the row is still stored.
+    assert_eq!(app.get(&format!("/v1/streams/{ended}")).await.0, 404);
+    let row = db.get_stream(&ended).unwrap().unwrap();
+    assert_eq!(row.state, "ended");
+    assert!(row.ended_ms.is_some());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_streams_survive_restart() {
+    survives_restart(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_streams_survive_restart() {
+    if let Some(db) = TestDb::postgres() {
+        survives_restart(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_json_4xx() {
+    let db = TestDb::sqlite();
+    let app = TestApp::builder(&db).start().await;
+    let id = app.create_stream("a1", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cases: Vec<(u16, &str, (u16, Value))> = vec![
+        (
+            400,
+            "invalid_json",
+            app.post_raw("/v1/streams", "application/json", "{not json")
+                .await,
+        ),
+        (
+            400,
+            "invalid_json",
+            app.post("/v1/streams", json!({ "anchor": "x" })).await,
+        ),
+        (
+            400,
+            "invalid_json",
+            app.post("/v1/streams", json!({ "anchor_id": 5 })).await,
+        ),
+        (
+            400,
+            "invalid_json",
+            app.post("/v1/streams", json!({ "anchor_id": "a", "regoin": "tw" }))
+                .await,
+        ),
+        (
+            400,
+            "invalid_anchor_id",
+            app.post("/v1/streams", json!({ "anchor_id": "" })).await,
+        ),
+        (
+            400,
+            "invalid_anchor_id",
+            app.post("/v1/streams", json!({ "anchor_id": "a b/c" }))
+                .await,
+        ),
+        (
+            400,
+            "unknown_region",
+            app.post("/v1/streams", json!({ "anchor_id": "a", "region": "mars" }))
+                .await,
+        ),
+        (
+            400,
+            "invalid_client_ip",
+            app.post(
+                "/v1/streams",
+                json!({ "anchor_id": "a", "client_ip": "1.2.3" }),
+            )
+            .await,
+        ),
+        (
+            415,
+            "unsupported_media_type",
+            app.post_raw("/v1/streams", "text/plain", "{}").await,
+        ),
+        (
+            413,
+            "payload_too_large",
+            app.post_raw(
+                "/v1/streams",
+                "application/json",
+                format!("{{\"anchor_id\":\"{}\"}}", "x".repeat(100_000)),
+            )
+            .await,
+        ),
+        (
+            404,
+            "unknown_stream",
+            app.get("/v1/streams/nope/play").await,
+        ),
+        (
+            404,
+            "unknown_stream",
+            app.get("/v1/streams/..%2F..%2Fetc/play").await,
+        ),
+        (404, "unknown_stream", app.delete("/v1/streams/nope").await),
+        (
+            400,
+            "unknown_protocol",
+            app.get(&format!("/v1/streams/{id}/play?protocol=dash"))
+                .await,
+        ),
+        (
+            400,
+            "unknown_region",
+            app.get(&format!("/v1/streams/{id}/play?region=XX")).await,
+        ),
+        (
+            400,
+            "invalid_client_ip",
+            app.get(&format!("/v1/streams/{id}/play?client_ip=nope"))
+                .await,
+        ),
+        (404, "not_found", app.get("/v2/nothing").await),
+    ];
+    for (want_status, want_code, (status, body)) in cases {
+        assert_eq!(
+            (status, body["error"].as_str().unwrap_or("")),
+            (want_status, want_code),
+            "{body}"
+        );
+        assert!(!body["message"].as_str().unwrap().is_empty());
+    }
+    // Nothing bad was stored, and the good stream is still playable.
+    assert_eq!(app.state.streams.len(), 1);
+    assert_eq!(app.get(&format!("/v1/streams/{id}/play")).await.0, 200);
+    // Ended streams: 410 on play, and ending again is harmless.
+    assert_eq!(app.delete(&format!("/v1/streams/{id}")).await.0, 200);
+    assert_eq!(app.delete(&format!("/v1/streams/{id}")).await.0, 200);
+    let (status, body) = app.get(&format!("/v1/streams/{id}/play")).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (410, "stream_ended")
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_from_header_cidr_and_client_ip() {
+    let db = TestDb::sqlite();
+    let app = TestApp::builder(&db).start().await;
+    let id = app.create_stream("a2", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let play = |q: String| {
+        let app = &app;
+        async move { app.get(&q).await.1 }
+    };
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/streams/{id}/play")))
+        .header("CloudFront-Viewer-Country", "AE")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["region"].as_str(), body["region_source"].as_str()),
+        (Some("gulf"), Some("header"))
+    );
+    let body = play(format!("/v1/streams/{id}/play?client_ip=168.95.1.1")).await;
+    assert_eq!(
+        (body["region"].as_str(), body["region_source"].as_str()),
+        (Some("tw"), Some("cidr"))
+    );
+    let body = play(format!("/v1/streams/{id}/play")).await;
+    assert_eq!(
+        (body["region"].as_str(), body["region_source"].as_str()),
+        (Some("global"), Some("default"))
+    );
+    let created = app
+        .post(
+            "/v1/streams",
+            json!({ "anchor_id": "a3", "client_ip": "203.198.7.7" }),
+        )
+        .await
+        .1;
+    assert_eq!(created["region"], "hk");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let db = TestDb::sqlite();
+    let app = TestApp::builder(&db).start().await;
+    let (status, body) = app.get("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["database"], "SQLite");
+    assert_eq!(body["policy_version"].as_str().unwrap().len(), 16);
+    let id = app.create_stream("a4", "sea").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.get(&format!("/v1/streams/{id}/play")).await.0, 200);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "livesteer_http_requests_total{route=\"/v1/streams/{id}/play\",method=\"GET\",status=\"200\"}",
+        "livesteer_http_request_duration_seconds_bucket{route=\"/v1/streams\",status=\"201\"",
+        "livesteer_decisions_total{kind=\"push\",provider=\"local-srs\",region=\"sea\",protocol=\"rtmp\"}",
+        "livesteer_decisions_total{kind=\"play\",provider=\"local-srs\",region=\"global\",protocol=\"hls\"}",
+        "# HELP livesteer_http_requests_total",
+        "livesteer_streams{state=\"live\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains(&id), "stream ids must not appear in metrics");
+    app.stop().await;
+}

@@ -1,0 +1,6 @@
+//! livesteer's integration tests: one binary (one link) with a module per area.
+
+mod api;
+mod cli;
+mod providers;
+mod support;
