@@ -1,6 +1,6 @@
 //! Test support: a fresh, throw-away database per test, on either backend.
 //!
-//! Used by `tests/store.rs` and meant for the API's integration tests too:
+//! Used by the storage suite (`tests/it/store.rs`) and the API tests (`tests/it/api.rs`):
 //!
 //! ```no_run
 //! use livesteer::store::testing::TestDb;

@@ -3,4 +3,5 @@
 mod api;
 mod cli;
 mod providers;
+mod store;
 mod support;
