@@ -82,17 +82,6 @@ impl Provider for Akamai {
         &self.info
     }
 
-    fn push_url(
-        &self,
-        _stream: &str,
-        _region: &str,
-        _expires_at: i64,
-    ) -> Result<String, ProviderError> {
-        Err(ProviderError::NoIngest {
-            provider: self.info.id.clone(),
-        })
-    }
-
     fn play_url(
         &self,
         stream: &str,
@@ -106,10 +95,7 @@ impl Provider for Akamai {
         let acl = self.acl.replace("{dir}", dir).replace("{stream}", stream);
         let token =
             signing::edgeauth_acl_token(&with_expiry(&self.auth, expires_at), &[&acl], expires_at)
-                .map_err(|e| ProviderError::Signing {
-                    provider: self.info.id.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| self.info.signing_error(e))?;
         Ok(with_query(&url, &self.auth.query_pair(&token)))
     }
 }

@@ -25,28 +25,19 @@ pub(crate) fn build(
     s: &SigningSpec,
     ctx: &mut BuildCtx<'_>,
 ) -> Option<Arc<dyn Provider>> {
-    let kind = ProviderKind::AlibabaLive;
-    ctx.only(s, &["push_key_env", "play_key_env"], kind);
-    let push = ctx.required(&s.push_key_env, "push_key_env", kind);
-    let play = ctx.required(&s.play_key_env, "play_key_env", kind);
-    let (push, play) = (push?, play?);
-    let push_key = ctx.secret(push);
-    let play_key = ctx.secret(play);
+    let (push_key, play_key) = ctx.push_play_keys(s, ProviderKind::AlibabaLive)?;
     Some(Arc::new(Alibaba {
         info,
-        push_key: push_key?,
-        play_key: play_key?,
+        push_key,
+        play_key,
     }))
 }
 
 impl Alibaba {
-    fn sign(&self, url: String, key: &str, expires_at: i64) -> Result<String, ProviderError> {
-        let auth = signing::alibaba_type_a_auth_key(url_path(&url), key, expires_at, "0", "0")
-            .map_err(|e| ProviderError::Signing {
-                provider: self.info.id.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(with_query(&url, &format!("auth_key={auth}")))
+    fn sign(&self, url: &str, key: &str, expires_at: i64) -> Result<String, ProviderError> {
+        let auth = signing::alibaba_type_a_auth_key(url_path(url), key, expires_at, "0", "0")
+            .map_err(|e| self.info.signing_error(e))?;
+        Ok(with_query(url, &format!("auth_key={auth}")))
     }
 }
 
@@ -61,14 +52,8 @@ impl Provider for Alibaba {
         region: &str,
         expires_at: i64,
     ) -> Result<String, ProviderError> {
-        let base = self
-            .info
-            .endpoints_for(region)
-            .and_then(|e| e.push.as_deref())
-            .ok_or_else(|| ProviderError::NoIngest {
-                provider: self.info.id.clone(),
-            })?;
-        self.sign(format!("{base}/{stream}"), &self.push_key, expires_at)
+        let base = self.info.push_base(region)?;
+        self.sign(&format!("{base}/{stream}"), &self.push_key, expires_at)
     }
 
     fn play_url(
@@ -79,6 +64,6 @@ impl Provider for Alibaba {
         expires_at: i64,
     ) -> Result<String, ProviderError> {
         let url = super::origin::play_path(&self.info, stream, region, protocol)?;
-        self.sign(url, &self.play_key, expires_at)
+        self.sign(&url, &self.play_key, expires_at)
     }
 }

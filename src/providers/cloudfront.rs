@@ -81,17 +81,6 @@ impl Provider for CloudFront {
         &self.info
     }
 
-    fn push_url(
-        &self,
-        _stream: &str,
-        _region: &str,
-        _expires_at: i64,
-    ) -> Result<String, ProviderError> {
-        Err(ProviderError::NoIngest {
-            provider: self.info.id.clone(),
-        })
-    }
-
     fn play_url(
         &self,
         stream: &str,
@@ -100,11 +89,7 @@ impl Provider for CloudFront {
         expires_at: i64,
     ) -> Result<String, ProviderError> {
         let url = super::origin::play_path(&self.info, stream, region, protocol)?;
-        signing::cloudfront_signed_url(&url, &self.key_pair_id, &self.key, expires_at).map_err(
-            |e| ProviderError::Signing {
-                provider: self.info.id.clone(),
-                message: e.to_string(),
-            },
-        )
+        signing::cloudfront_signed_url(&url, &self.key_pair_id, &self.key, expires_at)
+            .map_err(|e| self.info.signing_error(e))
     }
 }

@@ -134,12 +134,17 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn info(&self) -> &ProviderInfo;
 
     /// The signed URL an encoder publishes to, valid until `expires_at` (unix seconds).
+    /// Delivery-only CDNs keep the default: they take no ingest.
     fn push_url(
         &self,
-        stream: &str,
-        region: &str,
-        expires_at: i64,
-    ) -> Result<String, ProviderError>;
+        _stream: &str,
+        _region: &str,
+        _expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        Err(ProviderError::NoIngest {
+            provider: self.id().to_string(),
+        })
+    }
 
     /// The signed URL a player pulls from, valid until `expires_at` (unix seconds).
     fn play_url(

@@ -107,12 +107,8 @@ impl Origin {
     }
 
     fn token(&self, region: &str, stream: &str, expires_at: i64) -> Result<String, ProviderError> {
-        signing::issue_origin_token(&self.secret, self.app(region), stream, expires_at).map_err(
-            |e| ProviderError::Signing {
-                provider: self.info.id.clone(),
-                message: e.to_string(),
-            },
-        )
+        signing::issue_origin_token(&self.secret, self.app(region), stream, expires_at)
+            .map_err(|e| self.info.signing_error(e))
     }
 }
 
@@ -127,13 +123,7 @@ impl Provider for Origin {
         region: &str,
         expires_at: i64,
     ) -> Result<String, ProviderError> {
-        let base = self
-            .info
-            .endpoints_for(region)
-            .and_then(|e| e.push.as_deref())
-            .ok_or_else(|| ProviderError::NoIngest {
-                provider: self.info.id.clone(),
-            })?;
+        let base = self.info.push_base(region)?;
         let token = self.token(region, stream, expires_at)?;
         Ok(with_query(
             &format!("{base}/{stream}"),

@@ -90,6 +90,23 @@ impl BuildCtx<'_> {
         found
     }
 
+    /// The push and play keys of the vendors that sign each with its own key (Tencent,
+    /// Alibaba).
+    pub fn push_play_keys(
+        &mut self,
+        s: &SigningSpec,
+        kind: ProviderKind,
+    ) -> Option<(String, String)> {
+        self.only(s, &["push_key_env", "play_key_env"], kind);
+        let push = self.required(&s.push_key_env, "push_key_env", kind);
+        let play = self.required(&s.play_key_env, "play_key_env", kind);
+        let (push, play) = (push?, play?);
+        // Look both up before returning, so that both missing variables are reported.
+        let push_key = self.secret(push);
+        let play_key = self.secret(play);
+        Some((push_key?, play_key?))
+    }
+
     /// Looks a variable up without recording anything when it is unset.
     pub fn try_secret(&self, env_name: &Spanned<String>) -> Option<String> {
         if self.mode == SecretMode::Skip {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Protocol, ProviderKind};
+use super::{Protocol, ProviderError, ProviderKind};
 use crate::policy::Diagnostic;
 
 /// The file as written.
@@ -146,6 +146,23 @@ impl ProviderInfo {
     /// Whether anchors can publish to it in the region.
     pub fn takes_ingest(&self, region: &str) -> bool {
         self.endpoints_for(region).is_some_and(|e| e.push.is_some())
+    }
+
+    /// The push base URL for a region, or why there is none.
+    pub fn push_base(&self, region: &str) -> Result<&str, ProviderError> {
+        self.endpoints_for(region)
+            .and_then(|e| e.push.as_deref())
+            .ok_or_else(|| ProviderError::NoIngest {
+                provider: self.id.clone(),
+            })
+    }
+
+    /// A signing failure of this provider.
+    pub fn signing_error(&self, e: impl std::fmt::Display) -> ProviderError {
+        ProviderError::Signing {
+            provider: self.id.clone(),
+            message: e.to_string(),
+        }
     }
 
     /// The base URL for a protocol in a region.

@@ -23,35 +23,25 @@ pub(crate) fn build(
     s: &SigningSpec,
     ctx: &mut BuildCtx<'_>,
 ) -> Option<Arc<dyn Provider>> {
-    let kind = ProviderKind::TencentCss;
-    ctx.only(s, &["push_key_env", "play_key_env"], kind);
-    let push = ctx.required(&s.push_key_env, "push_key_env", kind);
-    let play = ctx.required(&s.play_key_env, "play_key_env", kind);
-    let (push, play) = (push?, play?);
-    let push_key = ctx.secret(push);
-    let play_key = ctx.secret(play);
+    let (push_key, play_key) = ctx.push_play_keys(s, ProviderKind::TencentCss)?;
     Some(Arc::new(Tencent {
         info,
-        push_key: push_key?,
-        play_key: play_key?,
+        push_key,
+        play_key,
     }))
 }
 
 impl Tencent {
     fn sign(
         &self,
-        url: String,
+        url: &str,
         key: &str,
         stream: &str,
         expires_at: i64,
     ) -> Result<String, ProviderError> {
-        let q = signing::tencent_tx_query(key, stream, expires_at).map_err(|e| {
-            ProviderError::Signing {
-                provider: self.info.id.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        Ok(with_query(&url, &q))
+        let q = signing::tencent_tx_query(key, stream, expires_at)
+            .map_err(|e| self.info.signing_error(e))?;
+        Ok(with_query(url, &q))
     }
 }
 
@@ -66,15 +56,9 @@ impl Provider for Tencent {
         region: &str,
         expires_at: i64,
     ) -> Result<String, ProviderError> {
-        let base = self
-            .info
-            .endpoints_for(region)
-            .and_then(|e| e.push.as_deref())
-            .ok_or_else(|| ProviderError::NoIngest {
-                provider: self.info.id.clone(),
-            })?;
+        let base = self.info.push_base(region)?;
         self.sign(
-            format!("{base}/{stream}"),
+            &format!("{base}/{stream}"),
             &self.push_key,
             stream,
             expires_at,
@@ -89,6 +73,6 @@ impl Provider for Tencent {
         expires_at: i64,
     ) -> Result<String, ProviderError> {
         let url = super::origin::play_path(&self.info, stream, region, protocol)?;
-        self.sign(url, &self.play_key, stream, expires_at)
+        self.sign(&url, &self.play_key, stream, expires_at)
     }
 }
