@@ -89,6 +89,38 @@ pub const POLICY_INFO: Def = Def {
     help: "1 for the version (content hash) of the policy in force.",
 };
 
+/// Background job runs.
+pub const JOB_RUNS: Def = Def {
+    name: "livesteer_job_runs_total",
+    kind: Kind::Counter,
+    labels: &["job", "outcome"],
+    help: "Background job runs, by job and outcome (ok, error, skipped: another replica holds the lease).",
+};
+
+/// Background job duration.
+pub const JOB_DURATION: Def = Def {
+    name: "livesteer_job_duration_seconds",
+    kind: Kind::Histogram,
+    labels: &["job"],
+    help: "Time a background job run took.",
+};
+
+/// Signals accepted onto the bus.
+pub const SIGNALS: Def = Def {
+    name: "livesteer_signals_total",
+    kind: Kind::Counter,
+    labels: &["kind"],
+    help: "Signals (delivery, switch, ingest) accepted for the scoring engine.",
+};
+
+/// Signals dropped.
+pub const SIGNALS_DROPPED: Def = Def {
+    name: "livesteer_signals_dropped_total",
+    kind: Kind::Counter,
+    labels: &["kind"],
+    help: "Signals dropped because the scoring engine fell behind.",
+};
+
 /// Every declared metric.
 pub const ALL: &[Def] = &[
     HTTP_REQUESTS,
@@ -99,6 +131,10 @@ pub const ALL: &[Def] = &[
     WRITE_QUEUE,
     DB_FLUSHES,
     POLICY_INFO,
+    JOB_RUNS,
+    JOB_DURATION,
+    SIGNALS,
+    SIGNALS_DROPPED,
 ];
 
 /// Latency buckets for HTTP: the hot path answers in well under a millisecond.

@@ -35,22 +35,15 @@ pub fn bind(state: Arc<AppState>, addr: SocketAddr) -> anyhow::Result<Bound> {
     })
 }
 
-/// Periodic in-process chores: Prometheus upkeep and dropping long-ended streams from memory.
+/// Periodic in-process chores: Prometheus upkeep (the histograms' rolling state), and the
+/// scheduled jobs.
 pub fn spawn_housekeeping(state: Arc<AppState>) {
+    crate::jobs::spawn_all(state.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut n: u64 = 0;
         loop {
             tick.tick().await;
             state.metrics.run_upkeep();
-            n += 1;
-            if n.is_multiple_of(60) {
-                let cutoff = state.clock.now_ms() - 3_600_000;
-                let dropped = state.streams.sweep_ended(cutoff);
-                if dropped > 0 {
-                    tracing::debug!(dropped, "dropped ended streams from memory");
-                }
-            }
         }
     });
 }

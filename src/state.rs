@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics as m;
 use crate::providers::registry::{SecretMode, Secrets};
+use crate::signals::SignalBus;
 use crate::steering::Signer;
 use crate::store::Db;
 use crate::streams::{Stream, StreamTable, WriteBehind};
@@ -26,6 +27,10 @@ pub struct AppState {
     pub signer: Signer,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    /// Observations for the scoring engine.
+    pub signals: SignalBus,
+    /// This process among replicas: the holder name of job leases.
+    pub instance: String,
 }
 
 impl std::fmt::Debug for AppState {
@@ -104,7 +109,24 @@ impl AppState {
             signer: Signer::default(),
             clock,
             metrics,
+            signals: SignalBus::default(),
+            instance: instance_name(),
         };
         Ok((Arc::new(state), task))
     }
+}
+
+/// `host-pid-random`: unique among replicas and across restarts.
+fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "livesteer".into());
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }

@@ -9,7 +9,7 @@
 pub mod diag;
 pub mod raw;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -86,6 +86,9 @@ pub struct Policy {
     pub geo: GeoSettings,
     pub ingest: IngestSettings,
     pub delivery: DeliverySettings,
+    /// Job name → schedule; a job missing here is disabled.
+    #[serde(skip)]
+    pub jobs: BTreeMap<&'static str, cron::Schedule>,
     #[serde(skip)]
     region_index: HashMap<String, usize>,
     #[serde(skip)]
@@ -364,6 +367,13 @@ impl Policy {
             answer_ttl_seconds: d.answer_ttl_seconds.value,
         };
 
+        let mut jobs = BTreeMap::new();
+        for (name, spec) in [("sweep_streams", &raw.jobs.sweep_streams)] {
+            if let Some(s) = parse_schedule(path, name, spec, &mut errs) {
+                jobs.insert(name, s);
+            }
+        }
+
         if !errs.is_empty() {
             return Err(Diagnostics(errs));
         }
@@ -376,6 +386,7 @@ impl Policy {
             geo,
             ingest,
             delivery,
+            jobs,
             region_index,
             country_index,
             cidr_table,
@@ -420,6 +431,30 @@ impl Policy {
             .iter()
             .flat_map(|r| r.providers.iter().map(String::as_str))
             .collect()
+    }
+}
+
+/// A job's cron schedule; `None` when blank (disabled) or invalid (with an error recorded).
+fn parse_schedule(
+    path: &Path,
+    name: &str,
+    spec: &serde_saphyr::Spanned<String>,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<cron::Schedule> {
+    let text = spec.value.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match text.parse::<cron::Schedule>() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errs.push(Diagnostic::spanned(
+                path,
+                spec,
+                format!("jobs.{name}: bad cron schedule {text:?}: {e}"),
+            ));
+            None
+        }
     }
 }
 

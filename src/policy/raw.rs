@@ -29,6 +29,30 @@ pub struct PolicyFile {
     /// How play answers are built.
     #[serde(default)]
     pub delivery: DeliverySpec,
+    /// Background job schedules (cron, with seconds); a blank schedule disables the job.
+    #[serde(default)]
+    pub jobs: JobsSpec,
+}
+
+/// Cron schedules, six or seven fields: `sec min hour day-of-month month day-of-week [year]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSpec {
+    /// Drop streams that ended over an hour ago from memory (every replica runs it).
+    #[serde(default = "default_sweep_streams")]
+    pub sweep_streams: Spanned<String>,
+}
+
+impl Default for JobsSpec {
+    fn default() -> Self {
+        Self {
+            sweep_streams: default_sweep_streams(),
+        }
+    }
+}
+
+fn default_sweep_streams() -> Spanned<String> {
+    unspanned("0 */5 * * * *".to_string())
 }
 
 /// One region.

@@ -127,3 +127,17 @@ fn shipped_policies_load_against_shipped_providers() {
         }
     }
 }
+
+#[test]
+fn job_schedules_parse_blank_disables_and_bad_is_a_line_error() {
+    let p = Policy::parse(Path::new("p.yaml"), GOOD, &ids(&["a", "b"])).unwrap();
+    assert!(p.jobs.contains_key("sweep_streams"), "on by default");
+    let text = format!("{GOOD}jobs:\n  sweep_streams: \"\"\n");
+    let p = Policy::parse(Path::new("p.yaml"), &text, &ids(&["a", "b"])).unwrap();
+    assert!(!p.jobs.contains_key("sweep_streams"));
+    let errs = errors(&format!("{GOOD}jobs:\n  sweep_streams: every minute\n"));
+    assert!(
+        errs[0].starts_with("policies/x.yaml:10: jobs.sweep_streams: bad cron schedule"),
+        "{errs:?}"
+    );
+}

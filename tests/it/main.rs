@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod jobs;
 mod providers;
 mod store;
 mod support;
