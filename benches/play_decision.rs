@@ -1,6 +1,8 @@
 //! The in-process play decision: rank the providers carrying a stream for the viewer's region
 //! and sign a URL for each. `cargo bench --bench play_decision`.
 //!
+//! The ranking comes from a scores snapshot warmed with three minutes of reports.
+//!
 //! - `play/warm`: the steady state, URLs already signed for this expiry step (cache hits).
 //! - `play/cold`: every call signs afresh (a new stream key each iteration), all four kinds
 //!   that carry an origin-pushed stream in `na`: CloudFront (RSA-2048), Akamai, SRS, nginx.
@@ -14,8 +16,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use livesteer::catalog::Catalog;
 use livesteer::providers::Protocol;
 use livesteer::providers::registry::SecretMode;
+use livesteer::scoring::{Engine, Snapshot};
 use livesteer::steering::{Signer, play_candidates, push_plan};
 use livesteer::streams::{Stream, StreamState};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 fn catalog() -> Catalog {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -52,26 +57,72 @@ fn stream(id: &str, providers: &[&str]) -> Stream {
     }
 }
 
+/// A snapshot with a few minutes of reports behind it, as in a running server.
+fn warmed_scores(cat: &Catalog, now_ms: i64) -> (Engine, std::sync::Arc<Snapshot>) {
+    let mut engine = Engine::new();
+    let s = &cat.policy.scoring;
+    for i in 0..3_000i64 {
+        for (provider, region) in [
+            ("cloudfront", "na"),
+            ("akamai", "na"),
+            ("local-srs", "na"),
+            ("tencent", "tw"),
+            ("alibaba", "tw"),
+        ] {
+            let signal = livesteer::signals::Signal::Delivery {
+                provider: provider.into(),
+                region: region.into(),
+                protocol: Protocol::Hls,
+                anchor_id: Some(format!("anchor{}", i % 50)),
+                played_ms: 30_000,
+                rebuffer_ms: if i % 17 == 0 { 900 } else { 0 },
+                rebuffer_count: u32::from(i % 17 == 0),
+                startup_ms: Some(800 + (i % 7) as u64 * 50),
+                error: false,
+            };
+            engine.apply(&signal, now_ms - 180_000 + i * 60, s);
+        }
+    }
+    let snap = engine.refresh(now_ms, cat);
+    (engine, snap)
+}
+
 fn bench(c: &mut Criterion) {
     let cat = catalog();
     let na = cat.policy.region("na").unwrap().clone();
     let tw = cat.policy.region("tw").unwrap().clone();
     let now = 1_795_000_000;
+    let (mut engine, scores) = warmed_scores(&cat, now * 1000);
+    let mut rng = SmallRng::seed_from_u64(1);
     let origin_stream = stream("s0123456789abcdef01234567", &["local-srs", "local-nginx"]);
     let vendor_stream = stream("s0123456789abcdef01234568", &["tencent", "alibaba"]);
 
     let signer = Signer::default();
-    let warm = play_candidates(&cat, &signer, &na, &origin_stream, Protocol::Hls, now).unwrap();
-    assert_eq!(warm.len(), 4);
+    let warm = play_candidates(
+        &cat,
+        &signer,
+        &scores,
+        &na,
+        &origin_stream,
+        Protocol::Hls,
+        &[],
+        now,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(warm.candidates.len(), 4);
     c.bench_function("play/warm/na-hls-4-candidates", |b| {
         b.iter(|| {
             play_candidates(
                 &cat,
                 &signer,
+                &scores,
                 black_box(&na),
                 black_box(&origin_stream),
                 Protocol::Hls,
+                &[],
                 now,
+                &mut rng,
             )
         })
     });
@@ -80,10 +131,13 @@ fn bench(c: &mut Criterion) {
             play_candidates(
                 &cat,
                 &signer,
+                &scores,
                 black_box(&tw),
                 black_box(&vendor_stream),
                 Protocol::Flv,
+                &[],
                 now,
+                &mut rng,
             )
         })
     });
@@ -93,14 +147,34 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let s = stream(&format!("cold{n:020}"), &["local-srs", "local-nginx"]);
-            play_candidates(&cat, &signer, &na, &s, Protocol::Hls, now)
+            play_candidates(
+                &cat,
+                &signer,
+                &scores,
+                &na,
+                &s,
+                Protocol::Hls,
+                &[],
+                now,
+                &mut rng,
+            )
         })
     });
     c.bench_function("play/cold/tw-flv-2-candidates", |b| {
         b.iter(|| {
             n += 1;
             let s = stream(&format!("cold{n:020}"), &["tencent", "alibaba"]);
-            play_candidates(&cat, &signer, &tw, &s, Protocol::Flv, now)
+            play_candidates(
+                &cat,
+                &signer,
+                &scores,
+                &tw,
+                &s,
+                Protocol::Flv,
+                &[],
+                now,
+                &mut rng,
+            )
         })
     });
 
@@ -128,9 +202,11 @@ fn bench(c: &mut Criterion) {
             push_plan(
                 &cat,
                 &signer,
+                &mut engine,
                 black_box(&tw),
+                "anchor7",
                 "s0123456789abcdef01234567",
-                now,
+                now * 1000,
             )
         })
     });

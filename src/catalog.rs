@@ -76,3 +76,29 @@ pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     out.sort();
     Ok(out)
 }
+
+/// A content hash of the provider files and the policy file: it changes when any of them does.
+pub fn fingerprint(providers_dir: &Path, policy_file: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut files: Vec<PathBuf> = std::fs::read_dir(providers_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.push(policy_file.to_path_buf());
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update([0]);
+        match std::fs::read(&f) {
+            Ok(bytes) => h.update(&bytes),
+            Err(e) => h.update(e.to_string().as_bytes()),
+        }
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..8])
+}

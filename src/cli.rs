@@ -147,7 +147,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     rt.block_on(async move {
         let listen = config.listen;
         let (state, writer_task) =
-            AppState::start(config, &EnvSecrets, Arc::new(SystemClock)).await?;
+            AppState::start(config, Arc::new(EnvSecrets), Arc::new(SystemClock)).await?;
         let server = crate::server::bind(state.clone(), listen)?;
         tracing::info!(addr = %server.addrs()[0], "livesteer listening");
         crate::server::spawn_housekeeping(state.clone());
@@ -155,6 +155,11 @@ fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down: writing pending changes");
         if let Err(e) = tokio::time::timeout(Duration::from_secs(30), state.writer.flush()).await {
             tracing::error!(error = %e, "pending changes not written before the deadline");
+        }
+        match tokio::time::timeout(Duration::from_secs(30), state.rooms.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "room states not written"),
+            Err(e) => tracing::error!(error = %e, "room states not written before the deadline"),
         }
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;

@@ -48,11 +48,38 @@ impl std::fmt::Debug for Job {
 }
 
 /// Every job; the policy's `jobs:` section schedules them by name.
-pub const JOBS: &[Job] = &[Job {
-    name: "sweep_streams",
-    scope: Scope::Replica,
-    run: |s| Box::pin(sweep_streams(s)),
-}];
+pub const JOBS: &[Job] = &[
+    Job {
+        name: "sweep_streams",
+        scope: Scope::Replica,
+        run: |s| Box::pin(sweep_streams(s)),
+    },
+    Job {
+        name: "reload_policy",
+        scope: Scope::Replica,
+        run: |s| Box::pin(reload_policy(s)),
+    },
+    Job {
+        name: "check_nodes",
+        scope: Scope::Replica,
+        run: |s| Box::pin(crate::directory::checks::check_nodes(s)),
+    },
+    Job {
+        name: "sync_nodes",
+        scope: Scope::Replica,
+        run: |s| Box::pin(crate::directory::checks::sync_nodes(s)),
+    },
+    Job {
+        name: "probe_streams",
+        scope: Scope::Replica,
+        run: |s| Box::pin(crate::probes::probe_streams(s)),
+    },
+    Job {
+        name: "sweep_rooms",
+        scope: Scope::Replica,
+        run: |s| Box::pin(crate::rooms::sweep_rooms(s)),
+    },
+];
 
 /// Longest a run may take before it is abandoned.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -138,4 +165,15 @@ async fn sweep_streams(state: Arc<AppState>) -> anyhow::Result<String> {
     let cutoff = state.clock.now_ms() - 3_600_000;
     let dropped = state.streams.sweep_ended(cutoff);
     Ok(format!("dropped {dropped} ended stream(s)"))
+}
+
+/// Reloads provider and policy files when they changed on disk.
+async fn reload_policy(state: Arc<AppState>) -> anyhow::Result<String> {
+    match state.reload(false) {
+        Ok(Some(version)) => Ok(format!("loaded policy {version}")),
+        Ok(None) => Ok("unchanged".into()),
+        Err(d) => Err(anyhow::anyhow!(
+            "files refused, the policy in force stays:\n{d}"
+        )),
+    }
 }

@@ -3,15 +3,21 @@
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
 pub mod api;
+pub mod callbacks;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod geo;
 pub mod jobs;
 pub mod metrics;
+pub mod payments;
 pub mod policy;
+pub mod probes;
 pub mod providers;
+pub mod rooms;
+pub mod scoring;
 pub mod server;
 pub mod signals;
 pub mod state;

@@ -121,8 +121,133 @@ pub const SIGNALS_DROPPED: Def = Def {
     help: "Signals dropped because the scoring engine fell behind.",
 };
 
+/// Healthy service nodes.
+pub const SERVICE_NODES_HEALTHY: Def = Def {
+    name: "livesteer_service_nodes_healthy",
+    kind: Kind::Gauge,
+    labels: &["kind", "region"],
+    help: "Service nodes (chat, im, api, upload, static, pay) a resolve could return, by kind and region; refreshed by the check_nodes job.",
+};
+
+/// Resolve answers.
+pub const RESOLVE_ANSWERS: Def = Def {
+    name: "livesteer_resolve_answers_total",
+    kind: Kind::Counter,
+    labels: &["service", "region", "outcome"],
+    help: "Service lookups answered (resolve and HTTPDNS), by service, client region and outcome (local, fallback, none).",
+};
+
+/// Node heartbeats.
+pub const NODE_HEARTBEATS: Def = Def {
+    name: "livesteer_node_heartbeats_total",
+    kind: Kind::Counter,
+    labels: &["kind", "outcome"],
+    help: "Node heartbeats, by service kind and outcome (applied, stale: older than the last one applied, refused).",
+};
+
+/// Signed requests refused.
+pub const SIGNED_REFUSED: Def = Def {
+    name: "livesteer_signed_requests_refused_total",
+    kind: Kind::Counter,
+    labels: &["endpoint", "reason"],
+    help: "Heartbeats and payment requests refused before any change, by endpoint and reason (invalid_signature, stale_timestamp, invalid_timestamp, unknown_signer).",
+};
+
+/// Payment records.
+pub const PAYMENT_RECORDS: Def = Def {
+    name: "livesteer_payment_records_total",
+    kind: Kind::Counter,
+    labels: &["centre", "outcome"],
+    help: "Payment records synced, by centre and outcome (accepted: stored now, duplicate: already stored, conflict: another record holds the id).",
+};
+
+/// Provider cost per region.
+pub const SCORE: Def = Def {
+    name: "livesteer_provider_score",
+    kind: Kind::Gauge,
+    labels: &["provider", "region"],
+    help: "The scoring engine's cost for a provider in a region (lower is better): weighted rebuffer ratio, startup, error and bad-session rates.",
+};
+
+/// Provider share of first places per region.
+pub const SHARE: Def = Def {
+    name: "livesteer_provider_share",
+    kind: Kind::Gauge,
+    labels: &["provider", "region"],
+    help: "Share of recent play decisions in a region that put the provider first (decayed).",
+};
+
+/// Room state changes.
+pub const ROOM_TRANSITIONS: Def = Def {
+    name: "livesteer_room_transitions_total",
+    kind: Kind::Counter,
+    labels: &["from", "to"],
+    help: "Room state changes (offline, starting, live, stalled), by the state left and the state entered.",
+};
+
+/// Rooms by state.
+pub const ROOMS: Def = Def {
+    name: "livesteer_rooms",
+    kind: Kind::Gauge,
+    labels: &["state"],
+    help: "Rooms held in memory, by state (offline, starting, live, stalled).",
+};
+
+/// Probe duration.
+pub const PROBE_DURATION: Def = Def {
+    name: "livesteer_probe_duration_seconds",
+    kind: Kind::Histogram,
+    labels: &["provider", "kind", "outcome"],
+    help: "Time an active probe took, by provider, kind (flv, hls, srs_api, nginx_stat) and outcome (healthy, unhealthy, error, skipped; ok for a statistics answer read).",
+};
+
+/// Origin and CDN callbacks.
+pub const CALLBACKS: Def = Def {
+    name: "livesteer_callbacks_total",
+    kind: Kind::Counter,
+    labels: &["provider", "format", "outcome"],
+    help: "Origin and CDN callbacks, by provider, format (srs, nginx_rtmp, generic) and outcome (accepted, ignored, refused, invalid).",
+};
+
+/// Players switching away from a provider.
+pub const SWITCHES: Def = Def {
+    name: "livesteer_switches_total",
+    kind: Kind::Counter,
+    labels: &["provider", "region", "reason"],
+    help: "Switch calls from stalling players, by the provider left, region and reason.",
+};
+
+/// Policy reloads.
+pub const POLICY_RELOADS: Def = Def {
+    name: "livesteer_policy_reloads_total",
+    kind: Kind::Counter,
+    labels: &["outcome"],
+    help: "Policy and provider file reloads, by outcome (ok; error: the files were refused and the policy in force stayed).",
+};
+
+/// Player reports.
+pub const QOS_REPORTS: Def = Def {
+    name: "livesteer_qos_reports_total",
+    kind: Kind::Counter,
+    labels: &["outcome"],
+    help: "Player QoS reports, by outcome (accepted, refused).",
+};
+
+/// Reported rebuffer ratio.
+pub const QOS_REBUFFER: Def = Def {
+    name: "livesteer_qos_rebuffer_ratio",
+    kind: Kind::Histogram,
+    labels: &["provider", "region"],
+    help: "Rebuffer ratio (rebuffer time over play plus rebuffer time) of accepted player reports.",
+};
+
 /// Every declared metric.
 pub const ALL: &[Def] = &[
+    SERVICE_NODES_HEALTHY,
+    RESOLVE_ANSWERS,
+    NODE_HEARTBEATS,
+    SIGNED_REFUSED,
+    PAYMENT_RECORDS,
     HTTP_REQUESTS,
     HTTP_DURATION,
     DECISIONS,
@@ -135,12 +260,25 @@ pub const ALL: &[Def] = &[
     JOB_DURATION,
     SIGNALS,
     SIGNALS_DROPPED,
+    ROOM_TRANSITIONS,
+    ROOMS,
+    PROBE_DURATION,
+    CALLBACKS,
+    SCORE,
+    SHARE,
+    SWITCHES,
+    POLICY_RELOADS,
+    QOS_REPORTS,
+    QOS_REBUFFER,
 ];
 
 /// Latency buckets for HTTP: the hot path answers in well under a millisecond.
 const HTTP_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+
+/// Buckets for ratios (rebuffer ratio): most sessions sit well under 1%.
+const RATIO_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -150,6 +288,9 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), HTTP_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_ratio".into()), RATIO_BUCKETS)
+                })
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -167,9 +308,10 @@ fn describe() {
         match d.kind {
             Kind::Counter => metrics::describe_counter!(d.name, d.help),
             Kind::Gauge => metrics::describe_gauge!(d.name, d.help),
-            Kind::Histogram => {
+            Kind::Histogram if d.name.ends_with("_seconds") => {
                 metrics::describe_histogram!(d.name, metrics::Unit::Seconds, d.help)
             }
+            Kind::Histogram => metrics::describe_histogram!(d.name, d.help),
         }
     }
 }
@@ -189,7 +331,11 @@ mod tests {
                 d.name
             );
             if d.kind == Kind::Histogram {
-                assert!(d.name.ends_with("_seconds"), "{}", d.name);
+                assert!(
+                    d.name.ends_with("_seconds") || d.name.ends_with("_ratio"),
+                    "{}",
+                    d.name
+                );
             }
             for l in d.labels {
                 assert!(

@@ -1,17 +1,19 @@
 //! The one `AppState` shared by handlers and background tasks.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, fingerprint};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics as m;
+use crate::policy::Diagnostics;
 use crate::providers::registry::{SecretMode, Secrets};
+use crate::scoring::{Engine, Snapshot};
 use crate::signals::SignalBus;
 use crate::steering::Signer;
 use crate::store::Db;
@@ -29,8 +31,24 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Observations for the scoring engine.
     pub signals: SignalBus,
+    /// The scoring engine; only the signal consumer and push decisions lock it.
+    pub engine: Mutex<Engine>,
+    /// The engine's latest rankings, read by play and steering without locks.
+    pub scores: ArcSwap<Snapshot>,
+    /// Where provider secrets come from (kept for reloads).
+    pub secrets: Arc<dyn Secrets>,
+    /// Fingerprint of the files the catalog in force was loaded from.
+    pub loaded_files: Mutex<String>,
     /// This process among replicas: the holder name of job leases.
     pub instance: String,
+    /// Service nodes (chat, IM, API, upload, static, pay) and their health.
+    pub directory: crate::directory::Directory,
+    /// The payment sync ledger.
+    pub payments: crate::payments::Ledger,
+    /// Room online state per anchor (callbacks, probes, chat presence).
+    pub rooms: crate::rooms::Rooms,
+    /// The active probes' HTTP client, circuit breakers and HLS memory.
+    pub prober: crate::probes::Prober,
 }
 
 impl std::fmt::Debug for AppState {
@@ -50,13 +68,13 @@ impl AppState {
     /// secret), reloads live streams and starts the write-behind task.
     pub async fn start(
         config: Config,
-        secrets: &dyn Secrets,
+        secrets: Arc<dyn Secrets>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<(Arc<AppState>, tokio::task::JoinHandle<()>)> {
         let catalog = Catalog::load(
             &config.providers_dir,
             &config.policy_file,
-            secrets,
+            secrets.as_ref(),
             SecretMode::Require,
         )
         .map_err(|d| anyhow::anyhow!("{d}"))
@@ -100,6 +118,26 @@ impl AppState {
         metrics::gauge!(m::POLICY_INFO.name, "version" => catalog.policy.version.clone()).set(1.0);
         let (writer, task) =
             WriteBehind::spawn(db.clone(), Duration::from_millis(config.flush_interval_ms));
+        let directory = crate::directory::Directory::start(
+            &catalog.policy,
+            secrets.as_ref(),
+            db.clone(),
+            Duration::from_millis(config.flush_interval_ms),
+        )
+        .await
+        .context("cannot start the service directory")?;
+        let payments =
+            crate::payments::Ledger::new(&catalog.policy.services, secrets.as_ref(), db.clone())
+                .context("cannot start the payment ledger")?;
+        let (rooms, _rooms_writer) = crate::rooms::Rooms::start(
+            db.clone(),
+            Duration::from_millis(config.flush_interval_ms),
+            &catalog.policy.rooms,
+            clock.now_ms(),
+        )
+        .await
+        .context("cannot load room states")?;
+        let prober = crate::probes::Prober::new(catalog.policy.probes.connect_timeout_ms);
         let state = AppState {
             config,
             catalog: ArcSwap::from_pointee(catalog),
@@ -110,9 +148,167 @@ impl AppState {
             clock,
             metrics,
             signals: SignalBus::default(),
+            engine: Mutex::new(Engine::new()),
+            scores: ArcSwap::from_pointee(Snapshot::empty()),
+            loaded_files: Mutex::new(String::new()),
+            secrets,
             instance: instance_name(),
+            directory,
+            payments,
+            rooms,
+            prober,
         };
-        Ok((Arc::new(state), task))
+        *state.loaded_files.lock().unwrap_or_else(|e| e.into_inner()) =
+            fingerprint(&state.config.providers_dir, &state.config.policy_file);
+        let state = Arc::new(state);
+        state.refresh_scores();
+        tokio::spawn(consume_signals(Arc::downgrade(&state)));
+        Ok((state, task))
+    }
+
+    /// Reloads provider and policy files. A bad set is reported and the catalog in force stays;
+    /// a good one replaces it whole. `Ok(None)` when nothing changed since the last load.
+    pub fn reload(&self, force: bool) -> Result<Option<String>, Diagnostics> {
+        let files = fingerprint(&self.config.providers_dir, &self.config.policy_file);
+        let mut loaded = self.loaded_files.lock().unwrap_or_else(|e| e.into_inner());
+        if !force && *loaded == files {
+            return Ok(None);
+        }
+        let result = Catalog::load(
+            &self.config.providers_dir,
+            &self.config.policy_file,
+            self.secrets.as_ref(),
+            SecretMode::Require,
+        );
+        // Remember what was tried, so that a bad file is reported once, not every poll.
+        *loaded = files;
+        let catalog = match result {
+            Ok(c) => c,
+            Err(d) => {
+                metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "error").increment(1);
+                for problem in &d.0 {
+                    tracing::error!(%problem, "policy reload refused; the policy in force stays");
+                }
+                return Err(d);
+            }
+        };
+        // The directory's and payment centres' secrets, resolved before anything is swapped.
+        let services = &catalog.policy.services;
+        let service_keys =
+            crate::directory::resolve_heartbeat_keys(services, self.secrets.as_ref()).and_then(
+                |h| {
+                    Ok((
+                        h,
+                        crate::payments::resolve_centre_keys(services, self.secrets.as_ref())?,
+                    ))
+                },
+            );
+        let (heartbeat_keys, centre_keys) = match service_keys {
+            Ok(k) => k,
+            Err(e) => {
+                metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "error").increment(1);
+                tracing::error!(problem = %e, "policy reload refused; the policy in force stays");
+                return Err(crate::policy::Diagnostic::file(
+                    &self.config.policy_file,
+                    e.to_string(),
+                )
+                .into());
+            }
+        };
+        self.directory.set_keys(heartbeat_keys);
+        self.payments.set_keys(centre_keys);
+        let old = self.catalog.load().policy.version.clone();
+        let new = catalog.policy.version.clone();
+        let file = catalog.policy.source.display().to_string();
+        self.catalog.store(Arc::new(catalog));
+        // Keys or endpoints may have changed: sign afresh.
+        self.signer.clear();
+        if old != new {
+            metrics::gauge!(m::POLICY_INFO.name, "version" => old).set(0.0);
+        }
+        metrics::gauge!(m::POLICY_INFO.name, "version" => new.clone()).set(1.0);
+        metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "ok").increment(1);
+        self.refresh_scores();
+        let db = self.db.clone();
+        let (version, now) = (new.clone(), self.clock.now_ms());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = db.record_policy_version(&version, &[file], now) {
+                tracing::warn!(error = %e, "policy version not recorded");
+            }
+        });
+        tracing::info!(version = %new, "policy reloaded");
+        Ok(Some(new))
+    }
+
+    /// Rebuilds the scores snapshot now (the signal consumer does it continuously).
+    pub fn refresh_scores(&self) {
+        let catalog = self.catalog.load();
+        let snap = self
+            .engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refresh(self.clock.now_ms(), &catalog);
+        export_scores(&snap);
+        self.scores.store(snap);
+    }
+}
+
+/// Most time between two snapshot rebuilds while signals flow.
+const REFRESH_EVERY_MS: i64 = 100;
+/// Most time between two rebuilds when nothing arrives (hold times and decay still move).
+const IDLE_REFRESH: Duration = Duration::from_secs(1);
+/// Most signals applied under one lock.
+const BATCH: usize = 4096;
+
+/// Applies signals to the engine as they arrive and keeps the snapshot fresh.
+async fn consume_signals(state: Weak<AppState>) {
+    let Some(mut rx) = state.upgrade().and_then(|s| s.signals.take_receiver()) else {
+        return;
+    };
+    let mut last_refresh = 0;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let first = tokio::time::timeout(IDLE_REFRESH, rx.recv()).await;
+        let Some(state) = state.upgrade() else { return };
+        match first {
+            Ok(Some(signal)) => {
+                batch.push(signal);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(s) => batch.push(s),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Ok(None) => return,
+            Err(_) => {}
+        }
+        let now = state.clock.now_ms();
+        let catalog = state.catalog.load();
+        let snap = {
+            let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
+            for s in batch.drain(..) {
+                engine.apply(&s, now, &catalog.policy.scoring);
+            }
+            (now - last_refresh >= REFRESH_EVERY_MS).then(|| engine.refresh(now, &catalog))
+        };
+        if let Some(snap) = snap {
+            export_scores(&snap);
+            state.scores.store(snap);
+            last_refresh = now;
+        }
+    }
+}
+
+/// Publishes each provider's cost and share per region.
+fn export_scores(snap: &Snapshot) {
+    for (region, rank) in &snap.regions {
+        for s in &rank.order {
+            metrics::gauge!(m::SCORE.name, "provider" => s.provider.clone(), "region" => region.clone())
+                .set(s.cost);
+            metrics::gauge!(m::SHARE.name, "provider" => s.provider.clone(), "region" => region.clone())
+                .set(s.share);
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Decisions: which providers an anchor pushes to, and the ranked, signed play candidates a
 //! viewer gets.
 //!
-//! Reads memory only (the catalog, the stream) and signs through a cache, so a play decision
-//! costs a few map lookups once its URLs are warm. Until the scoring engine lands, the order is
-//! the policy's static preference for the region.
+//! Reads memory only (the catalog, the scores snapshot, the stream) and signs through a cache,
+//! so a play decision costs a few map lookups once its URLs are warm. Push decisions ask the
+//! scoring engine (anchor first); play decisions rank with the engine's latest snapshot.
 //!
 //! **Architecture invariant:** no SQL and no network here.
 
@@ -15,6 +15,7 @@ use crate::catalog::Catalog;
 use crate::metrics as m;
 use crate::policy::Region;
 use crate::providers::{Protocol, Provider};
+use crate::scoring::{Engine, Pick, Snapshot};
 use crate::streams::Stream;
 
 /// One signed URL and the provider behind it.
@@ -97,6 +98,11 @@ impl Signer {
         }
     }
 
+    /// Forgets every signed URL (after a reload: keys or endpoints may have changed).
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
     fn sign(
         &self,
         provider: &Arc<dyn Provider>,
@@ -155,49 +161,63 @@ fn ordered<'c>(
     out
 }
 
-/// Chooses the primary and backup push targets for a new stream in `region` and signs them.
+/// Chooses the primary and backup push targets for `anchor` going live in `region`, anchor
+/// first: by how smoothly this anchor's uploads reached each provider before (a new anchor gets
+/// its region's prior), then signs them.
 pub fn push_plan(
     catalog: &Catalog,
     signer: &Signer,
+    engine: &mut Engine,
     region: &Region,
+    anchor: &str,
     stream: &str,
-    now_secs: i64,
+    now_ms: i64,
 ) -> Result<PushPlan, DecisionError> {
     let policy = &catalog.policy;
-    let in_region = ordered(catalog, region, |p| {
+    let mut candidates = ordered(catalog, region, |p| {
         p.info().covers(&region.id) && p.info().takes_ingest(&region.id)
     });
-    let (chosen, why) = if in_region.is_empty() {
+    let mut why = String::from("anchor first");
+    if candidates.is_empty() {
         // Nobody covers the region: any provider that takes ingest, in the default order.
-        let any = ordered(catalog, policy.default_region(), |p| {
+        candidates = ordered(catalog, policy.default_region(), |p| {
             p.info().takes_ingest(&region.id)
         });
-        (
-            any,
-            format!(
-                "no provider covers region {}; using the default region's order",
-                region.id
-            ),
-        )
-    } else {
-        (
-            in_region,
-            format!("static preference for region {}", region.id),
-        )
-    };
-    let expires_at = rounded_expiry(now_secs, policy.ingest.url_ttl_seconds);
+        why = format!(
+            "no provider covers region {}; anchor first over the default region's providers",
+            region.id
+        );
+    }
+    let ids: Vec<String> = candidates.iter().map(|p| p.id().to_string()).collect();
+    let mut ranked = engine.ingest_rank(anchor, &region.id, &ids, now_ms, &policy.scoring);
+    if ranked.is_empty() {
+        // Every candidate is drained: push anyway rather than not at all.
+        why = format!("{why}; every candidate is drained");
+        ranked = ids
+            .iter()
+            .map(|id| engine.delivery_score(id, &region.id, now_ms, &policy.scoring))
+            .collect();
+    }
+    let expires_at = rounded_expiry(now_ms.div_euclid(1000), policy.ingest.url_ttl_seconds);
     let want = 1 + policy.ingest.backups;
     let mut targets = Vec::with_capacity(want);
-    for p in chosen {
+    let mut primary_score = None;
+    for score in &ranked {
         if targets.len() == want {
             break;
         }
+        let Some(p) = catalog.registry.get(&score.provider) else {
+            continue;
+        };
         if let Some(url) = signer.sign(p, stream, &region.id, None, expires_at) {
             let role = if targets.is_empty() {
                 "primary"
             } else {
                 "backup"
             };
+            if targets.is_empty() {
+                primary_score = Some(score);
+            }
             metrics::counter!(m::DECISIONS.name, "kind" => "push", "provider" => p.id().to_string(),
                 "region" => region.id.clone(), "protocol" => "rtmp")
             .increment(1);
@@ -209,18 +229,20 @@ pub fn push_plan(
             });
         }
     }
-    if targets.is_empty() {
+    let Some(primary) = primary_score else {
         return Err(DecisionError::NoIngest(region.id.clone()));
-    }
-    let reason = if targets.len() > 1 {
-        format!(
-            "{why}: primary {}, {} backup(s)",
-            targets[0].provider,
-            targets.len() - 1
-        )
-    } else {
-        format!("{why}: primary {}", targets[0].provider)
     };
+    let mut reason = format!(
+        "{why} in region {}: primary {} (ingest unhealthy {:.1}%, cost {:.3})",
+        region.id,
+        primary.provider,
+        primary.ingest_unhealthy * 100.0,
+        primary.cost
+    );
+    if targets.len() > 1 {
+        let backups: Vec<&str> = targets[1..].iter().map(|t| t.provider.as_str()).collect();
+        reason.push_str(&format!(", backup {}", backups.join(", ")));
+    }
     Ok(PushPlan { targets, reason })
 }
 
@@ -234,15 +256,40 @@ pub fn carries(p: &dyn Provider, stream: &Stream) -> bool {
             .is_some_and(|o| stream.providers.iter().any(|s| s == o))
 }
 
-/// Ranked, signed play candidates for a viewer in `region`.
-pub fn play_candidates(
-    catalog: &Catalog,
-    signer: &Signer,
+/// The providers carrying `stream` that offer `protocol` in `region`, in the policy's order.
+pub fn carriers<'c>(
+    catalog: &'c Catalog,
     region: &Region,
     stream: &Stream,
     protocol: Protocol,
+) -> Vec<&'c Arc<dyn Provider>> {
+    ordered(catalog, region, |p| {
+        carries(p.as_ref(), stream) && p.info().play_base(&region.id, protocol).is_some()
+    })
+}
+
+/// How a play answer was ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlayDecision {
+    pub candidates: Vec<Candidate>,
+    pub pick: Pick,
+}
+
+/// Ranked, signed play candidates for a viewer in `region`: the providers carrying the stream,
+/// ordered by the scores snapshot for the region (and the anchor's upload to each), then
+/// capped and signed. `avoid` moves providers to the end (a player switching away).
+#[allow(clippy::too_many_arguments)]
+pub fn play_candidates<R: rand::Rng + ?Sized>(
+    catalog: &Catalog,
+    signer: &Signer,
+    scores: &Snapshot,
+    region: &Region,
+    stream: &Stream,
+    protocol: Protocol,
+    avoid: &[&str],
     now_secs: i64,
-) -> Result<Vec<Candidate>, DecisionError> {
+    rng: &mut R,
+) -> Result<PlayDecision, DecisionError> {
     let policy = &catalog.policy;
     if !policy.delivery.protocols.contains(&protocol) {
         let offered: Vec<&str> = policy
@@ -257,14 +304,20 @@ pub fn play_candidates(
         ));
     }
     let expires_at = rounded_expiry(now_secs, policy.delivery.url_ttl_seconds);
-    let carriers = ordered(catalog, region, |p| {
-        carries(p.as_ref(), stream) && p.info().play_base(&region.id, protocol).is_some()
-    });
+    let carriers = carriers(catalog, region, stream, protocol);
+    let ids: Vec<&str> = carriers.iter().map(|p| p.id()).collect();
+    let (mut order, pick) = scores.rank(&region.id, Some(&stream.anchor_id), &ids, rng);
+    if !avoid.is_empty() {
+        order.sort_by_key(|p| avoid.contains(p));
+    }
     let mut out = Vec::with_capacity(policy.delivery.max_candidates);
-    for p in carriers {
+    for id in order {
         if out.len() == policy.delivery.max_candidates {
             break;
         }
+        let Some(p) = catalog.registry.get(id) else {
+            continue;
+        };
         if let Some(url) = signer.sign(p, &stream.id, &region.id, Some(protocol), expires_at) {
             out.push(Candidate {
                 provider: p.id().to_string(),
@@ -279,12 +332,166 @@ pub fn play_candidates(
             "region" => region.id.clone(), "protocol" => protocol.as_str())
         .increment(1);
     }
-    Ok(out)
+    Ok(PlayDecision {
+        candidates: out,
+        pick,
+    })
+}
+
+/// What a steering manifest carries between reloads, in its `RELOAD-URI`: the viewer's region
+/// and the pathways it struggled on lately. Any replica can answer the next reload from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SteeringSession {
+    /// Region id.
+    #[serde(rename = "r")]
+    pub region: String,
+    /// (pathway, until unix seconds): kept at the back of this viewer's list until then.
+    #[serde(rename = "p", default)]
+    pub penalized: Vec<(String, i64)>,
+}
+
+/// Most pathways a session remembers as penalized.
+const MAX_PENALIZED: usize = 8;
+
+impl SteeringSession {
+    /// The `session` query value: URL-safe base64 of compact JSON.
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Reads a `session` query value; `None` for anything malformed (the player then gets a
+    /// fresh session, never an error).
+    pub fn decode(s: &str) -> Option<SteeringSession> {
+        use base64::Engine as _;
+        if s.len() > 1024 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()?;
+        let session: SteeringSession = serde_json::from_slice(&bytes).ok()?;
+        (session.penalized.len() <= MAX_PENALIZED
+            && session.region.len() <= 32
+            && session.penalized.iter().all(|(p, _)| p.len() <= 32))
+        .then_some(session)
+    }
+}
+
+/// A steering answer: the pathway priority and the session for the next reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SteeringAnswer {
+    pub priority: Vec<String>,
+    pub session: SteeringSession,
+}
+
+/// The pathway (provider) priority for a player of `stream` in `region`, currently on
+/// `current` and measuring `throughput_bps` there. A player on a pathway that is still about as
+/// good as the best stays on it (no bouncing); a pathway the player struggled on goes to the
+/// back of its list for the policy's penalty time.
+#[allow(clippy::too_many_arguments)]
+pub fn steer(
+    catalog: &Catalog,
+    scores: &Snapshot,
+    region: &Region,
+    stream: &Stream,
+    current: Option<&str>,
+    throughput_bps: Option<u64>,
+    mut session: SteeringSession,
+    now_secs: i64,
+) -> SteeringAnswer {
+    let st = &catalog.policy.steering;
+    session.region = region.id.clone();
+    session.penalized.retain(|(_, until)| *until > now_secs);
+    if let (Some(cur), Some(tp)) = (current, throughput_bps)
+        && st.min_throughput_bps > 0
+        && tp < st.min_throughput_bps
+        && !session.penalized.iter().any(|(p, _)| p == cur)
+    {
+        if session.penalized.len() == MAX_PENALIZED {
+            session.penalized.remove(0);
+        }
+        let until = now_secs.saturating_add(i64::try_from(st.penalty_seconds).unwrap_or(0));
+        session.penalized.push((cur.to_string(), until));
+    }
+    let carriers = carriers(catalog, region, stream, Protocol::Hls);
+    let ids: Vec<&str> = carriers.iter().map(|p| p.id()).collect();
+    let (mut order, _) = scores.rank_steady(&region.id, Some(&stream.anchor_id), &ids);
+    let penalized = |p: &str| session.penalized.iter().any(|(x, _)| x == p);
+    order.sort_by_key(|p| penalized(p));
+    if let Some(cur) = current
+        && !penalized(cur)
+        && let Some(pos) = order.iter().position(|p| *p == cur)
+        && pos > 0
+    {
+        let best = scores.cost(&region.id, order[0]);
+        let mine = scores.cost(&region.id, cur);
+        if let (Some(best), Some(mine)) = (best, mine)
+            && mine <= best * (1.0 + catalog.policy.scoring.hysteresis_margin)
+        {
+            let p = order.remove(pos);
+            order.insert(0, p);
+        }
+    }
+    SteeringAnswer {
+        priority: order.into_iter().map(str::to_string).collect(),
+        session,
+    }
+}
+
+/// A multivariant HLS playlist with one variant per pathway (provider) and the Content
+/// Steering tag, so that a stock player follows livesteer's steering.
+pub fn master_playlist(candidates: &[Candidate], steering_uri: &str, bandwidth_bps: u64) -> String {
+    let mut out = String::from("#EXTM3U\n");
+    if let Some(first) = candidates.first() {
+        out.push_str(&format!(
+            "#EXT-X-CONTENT-STEERING:SERVER-URI=\"{steering_uri}\",PATHWAY-ID=\"{}\"\n",
+            first.provider
+        ));
+    }
+    for c in candidates {
+        out.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth_bps},PATHWAY-ID=\"{}\"\n{}\n",
+            c.provider, c.url
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_round_trip_and_garbage_is_ignored() {
+        let s = SteeringSession {
+            region: "tw".into(),
+            penalized: vec![("tencent".into(), 1_800_000_000)],
+        };
+        assert_eq!(SteeringSession::decode(&s.encode()), Some(s));
+        for bad in ["", "!!!", "e30", &"A".repeat(2000)] {
+            assert_eq!(SteeringSession::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn master_playlist_names_a_pathway_per_provider() {
+        let c = |p: &str| Candidate {
+            provider: p.into(),
+            protocol: Protocol::Hls,
+            url: format!("https://{p}.example/live/s.m3u8"),
+            expires_at: 1,
+        };
+        let m = master_playlist(&[c("a"), c("b")], "/v1/steering/hls/s?session=x", 2_000_000);
+        assert_eq!(
+            m,
+            "#EXTM3U\n\
+             #EXT-X-CONTENT-STEERING:SERVER-URI=\"/v1/steering/hls/s?session=x\",PATHWAY-ID=\"a\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2000000,PATHWAY-ID=\"a\"\nhttps://a.example/live/s.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2000000,PATHWAY-ID=\"b\"\nhttps://b.example/live/s.m3u8\n"
+        );
+    }
 
     #[test]
     fn expiry_rounds_up_within_a_step() {

@@ -140,6 +140,15 @@ impl StreamTable {
         out
     }
 
+    /// Every live stream (what the probes visit).
+    pub fn live(&self) -> Vec<Arc<Stream>> {
+        self.read()
+            .values()
+            .filter(|s| s.state == StreamState::Live)
+            .cloned()
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.read().len()
     }

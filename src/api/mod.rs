@@ -1,8 +1,17 @@
 //! HTTP: actix-web handlers, one file per resource. Handlers parse and validate input, call the
 //! domain modules and shape JSON; business rules live elsewhere.
 
+pub mod admin;
+pub mod callbacks;
 pub mod error;
 pub mod health;
+pub mod httpdns;
+pub mod nodes;
+pub mod payments;
+pub mod qos;
+pub mod resolve;
+pub mod rooms;
+pub mod steering;
 pub mod streams;
 
 use std::net::IpAddr;
@@ -36,13 +45,55 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(
                 web::scope("/v1")
                     .route("/streams", web::post().to(streams::create))
+                    .route("/nodes", web::get().to(nodes::list))
+                    .route("/nodes/heartbeat", web::post().to(nodes::heartbeat))
+                    .route("/resolve", web::get().to(resolve::get))
+                    .route("/resolve", web::post().to(resolve::post))
+                    .route("/payments/sync", web::post().to(payments::sync))
+                    .route("/payments/reconcile", web::get().to(payments::reconcile))
                     .route("/streams/{id}", web::delete().to(streams::delete))
                     .route("/streams/{id}", web::get().to(streams::show))
-                    .route("/streams/{id}/play", web::get().to(streams::play)),
+                    .route("/streams/{id}/play", web::get().to(streams::play))
+                    .route("/streams/{id}/switch", web::post().to(streams::switch))
+                    .route("/streams/{id}/master.m3u8", web::get().to(steering::master))
+                    .route("/steering/hls/{id}", web::get().to(steering::hls))
+                    .route("/steering/dash/{id}", web::get().to(steering::dash))
+                    .service(
+                        web::resource("/rooms")
+                            .app_data(
+                                web::JsonConfig::default()
+                                    .limit(rooms::MAX_QUERY_BYTES)
+                                    .error_handler(|e, _| error::json_error(e).into()),
+                            )
+                            .route(web::get().to(rooms::list))
+                            .route(web::post().to(rooms::many)),
+                    )
+                    .route("/rooms/{anchor_id}", web::get().to(rooms::show))
+                    .route("/rooms/{anchor_id}/chat", web::post().to(rooms::chat))
+                    .service(
+                        web::resource("/callbacks/{provider}")
+                            .app_data(web::PayloadConfig::new(crate::callbacks::MAX_BODY_BYTES))
+                            .route(web::post().to(callbacks::receive)),
+                    )
+                    .service(
+                        web::resource("/qos")
+                            .app_data(web::PayloadConfig::new(qos::MAX_BODY_BYTES))
+                            .route(web::post().to(qos::ingest)),
+                    ),
+            )
+            .service(
+                web::scope("/admin")
+                    .route("/scores", web::get().to(admin::scores))
+                    .route("/providers/{id}/drain", web::post().to(admin::drain))
+                    .route("/providers/{id}/drain", web::delete().to(admin::undrain))
+                    .route("/policies/reload", web::post().to(admin::reload)),
             )
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
-            .route("/metrics", web::get().to(health::metrics));
+            .route("/metrics", web::get().to(health::metrics))
+            // HTTPDNS-compatible answers (DNSPod D+ and Alibaba EMAS shapes).
+            .route("/d", web::get().to(httpdns::dnspod))
+            .route("/{account}/d", web::get().to(httpdns::alibaba));
     }
 }
 

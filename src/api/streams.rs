@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, client_ip};
 use crate::geo::{self, ClientHints, RegionSource};
+use crate::metrics as m;
 use crate::policy::Region;
 use crate::providers::{Protocol, is_valid_stream_key};
+use crate::scoring::Pick;
+use crate::signals::Signal;
 use crate::state::AppState;
 use crate::steering::{self, Candidate, DecisionError, PushTarget};
 use crate::streams::{Stream, StreamState};
@@ -55,8 +58,13 @@ pub struct PlayAnswer {
     pub region_source: RegionSource,
     pub protocol: Protocol,
     pub candidates: Vec<Candidate>,
+    /// Why the first candidate is first: `ranked`, `anchor`, `max_share`, `commit`, `explore`
+    /// or `static`.
+    pub pick: Pick,
     /// How long the player may reuse this answer.
     pub ttl_seconds: u64,
+    /// The HLS Content Steering manifest for this stream.
+    pub steering: String,
 }
 
 /// An anchor id: 1 to 64 of `[A-Za-z0-9_.:-]`.
@@ -75,7 +83,7 @@ fn new_stream_id() -> String {
     )
 }
 
-fn place<'c>(
+pub(crate) fn place<'c>(
     req: &HttpRequest,
     state: &AppState,
     catalog: &'c crate::catalog::Catalog,
@@ -126,13 +134,18 @@ pub async fn create(
     )?;
     let now_ms = state.clock.now_ms();
     let id = new_stream_id();
-    let plan = steering::push_plan(
-        &catalog,
-        &state.signer,
-        region,
-        &id,
-        now_ms.div_euclid(1000),
-    )
+    let plan = {
+        let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
+        steering::push_plan(
+            &catalog,
+            &state.signer,
+            &mut engine,
+            region,
+            &body.anchor_id,
+            &id,
+            now_ms,
+        )
+    }
     .map_err(|e| ApiError::unavailable("no_provider", e.to_string()))?;
     let stream = Stream {
         id: id.clone(),
@@ -160,7 +173,7 @@ pub async fn create(
     }))
 }
 
-fn known(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
+pub(crate) fn known(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
     if !is_valid_stream_key(id) {
         return Err(ApiError::not_found(
             "unknown_stream",
@@ -213,19 +226,121 @@ pub async fn play(
     id: web::Path<String>,
     q: web::Query<PlayQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let catalog = state.catalog.load();
-    let protocol = match q
-        .protocol
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
+    let answer = answer(
+        &req,
+        &state,
+        &id,
+        q.protocol.as_deref(),
+        q.region.as_deref(),
+        q.client_ip.as_deref(),
+        &[],
+    )?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(answer))
+}
+
+/// `POST /v1/streams/{id}/switch`: a player stalling on a provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRequest {
+    /// The provider the player is leaving.
+    pub from_provider: String,
+    /// Why (`stall`, `error`, `slow_start`, …): logged and counted.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub client_ip: Option<String>,
+}
+
+/// Counts a strong negative against the provider and answers a new order with it last.
+pub async fn switch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<SwitchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let reason = body.reason.as_deref().unwrap_or("unspecified");
+    if reason.len() > 64
+        || !reason
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        Some(p) => p
-            .parse::<Protocol>()
-            .map_err(|m| ApiError::bad_request("unknown_protocol", m))?,
-        None => catalog.policy.delivery.default_protocol,
-    };
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason must be up to 64 characters of A-Z, a-z, 0-9, '_' or '-'",
+        ));
+    }
+    let from = body.from_provider.as_str();
+    if state.catalog.load().registry.get(from).is_none() {
+        return Err(ApiError::bad_request(
+            "unknown_provider",
+            format!("from_provider {:?} is not an enabled provider", trunc(from)),
+        ));
+    }
+    let answer = answer(
+        &req,
+        &state,
+        &id,
+        body.protocol.as_deref(),
+        body.region.as_deref(),
+        body.client_ip.as_deref(),
+        &[from],
+    )?;
+    if !answer.candidates.iter().any(|c| c.provider == from) {
+        return Err(ApiError::bad_request(
+            "not_a_carrier",
+            format!(
+                "provider {from:?} does not carry stream {:?}",
+                answer.stream_id
+            ),
+        ));
+    }
     let stream = known(&state, &id)?;
+    state.signals.emit(Signal::Switch {
+        provider: from.to_string(),
+        region: answer.region.clone(),
+        anchor_id: Some(stream.anchor_id.clone()),
+    });
+    metrics::counter!(m::SWITCHES.name, "provider" => from.to_string(), "region" => answer.region.clone(),
+        "reason" => bounded_reason(reason))
+    .increment(1);
+    tracing::info!(stream = %answer.stream_id, provider = from, region = %answer.region, reason, "player switched away");
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(answer))
+}
+
+/// Switch reasons kept as metric labels; anything else counts as `other`.
+fn bounded_reason(reason: &str) -> &'static str {
+    match reason {
+        "stall" => "stall",
+        "error" => "error",
+        "slow_start" => "slow_start",
+        "low_throughput" => "low_throughput",
+        "unspecified" => "unspecified",
+        _ => "other",
+    }
+}
+
+/// The play answer for a viewer, with `avoid` moved to the end.
+fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    protocol: Option<&str>,
+    region: Option<&str>,
+    client_ip: Option<&str>,
+    avoid: &[&str],
+) -> Result<PlayAnswer, ApiError> {
+    let catalog = state.catalog.load();
+    let protocol = parse_protocol(protocol, catalog.policy.delivery.default_protocol)?;
+    let stream = known(state, id)?;
     if stream.state == StreamState::Ended {
         return Err(ApiError::new(
             actix_web::http::StatusCode::GONE,
@@ -233,23 +348,27 @@ pub async fn play(
             format!("stream {:?} has ended", stream.id),
         ));
     }
-    let (region, source) = place(
-        &req,
-        &state,
-        &catalog,
-        q.region.as_deref(),
-        q.client_ip.as_deref(),
-    )?;
+    let (region, source) = place(req, state, &catalog, region, client_ip)?;
     let now = state.clock.now_secs();
-    let candidates =
-        steering::play_candidates(&catalog, &state.signer, region, &stream, protocol, now)
-            .map_err(|e| match e {
-                DecisionError::ProtocolNotOffered(..) => {
-                    ApiError::bad_request("unknown_protocol", e.to_string())
-                }
-                DecisionError::NoIngest(_) => ApiError::unavailable("no_provider", e.to_string()),
-            })?;
-    if candidates.is_empty() {
+    let scores = state.scores.load();
+    let decision = steering::play_candidates(
+        &catalog,
+        &state.signer,
+        &scores,
+        region,
+        &stream,
+        protocol,
+        avoid,
+        now,
+        &mut rand::rng(),
+    )
+    .map_err(|e| match e {
+        DecisionError::ProtocolNotOffered(..) => {
+            ApiError::bad_request("unknown_protocol", e.to_string())
+        }
+        DecisionError::NoIngest(_) => ApiError::unavailable("no_provider", e.to_string()),
+    })?;
+    if decision.candidates.is_empty() {
         return Err(ApiError::unavailable(
             "no_provider",
             format!(
@@ -258,14 +377,24 @@ pub async fn play(
             ),
         ));
     }
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(PlayAnswer {
-            stream_id: stream.id.clone(),
-            region: region.id.clone(),
-            region_source: source,
-            protocol,
-            candidates,
-            ttl_seconds: catalog.policy.delivery.answer_ttl_seconds,
-        }))
+    Ok(PlayAnswer {
+        stream_id: stream.id.clone(),
+        region: region.id.clone(),
+        region_source: source,
+        protocol,
+        candidates: decision.candidates,
+        pick: decision.pick,
+        ttl_seconds: catalog.policy.delivery.answer_ttl_seconds,
+        steering: format!("/v1/steering/hls/{}", stream.id),
+    })
+}
+
+/// A protocol from the request, or the policy's default.
+pub fn parse_protocol(p: Option<&str>, default: Protocol) -> Result<Protocol, ApiError> {
+    match p.map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => p
+            .parse::<Protocol>()
+            .map_err(|m| ApiError::bad_request("unknown_protocol", m)),
+        None => Ok(default),
+    }
 }

@@ -8,6 +8,9 @@
 
 pub mod diag;
 pub mod raw;
+pub mod rooms;
+pub mod scoring;
+pub mod services;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -86,6 +89,14 @@ pub struct Policy {
     pub geo: GeoSettings,
     pub ingest: IngestSettings,
     pub delivery: DeliverySettings,
+    pub scoring: scoring::ScoringSettings,
+    pub steering: scoring::SteeringSettings,
+    /// Room state machine settings.
+    pub rooms: rooms::RoomSettings,
+    /// Active probe settings.
+    pub probes: rooms::ProbeSettings,
+    /// Service directory settings.
+    pub services: services::ServicesPolicy,
     /// Job name → schedule; a job missing here is disabled.
     #[serde(skip)]
     pub jobs: BTreeMap<&'static str, cron::Schedule>,
@@ -367,8 +378,32 @@ impl Policy {
             answer_ttl_seconds: d.answer_ttl_seconds.value,
         };
 
+        let region_ids: BTreeSet<String> = regions.iter().map(|r| r.id.clone()).collect();
+        let scoring = scoring::ScoringSettings::from_spec(
+            path,
+            &raw.scoring,
+            &region_ids,
+            provider_ids,
+            &mut errs,
+        );
+
+        let rooms = rooms::RoomSettings::from_spec(path, &raw.rooms, provider_ids, &mut errs);
+        let probes = rooms::ProbeSettings::from_spec(path, &raw.probes, provider_ids, &mut errs);
+
+        let services =
+            services::ServicesPolicy::from_spec(path, &raw.services, &region_ids, &mut errs);
+
+        let steering = scoring::SteeringSettings::from_spec(path, &raw.steering, &mut errs);
+
         let mut jobs = BTreeMap::new();
-        for (name, spec) in [("sweep_streams", &raw.jobs.sweep_streams)] {
+        for (name, spec) in [
+            ("sweep_streams", &raw.jobs.sweep_streams),
+            ("reload_policy", &raw.jobs.reload_policy),
+            ("check_nodes", &raw.jobs.check_nodes),
+            ("sync_nodes", &raw.jobs.sync_nodes),
+            ("probe_streams", &raw.jobs.probe_streams),
+            ("sweep_rooms", &raw.jobs.sweep_rooms),
+        ] {
             if let Some(s) = parse_schedule(path, name, spec, &mut errs) {
                 jobs.insert(name, s);
             }
@@ -386,6 +421,11 @@ impl Policy {
             geo,
             ingest,
             delivery,
+            scoring,
+            steering,
+            rooms,
+            probes,
+            services,
             jobs,
             region_index,
             country_index,

@@ -29,6 +29,22 @@ pub struct PolicyFile {
     /// How play answers are built.
     #[serde(default)]
     pub delivery: DeliverySpec,
+    /// How reports become a ranking: weights, decay, exploration, hysteresis, manual controls.
+    #[serde(default)]
+    pub scoring: super::scoring::ScoringSpec,
+    /// HLS and DASH Content Steering.
+    #[serde(default)]
+    pub steering: super::scoring::SteeringSpec,
+    /// Room state machine: grace periods, hysteresis, chat, thresholds.
+    #[serde(default)]
+    pub rooms: super::rooms::RoomsSpec,
+    /// Active probes: timeouts, concurrency, read sizes, statistics endpoints.
+    #[serde(default)]
+    pub probes: super::rooms::ProbesSpec,
+    /// Service directory: nodes, channel profiles, fallback regions, HTTPDNS hosts, the
+    /// secrets' variable names, payment centres.
+    #[serde(default)]
+    pub services: super::services::ServicesSpec,
     /// Background job schedules (cron, with seconds); a blank schedule disables the job.
     #[serde(default)]
     pub jobs: JobsSpec,
@@ -41,14 +57,55 @@ pub struct JobsSpec {
     /// Drop streams that ended over an hour ago from memory (every replica runs it).
     #[serde(default = "default_sweep_streams")]
     pub sweep_streams: Spanned<String>,
+    /// Reload provider and policy files when they change (every replica).
+    #[serde(default = "default_reload_policy")]
+    pub reload_policy: Spanned<String>,
+    /// Health-check the static service nodes and refresh the healthy-node gauges (every
+    /// replica).
+    #[serde(default = "default_check_nodes")]
+    pub check_nodes: Spanned<String>,
+    /// Load service nodes other replicas heard heartbeats from (every replica).
+    #[serde(default = "default_sync_nodes")]
+    pub sync_nodes: Spanned<String>,
+    /// Probe every live stream on every provider carrying it (one replica runs it).
+    #[serde(default = "default_probe_streams")]
+    pub probe_streams: Spanned<String>,
+    /// Apply the room state machine's timers: grace periods, chat expiry (every replica).
+    #[serde(default = "default_sweep_rooms")]
+    pub sweep_rooms: Spanned<String>,
 }
 
 impl Default for JobsSpec {
     fn default() -> Self {
         Self {
             sweep_streams: default_sweep_streams(),
+            reload_policy: default_reload_policy(),
+            check_nodes: default_check_nodes(),
+            sync_nodes: default_sync_nodes(),
+            probe_streams: default_probe_streams(),
+            sweep_rooms: default_sweep_rooms(),
         }
     }
+}
+
+fn default_reload_policy() -> Spanned<String> {
+    unspanned("*/2 * * * * *".to_string())
+}
+
+fn default_probe_streams() -> Spanned<String> {
+    unspanned("*/10 * * * * *".to_string())
+}
+
+fn default_sweep_rooms() -> Spanned<String> {
+    unspanned("* * * * * *".to_string())
+}
+
+fn default_check_nodes() -> Spanned<String> {
+    unspanned("*/10 * * * * *".to_string())
+}
+
+fn default_sync_nodes() -> Spanned<String> {
+    unspanned("*/2 * * * * *".to_string())
 }
 
 fn default_sweep_streams() -> Spanned<String> {

@@ -158,6 +158,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn id(&self) -> &str {
         &self.info().id
     }
+
+    /// The self-hosted origin behind this adapter, whose tokens an origin callback carries
+    /// back for verification; `None` for the vendor CDNs.
+    fn as_origin(&self) -> Option<&origin::Origin> {
+        None
+    }
 }
 
 /// Appends a query string to a URL that may already have one.

@@ -117,6 +117,10 @@ impl Provider for Origin {
         &self.info
     }
 
+    fn as_origin(&self) -> Option<&Origin> {
+        Some(self)
+    }
+
     fn push_url(
         &self,
         stream: &str,

@@ -47,7 +47,10 @@
 mod error;
 mod leases;
 mod models;
+mod nodes;
+mod payments;
 mod policy;
+mod rooms;
 pub mod schema;
 mod streams;
 mod target;
@@ -68,6 +71,9 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use error::StoreError;
 pub use models::{AnchorRow, PolicyVersionRow, StreamRow};
+pub use nodes::NodeRow;
+pub use payments::{CurrencyTotal, PaymentOutcome, PaymentRow};
+pub use rooms::RoomRow;
 use target::Target;
 
 /// The SQLite migration set (`migrations/sqlite`).

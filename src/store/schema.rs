@@ -53,6 +53,80 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Room online state per anchor (see `rooms`).
+    rooms (anchor_id) {
+        anchor_id -> Text,
+        /// `offline`, `starting`, `live`, `stalled`.
+        state -> Text,
+        since_ms -> BigInt,
+        region -> Text,
+        stream_id -> Nullable<Text>,
+        /// JSON array of the provider ids carrying the stream.
+        providers -> Text,
+        chat_connected -> Integer,
+        health_pct -> Integer,
+        updated_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Service nodes registered through heartbeats (static nodes live in the policy).
+    service_nodes (id) {
+        id -> Text,
+        /// `chat`, `im`, `api`, `upload`, `static`, `pay`.
+        kind -> Text,
+        region -> Text,
+        /// JSON array of URLs.
+        endpoints -> Text,
+        /// JSON array of addresses for HTTPDNS answers.
+        ips -> Text,
+        capacity -> BigInt,
+        current_load -> BigInt,
+        version -> Text,
+        /// 1 when the node asked for no new clients.
+        draining -> Integer,
+        last_seen_ms -> BigInt,
+        updated_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Completed payments synced from payment centres, one per (centre, payment id).
+    payments (centre, payment_id) {
+        centre -> Text,
+        payment_id -> Text,
+        user_id -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        provider -> Text,
+        status -> Text,
+        created_ms -> BigInt,
+        received_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Payment records refused because another record holds their (centre, payment id).
+    payment_conflicts (id) {
+        id -> Integer,
+        centre -> Text,
+        payment_id -> Text,
+        /// The refused record, as JSON.
+        record -> Text,
+        received_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(streams -> anchors (anchor_id));
 
-diesel::allow_tables_to_appear_in_same_query!(anchors, streams, policy_versions, job_leases);
+diesel::allow_tables_to_appear_in_same_query!(
+    anchors,
+    streams,
+    policy_versions,
+    job_leases,
+    rooms,
+    service_nodes,
+    payments,
+    payment_conflicts
+);

@@ -15,7 +15,7 @@ fn providers_of(candidates: &Value) -> Vec<String> {
 }
 
 async fn push_then_play(db: TestDb) {
-    let app = TestApp::builder(&db).start().await;
+    let app = TestApp::builder(&db).without_exploration().start().await;
     let created = app.create_stream("anchor-tw-1", "tw").await;
     let id = created["stream_id"].as_str().unwrap();
     assert_eq!(created["region"], "tw");
@@ -247,7 +247,7 @@ async fn bad_input_gets_a_json_4xx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn region_from_header_cidr_and_client_ip() {
     let db = TestDb::sqlite();
-    let app = TestApp::builder(&db).start().await;
+    let app = TestApp::builder(&db).without_exploration().start().await;
     let id = app.create_stream("a2", "tw").await["stream_id"]
         .as_str()
         .unwrap()
@@ -292,7 +292,7 @@ async fn region_from_header_cidr_and_client_ip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {
     let db = TestDb::sqlite();
-    let app = TestApp::builder(&db).start().await;
+    let app = TestApp::builder(&db).without_exploration().start().await;
     let (status, body) = app.get("/healthz").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, body) = app.get("/readyz").await;

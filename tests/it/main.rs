@@ -2,7 +2,12 @@
 
 mod api;
 mod cli;
+mod directory;
 mod jobs;
+mod origin;
+mod payments;
 mod providers;
+mod rooms;
+mod scoring;
 mod store;
 mod support;

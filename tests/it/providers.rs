@@ -25,6 +25,7 @@ fn url_of<'a>(candidates: &'a Value, provider: &str) -> &'a str {
 async fn every_kind_signs_its_urls() {
     let db = TestDb::sqlite();
     let app = TestApp::builder(&db)
+        .without_exploration()
         .providers(all_providers_dir())
         .secrets(test_secrets())
         .start()

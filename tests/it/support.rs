@@ -41,6 +41,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     server: actix_web::dev::ServerHandle,
     writer: Option<tokio::task::JoinHandle<()>>,
+    _policy_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 pub struct Builder {
@@ -49,6 +50,9 @@ pub struct Builder {
     policy_file: PathBuf,
     secrets: HashMap<String, String>,
     clock: Arc<dyn Clock>,
+    admin_token: Option<String>,
+    /// Holds an edited policy file while the app runs.
+    policy_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 impl TestApp {
@@ -60,6 +64,8 @@ impl TestApp {
             policy_file: root().join("policies/default.yaml"),
             secrets: HashMap::new(),
             clock: Arc::new(SystemClock),
+            admin_token: None,
+            policy_dir: None,
         }
     }
 
@@ -153,6 +159,42 @@ impl Builder {
         self
     }
 
+    /// The shipped policy with each `(from, to)` replaced once, written to a temp file.
+    pub fn policy_edit(mut self, edits: &[(&str, &str)]) -> Self {
+        let mut text = std::fs::read_to_string(&self.policy_file).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "policy has no {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let file = dir.path().join("default.yaml");
+        std::fs::write(&file, text).unwrap();
+        self.policy_file = file;
+        self.policy_dir = Some(dir);
+        self
+    }
+
+    /// A policy file of the test's own.
+    pub fn policy_file(mut self, file: PathBuf) -> Self {
+        self.policy_file = file;
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// No exploration draws, so that play orders are exact.
+    pub fn without_exploration(self) -> Self {
+        self.policy_edit(&[("exploration_rate: 0.03", "exploration_rate: 0")])
+    }
+
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.to_string());
+        self
+    }
+
     pub fn secrets(mut self, secrets: HashMap<String, String>) -> Self {
         self.secrets = secrets;
         self
@@ -164,11 +206,11 @@ impl Builder {
             database_url: self.database_url,
             providers_dir: self.providers_dir,
             policy_file: self.policy_file,
-            admin_token: None,
+            admin_token: self.admin_token,
             db_pool_size: 4,
             flush_interval_ms: 20,
         };
-        let (state, writer) = AppState::start(config, &self.secrets, self.clock)
+        let (state, writer) = AppState::start(config, Arc::new(self.secrets), self.clock)
             .await
             .unwrap();
         let bound = livesteer::server::bind(state.clone(), "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -181,6 +223,7 @@ impl Builder {
             client: reqwest::Client::new(),
             server,
             writer: Some(writer),
+            _policy_dir: self.policy_dir,
         }
     }
 }

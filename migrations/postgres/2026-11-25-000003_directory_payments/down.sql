@@ -1,0 +1,3 @@
+DROP TABLE payment_conflicts;
+DROP TABLE payments;
+DROP TABLE service_nodes;

@@ -1,0 +1,2 @@
+DROP INDEX rooms_state_idx;
+DROP TABLE rooms;

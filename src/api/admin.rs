@@ -1,0 +1,163 @@
+//! `/admin/*`: scores, drains and policy reloads, behind `LIVESTEER_ADMIN_TOKEN`
+//! (`Authorization: Bearer <token>`). Without a configured token the admin routes answer 403.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiError;
+use crate::state::AppState;
+
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(token) = state.config.admin_token.as_deref() else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "admin routes are off: set LIVESTEER_ADMIN_TOKEN to enable them",
+        ));
+    };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant time in the token's length.
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScoresQuery {
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// `GET /admin/scores[?region=]`: each region's ranking with every provider's cost, spread,
+/// samples, rates and share, the incumbent and a waiting challenger, and the drains in force.
+pub async fn scores(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<ScoresQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let snap = state.scores.load();
+    let catalog = state.catalog.load();
+    let regions: Vec<_> = match q.region.as_deref() {
+        Some(r) => {
+            let rank = snap.region(r).ok_or_else(|| {
+                ApiError::bad_request(
+                    "unknown_region",
+                    format!(
+                        "unknown region {:?}",
+                        r.chars().take(64).collect::<String>()
+                    ),
+                )
+            })?;
+            vec![rank]
+        }
+        None => {
+            let mut all: Vec<_> = snap.regions.values().collect();
+            all.sort_by(|a, b| a.region.cmp(&b.region));
+            all
+        }
+    };
+    let drained: Vec<String> = {
+        let engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
+        engine
+            .drained()
+            .iter()
+            .cloned()
+            .chain(catalog.policy.scoring.drained.iter().cloned())
+            .collect()
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "generated_ms": snap.generated_ms,
+        "policy_version": catalog.policy.version,
+        "exploration_rate": snap.exploration_rate,
+        "drained": drained,
+        "regions": regions,
+    })))
+}
+
+/// `POST /admin/providers/{id}/drain`: no new decisions send anyone there; steering moves
+/// players off it at their next reload.
+pub async fn drain(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_drained(&req, &state, &id, true)
+}
+
+/// `DELETE /admin/providers/{id}/drain`: back into rotation.
+pub async fn undrain(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_drained(&req, &state, &id, false)
+}
+
+fn set_drained(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    drained: bool,
+) -> Result<HttpResponse, ApiError> {
+    authorize(req, state)?;
+    if state.catalog.load().registry.get(id).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_provider",
+            format!(
+                "no enabled provider {:?}",
+                id.chars().take(64).collect::<String>()
+            ),
+        ));
+    }
+    state
+        .engine
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .set_drained(id, drained);
+    state.refresh_scores();
+    tracing::warn!(provider = id, drained, "provider drain changed by admin");
+    Ok(HttpResponse::Ok().json(json!({ "provider": id, "drained": drained })))
+}
+
+/// `POST /admin/policies/reload`: reloads provider and policy files now. A bad set answers 422
+/// with every problem as `file:line: message`, and the policy in force stays.
+pub async fn reload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    match state.reload(true) {
+        Ok(version) => Ok(HttpResponse::Ok().json(json!({
+            "reloaded": true,
+            "policy_version": version.unwrap_or_else(|| state.catalog.load().policy.version.clone()),
+        }))),
+        Err(d) => {
+            let problems: Vec<String> = d.0.iter().map(ToString::to_string).collect();
+            Ok(HttpResponse::UnprocessableEntity().json(json!({
+                "error": "invalid_policy",
+                "message": format!("{} problem(s); the policy in force stays", problems.len()),
+                "problems": problems,
+                "policy_version": state.catalog.load().policy.version,
+            })))
+        }
+    }
+}

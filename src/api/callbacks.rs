@@ -1,0 +1,110 @@
+//! `POST /v1/callbacks/{provider}`: origin and CDN callbacks in each origin's own format (see
+//! `callbacks`). The answer speaks the origin's language: SRS gets `{"code":0}` to allow, and
+//! nginx-rtmp a 2xx; a refusal is a 4xx JSON `{"error", "message"}` (with `"code"` too for SRS,
+//! which refuses on any non-zero code).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::ApiError;
+use crate::callbacks::{self, Format, Refusal, generic, nginx, srs};
+use crate::state::AppState;
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn refusal_response(format: Format, r: &Refusal) -> HttpResponse {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = match format {
+        Format::Srs => json!({"code": r.status, "error": r.code, "message": r.message}),
+        _ => json!({"error": r.code, "message": r.message}),
+    };
+    HttpResponse::build(status).json(body)
+}
+
+/// Receives one callback.
+pub async fn receive(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    provider_id: web::Path<String>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let catalog = state.catalog.load();
+    let Some(provider) = catalog.registry.get(&provider_id).cloned() else {
+        let why = if catalog.registry.known_ids().contains(provider_id.as_str()) {
+            format!("provider {:?} is disabled", provider_id.as_str())
+        } else {
+            format!(
+                "no provider {:?}",
+                provider_id.chars().take(64).collect::<String>()
+            )
+        };
+        return Err(ApiError::not_found("unknown_provider", why));
+    };
+    let format = Format::of(provider.info().kind);
+    let id = provider.id().to_string();
+    let body = body.map_err(|e| {
+        callbacks::count(&id, format, "invalid");
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "cannot read the body ({e}); at most {} bytes are allowed",
+                callbacks::MAX_BODY_BYTES
+            ),
+        )
+    })?;
+    let parsed = match format {
+        Format::Srs => srs::parse(&body),
+        Format::NginxRtmp => nginx::parse(&body),
+        Format::Generic => {
+            let rooms = &catalog.policy.rooms;
+            callbacks::secret_for(rooms, state.secrets.as_ref(), &id).and_then(|secret| {
+                generic::parse(
+                    secret.as_deref(),
+                    header(&req, generic::TIMESTAMP_HEADER),
+                    header(&req, generic::SIGNATURE_HEADER),
+                    &body,
+                    state.clock.now_secs(),
+                    rooms.callback_max_skew_seconds,
+                )
+            })
+        }
+    };
+    drop(catalog);
+    let result = match parsed {
+        Ok(cb) => callbacks::handle(&state, provider.as_ref(), cb).await,
+        Err(r) => Err(r),
+    };
+    match result {
+        Ok(accepted) => {
+            callbacks::count(
+                &id,
+                format,
+                if accepted.applied {
+                    "accepted"
+                } else {
+                    "ignored"
+                },
+            );
+            tracing::debug!(provider = %id, action = %accepted.action, applied = accepted.applied,
+                "callback accepted");
+            Ok(match format {
+                Format::Srs => HttpResponse::Ok().json(json!({"code": 0})),
+                _ => HttpResponse::Ok().json(&accepted),
+            })
+        }
+        Err(r) => {
+            let outcome = if r.status == 400 {
+                "invalid"
+            } else {
+                "refused"
+            };
+            callbacks::count(&id, format, outcome);
+            tracing::info!(provider = %id, code = r.code, message = %r.message, "callback refused");
+            Ok(refusal_response(format, &r))
+        }
+    }
+}

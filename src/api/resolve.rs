@@ -1,0 +1,250 @@
+//! `/v1/resolve`: where a client should connect for each service, nearest healthy first.
+//! Memory only: the policy, the geo tables and the directory.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, client_ip};
+use crate::directory::{Candidate, Outcome};
+use crate::geo::{self, ClientHints, RegionSource};
+use crate::metrics as m;
+use crate::policy::Region;
+use crate::policy::services::{ChannelProfile, ServiceKind};
+use crate::state::AppState;
+
+/// Most clients in one `POST /v1/resolve`.
+pub const MAX_BATCH: usize = 100;
+
+/// `GET /v1/resolve?services=chat,im&region=&client_ip=`.
+#[derive(Debug, Deserialize)]
+pub struct ResolveQuery {
+    /// Comma-separated services; all six when absent.
+    #[serde(default)]
+    pub services: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub client_ip: Option<String>,
+}
+
+/// One client in `POST /v1/resolve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// Services; all six when absent.
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub client_ip: Option<String>,
+}
+
+/// `POST /v1/resolve`: `{"requests": [...]}`, answered in order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBatch {
+    pub requests: Vec<ResolveRequest>,
+}
+
+/// One service's answer.
+#[derive(Debug, Serialize)]
+pub struct ServiceAnswer {
+    /// `local`, `fallback` or `none`.
+    pub outcome: Outcome,
+    /// Nearest healthy first.
+    pub nodes: Vec<Candidate>,
+    /// Chat and IM: how to use the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ChannelProfile>,
+    /// Static and upload: the client's area.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    /// Static: the area's CDN domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+/// A client's answer.
+#[derive(Debug, Serialize)]
+pub struct ResolveAnswer {
+    pub region: String,
+    pub region_source: RegionSource,
+    /// How long the client may keep this answer.
+    pub ttl_seconds: u64,
+    pub services: BTreeMap<ServiceKind, ServiceAnswer>,
+}
+
+/// Parses a service list; empty means all.
+pub fn parse_services<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> Result<Vec<ServiceKind>, ApiError> {
+    let mut out = Vec::new();
+    for n in names.map(str::trim).filter(|n| !n.is_empty()) {
+        let k: ServiceKind = n
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|m| ApiError::bad_request("unknown_service", m))?;
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    if out.is_empty() {
+        out = ServiceKind::ALL.to_vec();
+    }
+    Ok(out)
+}
+
+/// Places the client: `region`, the trusted header, `client_ip` or the peer, then the default.
+pub fn place<'c>(
+    req: &HttpRequest,
+    catalog: &'c crate::catalog::Catalog,
+    region: Option<&str>,
+    ip: Option<&str>,
+) -> Result<(&'c Region, RegionSource), ApiError> {
+    let policy = &catalog.policy;
+    let header_country = policy
+        .geo
+        .trusted_header
+        .as_deref()
+        .and_then(|h| req.headers().get(h))
+        .and_then(|v| v.to_str().ok());
+    let ip = client_ip(req, ip, policy.geo.trust_forwarded_for)?;
+    geo::resolve(
+        policy,
+        catalog.mmdb.as_ref(),
+        ClientHints {
+            region,
+            header_country,
+            ip,
+        },
+    )
+    .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
+}
+
+/// Resolves one service for a region and counts the answer.
+pub fn answer_service(
+    state: &AppState,
+    policy: &crate::policy::Policy,
+    kind: ServiceKind,
+    region: &str,
+    now_ms: i64,
+) -> ServiceAnswer {
+    let services = &policy.services;
+    let mut uniform = || rand::random::<f64>();
+    let r = state
+        .directory
+        .resolve(services, kind, region, now_ms, &mut uniform);
+    let area = services.area_of(region);
+    let mut outcome = r.outcome;
+    let (area_id, domain) = match kind {
+        ServiceKind::Static => {
+            let domain = area.map(|a| a.static_domain.clone());
+            if outcome == Outcome::None && domain.is_some() {
+                outcome = Outcome::Local;
+            }
+            (area.map(|a| a.id.clone()), domain)
+        }
+        ServiceKind::Upload => (area.map(|a| a.id.clone()), None),
+        _ => (None, None),
+    };
+    metrics::counter!(m::RESOLVE_ANSWERS.name, "service" => kind.as_str(),
+        "region" => region.to_string(), "outcome" => outcome.as_str())
+    .increment(1);
+    ServiceAnswer {
+        outcome,
+        nodes: r.nodes,
+        profile: services.channel(kind).copied(),
+        area: area_id,
+        domain,
+    }
+}
+
+fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    catalog: &crate::catalog::Catalog,
+    kinds: &[ServiceKind],
+    region: Option<&str>,
+    ip: Option<&str>,
+) -> Result<ResolveAnswer, ApiError> {
+    let (region, source) = place(req, catalog, region, ip)?;
+    let now = state.clock.now_ms();
+    let services = kinds
+        .iter()
+        .map(|&k| {
+            (
+                k,
+                answer_service(state, &catalog.policy, k, &region.id, now),
+            )
+        })
+        .collect();
+    Ok(ResolveAnswer {
+        region: region.id.clone(),
+        region_source: source,
+        ttl_seconds: catalog.policy.services.resolve_ttl_seconds,
+        services,
+    })
+}
+
+/// `GET /v1/resolve`.
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<ResolveQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let kinds = parse_services(q.services.as_deref().unwrap_or("").split(','))?;
+    let catalog = state.catalog.load();
+    let a = answer(
+        &req,
+        &state,
+        &catalog,
+        &kinds,
+        q.region.as_deref(),
+        q.client_ip.as_deref(),
+    )?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(a))
+}
+
+/// `POST /v1/resolve`: several clients at once (an app server resolving for its users).
+pub async fn post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<ResolveBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let batch = body.into_inner();
+    if batch.requests.is_empty() || batch.requests.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!(
+                "requests must hold 1 to {MAX_BATCH} entries, not {}",
+                batch.requests.len()
+            ),
+        ));
+    }
+    let catalog = state.catalog.load();
+    let mut answers = Vec::with_capacity(batch.requests.len());
+    for (i, r) in batch.requests.iter().enumerate() {
+        let at =
+            |e: ApiError| ApiError::new(e.status, e.code, format!("requests[{i}]: {}", e.message));
+        let kinds = parse_services(r.services.iter().flatten().map(String::as_str)).map_err(at)?;
+        answers.push(
+            answer(
+                &req,
+                &state,
+                &catalog,
+                &kinds,
+                r.region.as_deref(),
+                r.client_ip.as_deref(),
+            )
+            .map_err(at)?,
+        );
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({ "answers": answers })))
+}

@@ -1,0 +1,173 @@
+//! `/v1/rooms`: room online state for the hot and follow lists, and chat presence.
+//!
+//! Every answer is read from memory (`rooms::Rooms`); nothing here touches the database.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiError;
+use super::streams::is_valid_anchor_id;
+use crate::rooms::{ListQuery, RoomState};
+use crate::state::AppState;
+
+/// Largest body of `POST /v1/rooms` (1000 anchor ids of up to 64 characters fit).
+pub const MAX_QUERY_BYTES: usize = 256 * 1024;
+
+/// `GET /v1/rooms`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// `live` (default), `starting`, `stalled`, `offline` or `all`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `POST /v1/rooms`: the follow-list query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManyBody {
+    pub anchor_ids: Vec<String>,
+}
+
+/// `POST /v1/rooms/{anchor_id}/chat`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    pub connected: bool,
+}
+
+fn anchor(id: &str) -> Result<(), ApiError> {
+    if is_valid_anchor_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_anchor_id",
+            format!(
+                "anchor id {:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
+                id.chars().take(80).collect::<String>()
+            ),
+        ))
+    }
+}
+
+/// A page of rooms in a state, optionally in one region.
+pub async fn list(
+    state: web::Data<AppState>,
+    q: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let catalog = state.catalog.load();
+    let s = &catalog.policy.rooms;
+    let wanted = match q.state.as_deref().map(str::trim).unwrap_or("live") {
+        "all" => None,
+        other => Some(RoomState::parse(other).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_state",
+                format!(
+                    "state {:?} is not live, starting, stalled, offline or all",
+                    other.chars().take(32).collect::<String>()
+                ),
+            )
+        })?),
+    };
+    if let Some(r) = q.region.as_deref()
+        && catalog.policy.region(r).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "unknown_region",
+            format!("no region {:?}", r.chars().take(32).collect::<String>()),
+        ));
+    }
+    if let Some(c) = q.cursor.as_deref() {
+        anchor(c).map_err(|_| {
+            ApiError::bad_request("invalid_cursor", "cursor is not one this API gave")
+        })?;
+    }
+    let limit = q.limit.unwrap_or(s.page_size);
+    if limit == 0 || limit > s.max_page_size {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be from 1 to {}", s.max_page_size),
+        ));
+    }
+    let page = state.rooms.list(
+        s,
+        &ListQuery {
+            state: wanted,
+            region: q.region.clone(),
+            cursor: q.cursor.clone(),
+            limit,
+        },
+        state.clock.now_ms(),
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(page))
+}
+
+/// The rooms of up to `rooms.follow_max_ids` anchors, in the order asked (unknown: offline).
+pub async fn many(
+    state: web::Data<AppState>,
+    body: web::Json<ManyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let catalog = state.catalog.load();
+    let s = &catalog.policy.rooms;
+    if body.anchor_ids.len() > s.follow_max_ids {
+        return Err(ApiError::bad_request(
+            "too_many_anchor_ids",
+            format!(
+                "{} anchor ids, at most {} in one query",
+                body.anchor_ids.len(),
+                s.follow_max_ids
+            ),
+        ));
+    }
+    for (i, a) in body.anchor_ids.iter().enumerate() {
+        anchor(a).map_err(|e| {
+            ApiError::bad_request(e.code, format!("anchor_ids[{i}]: {}", e.message))
+        })?;
+    }
+    let rooms = state.rooms.many(s, &body.anchor_ids, state.clock.now_ms());
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({ "rooms": rooms })))
+}
+
+/// One room (an anchor never seen is offline).
+pub async fn show(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    anchor(&id)?;
+    let catalog = state.catalog.load();
+    let room = state
+        .rooms
+        .get(&catalog.policy.rooms, &id, state.clock.now_ms())
+        .unwrap_or_else(|| crate::rooms::RoomView::unknown(&id));
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(room))
+}
+
+/// The app's word on the anchor's chat room.
+pub async fn chat(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<ChatBody>,
+) -> Result<HttpResponse, ApiError> {
+    anchor(&id)?;
+    let catalog = state.catalog.load();
+    let room = state.rooms.chat(
+        &catalog.policy.rooms,
+        &id,
+        body.connected,
+        state.clock.now_ms(),
+    );
+    Ok(HttpResponse::Ok().json(room))
+}

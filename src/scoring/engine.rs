@@ -1,0 +1,652 @@
+//! The engine: windows per (provider, region) for delivery and per (provider, anchor) for
+//! ingest, fed by signals, turned into rankings with hysteresis.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::snapshot::{RegionRank, Snapshot};
+use super::window::{Moments, Window};
+use crate::catalog::Catalog;
+use crate::policy::scoring::ScoringSettings;
+use crate::signals::Signal;
+
+/// How a provider scores in one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub provider: String,
+    /// The ranking cost: lower is better.
+    pub cost: f64,
+    /// Standard deviation of the cost estimate (what exploration samples with).
+    pub sigma: f64,
+    /// Reports held in the group's own window (decayed).
+    pub samples: f64,
+    pub rebuffer_ratio: f64,
+    pub startup_seconds: f64,
+    pub error_rate: f64,
+    pub bad_rate: f64,
+    /// Ingest: rate of "not flowing" observations.
+    pub ingest_unhealthy: f64,
+    /// Share of first places in the group lately.
+    pub share: f64,
+}
+
+/// The incumbent of a region, and a challenger that looks better: (provider, since when it has
+/// been confidently better, 0 while only its estimate is).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Incumbency {
+    pub provider: Option<String>,
+    pub challenger: Option<(String, i64)>,
+}
+
+/// Everything the engine has learned.
+#[derive(Debug, Default)]
+pub struct Engine {
+    /// (provider, region) → delivery window.
+    delivery: HashMap<(String, String), Window>,
+    /// provider → delivery window over every region.
+    delivery_provider: HashMap<String, Window>,
+    /// Everyone, everywhere.
+    delivery_all: Window,
+    /// (provider, anchor) → ingest window.
+    ingest: HashMap<(String, String), Window>,
+    /// (provider, region) → ingest window over the region's anchors.
+    ingest_region: HashMap<(String, String), Window>,
+    /// provider → ingest window over every anchor.
+    ingest_provider: HashMap<String, Window>,
+    /// Where each anchor was last seen going live.
+    anchor_region: HashMap<String, String>,
+    /// Each anchor's last primary.
+    anchor_primary: HashMap<String, String>,
+    /// region → incumbent.
+    incumbents: HashMap<String, Incumbency>,
+    /// (region, provider) → decayed count of first places.
+    shares: HashMap<(String, String), Moments>,
+    shares_last_ms: i64,
+    /// Drained at run time (on top of the policy's list).
+    drained: BTreeSet<String>,
+    /// The last snapshot, whose decision counters are harvested at the next refresh.
+    last: Option<Arc<Snapshot>>,
+    last_prune_ms: i64,
+}
+
+/// Ingest windows with less weight than this are forgotten.
+const FORGET_BELOW: f64 = 0.01;
+
+fn bad(
+    settings: &ScoringSettings,
+    rebuffer_ratio: f64,
+    startup_ms: Option<u64>,
+    error: bool,
+) -> bool {
+    error
+        || rebuffer_ratio > settings.bad_session.rebuffer_ratio
+        || startup_ms.is_some_and(|s| s > settings.bad_session.startup_ms)
+}
+
+fn touch<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Window>,
+    key: K,
+    now_ms: i64,
+    half_life_ms: f64,
+) -> &mut Window {
+    let w = map.entry(key).or_default();
+    w.decay_to(now_ms, half_life_ms);
+    w
+}
+
+/// One delivery observation, added to a window with a weight.
+struct Obs {
+    rebuffer_ratio: Option<f64>,
+    startup_s: Option<f64>,
+    error: Option<bool>,
+    bad: bool,
+}
+
+impl Obs {
+    fn add_to(&self, w: &mut Window, weight: f64) {
+        if let Some(r) = self.rebuffer_ratio {
+            w.rebuffer.add(r, weight);
+        }
+        if let Some(s) = self.startup_s {
+            w.startup.add(s, weight);
+        }
+        if let Some(e) = self.error {
+            w.error.add(f64::from(u8::from(e)), weight);
+        }
+        w.bad.add(f64::from(u8::from(self.bad)), weight);
+    }
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one signal observed at `now_ms`.
+    pub fn apply(&mut self, signal: &Signal, now_ms: i64, s: &ScoringSettings) {
+        let hl = s.half_life_ms;
+        match signal {
+            Signal::Delivery {
+                provider,
+                region,
+                anchor_id,
+                played_ms,
+                rebuffer_ms,
+                startup_ms,
+                error,
+                ..
+            } => {
+                let total = played_ms.saturating_add(*rebuffer_ms);
+                let ratio = if total == 0 {
+                    0.0
+                } else {
+                    *rebuffer_ms as f64 / total as f64
+                };
+                let is_bad = bad(s, ratio, *startup_ms, *error);
+                let obs = Obs {
+                    rebuffer_ratio: (total > 0).then_some(ratio),
+                    startup_s: startup_ms.map(|ms| ms as f64 / 1000.0),
+                    error: Some(*error),
+                    bad: is_bad,
+                };
+                self.add_delivery(provider, region, &obs, 1.0, now_ms, hl);
+                if let Some(a) = anchor_id {
+                    self.add_ingest(provider, a, !is_bad, s.ingest_viewer_weight, now_ms, hl);
+                }
+            }
+            Signal::Switch {
+                provider,
+                region,
+                anchor_id,
+            } => {
+                let obs = Obs {
+                    rebuffer_ratio: None,
+                    startup_s: None,
+                    error: None,
+                    bad: true,
+                };
+                self.add_delivery(provider, region, &obs, s.switch_weight, now_ms, hl);
+                if let Some(a) = anchor_id {
+                    self.add_ingest(provider, a, false, s.ingest_viewer_weight, now_ms, hl);
+                }
+            }
+            Signal::Ingest {
+                provider,
+                anchor_id,
+                healthy,
+                ..
+            } => self.add_ingest(provider, anchor_id, *healthy, 1.0, now_ms, hl),
+        }
+    }
+
+    fn add_delivery(
+        &mut self,
+        provider: &str,
+        region: &str,
+        obs: &Obs,
+        weight: f64,
+        now_ms: i64,
+        hl: f64,
+    ) {
+        obs.add_to(
+            touch(
+                &mut self.delivery,
+                (provider.to_string(), region.to_string()),
+                now_ms,
+                hl,
+            ),
+            weight,
+        );
+        obs.add_to(
+            touch(
+                &mut self.delivery_provider,
+                provider.to_string(),
+                now_ms,
+                hl,
+            ),
+            weight,
+        );
+        self.delivery_all.decay_to(now_ms, hl);
+        obs.add_to(&mut self.delivery_all, weight);
+    }
+
+    fn add_ingest(
+        &mut self,
+        provider: &str,
+        anchor: &str,
+        healthy: bool,
+        weight: f64,
+        now_ms: i64,
+        hl: f64,
+    ) {
+        let x = f64::from(u8::from(!healthy));
+        touch(
+            &mut self.ingest,
+            (provider.to_string(), anchor.to_string()),
+            now_ms,
+            hl,
+        )
+        .unhealthy
+        .add(x, weight);
+        if let Some(region) = self.anchor_region.get(anchor).cloned() {
+            touch(
+                &mut self.ingest_region,
+                (provider.to_string(), region),
+                now_ms,
+                hl,
+            )
+            .unhealthy
+            .add(x, weight);
+        }
+        touch(&mut self.ingest_provider, provider.to_string(), now_ms, hl)
+            .unhealthy
+            .add(x, weight);
+    }
+
+    /// Drains (or undrains) a provider at run time.
+    pub fn set_drained(&mut self, provider: &str, drained: bool) {
+        if drained {
+            self.drained.insert(provider.to_string());
+        } else {
+            self.drained.remove(provider);
+        }
+    }
+
+    /// Providers drained at run time.
+    pub fn drained(&self) -> &BTreeSet<String> {
+        &self.drained
+    }
+
+    fn is_drained(&self, s: &ScoringSettings, provider: &str) -> bool {
+        self.drained.contains(provider) || s.drained.iter().any(|d| d == provider)
+    }
+
+    /// Delivery score of `provider` in `region`, shrunk toward the provider's score everywhere,
+    /// which is shrunk toward everyone's, which is shrunk toward the policy's prior.
+    pub fn delivery_score(
+        &self,
+        provider: &str,
+        region: &str,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> Score {
+        let hl = s.half_life_ms;
+        let pw = s.prior_weight;
+        let all = self.delivery_all.at(now_ms, hl);
+        let prov = self
+            .delivery_provider
+            .get(provider)
+            .map(|w| w.at(now_ms, hl))
+            .unwrap_or_default();
+        let own = self
+            .delivery
+            .get(&(provider.to_string(), region.to_string()))
+            .map(|w| w.at(now_ms, hl))
+            .unwrap_or_default();
+        let p = &s.prior;
+        // Each level borrows only from data it does not hold itself: the same provider in its
+        // other regions, then the policy's prior. (Borrowing from a group that holds one's own
+        // data counts it twice. Borrowing from the other providers is biased: their data comes
+        // mostly from the incumbent, the best of them, so every little-known provider would
+        // look as good as the best.)
+        let _ = &all;
+        let chain = |f: fn(&Window) -> &Moments, prior: f64| -> f64 {
+            let elsewhere = f(&prov).minus(f(&own));
+            let mid = elsewhere.shrunk_mean(prior, pw);
+            f(&own).shrunk_mean(mid, pw)
+        };
+        let rebuffer = chain(|w| &w.rebuffer, p.rebuffer_ratio);
+        let startup = chain(|w| &w.startup, p.startup_seconds);
+        let error = chain(|w| &w.error, p.error_rate);
+        let bad_rate = chain(|w| &w.bad, p.bad_rate);
+        let w = &s.weights;
+        let cost_per_gb = 0.0;
+        let cost = w.rebuffer_ratio * rebuffer
+            + w.startup_seconds * startup
+            + w.error_rate * error
+            + w.bad_rate * bad_rate
+            + w.cost_per_gb * cost_per_gb;
+        // Posterior spread of each component over the evidence held (prior included). Rates
+        // take the Bernoulli variance of their shrunk estimate, never the sample variance: a
+        // thin window that happens to hold no bad session would otherwise claim certainty.
+        // Continuous quantities take the larger of the sample variance and a floor from the
+        // estimate (a coefficient of variation of one for the rebuffer ratio, a fifth for
+        // startup).
+        let spread = |m: &Moments, var: f64| -> f64 { var / (m.w + pw).max(1e-9) };
+        let cont = |m: &Moments, floor: f64| m.variance().unwrap_or(0.0).max(floor);
+        let var = w.rebuffer_ratio.powi(2)
+            * spread(
+                &own.rebuffer,
+                cont(&own.rebuffer, rebuffer * rebuffer + 1e-8),
+            )
+            + w.startup_seconds.powi(2)
+                * spread(&own.startup, cont(&own.startup, (startup * 0.2).powi(2)))
+            + w.error_rate.powi(2) * spread(&own.error, error * (1.0 - error))
+            + w.bad_rate.powi(2) * spread(&own.bad, bad_rate * (1.0 - bad_rate));
+        Score {
+            provider: provider.to_string(),
+            cost,
+            sigma: var.sqrt(),
+            samples: own.samples(),
+            rebuffer_ratio: rebuffer,
+            startup_seconds: startup,
+            error_rate: error,
+            bad_rate,
+            ingest_unhealthy: 0.0,
+            share: self.share(region, provider),
+        }
+    }
+
+    /// The rate at which `anchor`'s stream is seen not flowing on `provider`, shrunk toward the
+    /// region's anchors on that provider, then the provider, then the prior.
+    pub fn ingest_unhealthy(
+        &self,
+        provider: &str,
+        anchor: &str,
+        region: &str,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> (f64, f64) {
+        let (own, group, _) = self.ingest_estimate(provider, anchor, region, now_ms, s);
+        (own, group)
+    }
+
+    /// (anchor's estimate, its group's, evidence held for the anchor).
+    fn ingest_estimate(
+        &self,
+        provider: &str,
+        anchor: &str,
+        region: &str,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> (f64, f64, f64) {
+        let hl = s.half_life_ms;
+        let pw = s.prior_weight;
+        let get = |m: Option<&Window>| m.map(|w| w.at(now_ms, hl).unhealthy).unwrap_or_default();
+        let prov = get(self.ingest_provider.get(provider));
+        let reg = get(self
+            .ingest_region
+            .get(&(provider.to_string(), region.to_string())));
+        let own = get(self.ingest.get(&(provider.to_string(), anchor.to_string())));
+        // As for delivery: each level borrows from the data it does not hold itself.
+        let other_regions = prov.minus(&reg).shrunk_mean(s.prior.ingest_unhealthy, pw);
+        let group = reg.minus(&own).shrunk_mean(other_regions, pw);
+        (own.shrunk_mean(group, pw), group, own.w)
+    }
+
+    fn share(&self, region: &str, provider: &str) -> f64 {
+        let total: f64 = self
+            .shares
+            .iter()
+            .filter(|((r, _), _)| r == region)
+            .map(|(_, m)| m.w)
+            .sum();
+        if total < 1.0 {
+            return 0.0;
+        }
+        self.shares
+            .get(&(region.to_string(), provider.to_string()))
+            .map_or(0.0, |m| m.w / total)
+    }
+
+    /// Ranks the push candidates (already filtered to providers that cover the region and take
+    /// ingest, in the policy's order) for an anchor going live in `region`, remembering the
+    /// choice so that the anchor's primary stays put unless a challenger is clearly better.
+    pub fn ingest_rank(
+        &mut self,
+        anchor: &str,
+        region: &str,
+        candidates: &[String],
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> Vec<Score> {
+        self.anchor_region
+            .insert(anchor.to_string(), region.to_string());
+        let mut scored: Vec<Score> = candidates
+            .iter()
+            .filter(|p| !self.is_drained(s, p))
+            .map(|p| {
+                let mut sc = self.delivery_score(p, region, now_ms, s);
+                let (unhealthy, _, evidence) = self.ingest_estimate(p, anchor, region, now_ms, s);
+                let w = s.weights.ingest_unhealthy;
+                sc.ingest_unhealthy = unhealthy;
+                sc.cost += w * unhealthy;
+                let var = w * w * (unhealthy * (1.0 - unhealthy)).max(1e-4)
+                    / (evidence + s.prior_weight).max(1e-9);
+                sc.sigma = (sc.sigma * sc.sigma + var).sqrt();
+                sc
+            })
+            .collect();
+        // A stream's primary is a commitment: rank by the pessimistic cost (one standard
+        // deviation worse), so a provider known from a handful of reports does not win on luck.
+        // Stable: ties keep the policy's order.
+        scored.sort_by(|a, b| (a.cost + a.sigma).total_cmp(&(b.cost + b.sigma)));
+        if let Some(prev) = self.anchor_primary.get(anchor)
+            && let Some(pos) = scored.iter().position(|sc| &sc.provider == prev)
+            && pos > 0
+            && scored[0].cost + scored[0].sigma >= scored[pos].cost * (1.0 - s.ingest_margin)
+        {
+            let keep = scored.remove(pos);
+            scored.insert(0, keep);
+        }
+        if let Some(first) = scored.first() {
+            self.anchor_primary
+                .insert(anchor.to_string(), first.provider.clone());
+        }
+        scored
+    }
+
+    /// Builds the snapshot the hot path ranks with, moving incumbents where a challenger has
+    /// been better by the margin for the hold time.
+    pub fn refresh(&mut self, now_ms: i64, catalog: &Catalog) -> Arc<Snapshot> {
+        let s = &catalog.policy.scoring;
+        self.harvest(now_ms, s);
+        if now_ms - self.last_prune_ms > 60_000 {
+            self.prune(now_ms, s);
+        }
+        let mut regions = HashMap::new();
+        for region in &catalog.policy.regions {
+            let control = s.regions.get(&region.id);
+            let eligible: Vec<&str> = catalog
+                .registry
+                .iter()
+                .map(|p| p.id())
+                .filter(|id| {
+                    catalog
+                        .registry
+                        .get(id)
+                        .is_some_and(|p| p.info().covers(&region.id))
+                        && !self.is_drained(s, id)
+                        && !control.is_some_and(|c| c.exclude.iter().any(|e| e == id))
+                })
+                .collect();
+            let mut scores: Vec<Score> = eligible
+                .iter()
+                .map(|p| {
+                    let mut sc = self.delivery_score(p, &region.id, now_ms, s);
+                    let price = catalog
+                        .registry
+                        .get(p)
+                        .and_then(|p| p.info().cost_per_gb)
+                        .unwrap_or(0.0);
+                    sc.cost += s.weights.cost_per_gb * price;
+                    sc
+                })
+                .collect();
+            // Ties keep the policy's preference order.
+            let pref = |p: &str| {
+                region
+                    .providers
+                    .iter()
+                    .position(|x| x == p)
+                    .unwrap_or(usize::MAX)
+            };
+            scores.sort_by(|a, b| {
+                a.cost
+                    .total_cmp(&b.cost)
+                    .then(pref(&a.provider).cmp(&pref(&b.provider)))
+            });
+            let inc = self.incumbents.entry(region.id.clone()).or_default();
+            hysteresis(inc, &mut scores, now_ms, s);
+            if let Some(pin) = control.and_then(|c| c.pin.as_deref())
+                && let Some(pos) = scores.iter().position(|sc| sc.provider == pin)
+            {
+                let p = scores.remove(pos);
+                scores.insert(0, p);
+            }
+            regions.insert(
+                region.id.clone(),
+                RegionRank::new(
+                    region.id.clone(),
+                    scores,
+                    inc.clone(),
+                    control.cloned().unwrap_or_default(),
+                ),
+            );
+        }
+        let anchor_ingest = self.anchor_penalties(now_ms, s);
+        let snap = Arc::new(Snapshot::new(
+            now_ms,
+            regions,
+            anchor_ingest,
+            s.exploration_rate,
+            s.hysteresis_margin,
+            s.challenger_share,
+        ));
+        self.last = Some(snap.clone());
+        snap
+    }
+
+    /// Folds the last snapshot's decision counters into the decayed shares.
+    fn harvest(&mut self, now_ms: i64, s: &ScoringSettings) {
+        let f = if self.shares_last_ms > 0 && now_ms > self.shares_last_ms {
+            0.5f64.powf((now_ms - self.shares_last_ms) as f64 / s.half_life_ms)
+        } else {
+            1.0
+        };
+        self.shares_last_ms = now_ms;
+        for m in self.shares.values_mut() {
+            m.w *= f;
+        }
+        if let Some(last) = &self.last {
+            for (region, rank) in &last.regions {
+                for (provider, n) in rank.firsts() {
+                    let n = n.swap(0, Ordering::Relaxed);
+                    if n > 0 {
+                        self.shares
+                            .entry((region.clone(), provider.clone()))
+                            .or_default()
+                            .w += n as f64;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per anchor, how much worse than its group the anchor's upload reaches each provider: the
+    /// extra cost the play ranking adds for that anchor's streams.
+    fn anchor_penalties(
+        &self,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> HashMap<String, Vec<(String, f64)>> {
+        let mut out: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+        for (provider, anchor) in self.ingest.keys() {
+            let region = self
+                .anchor_region
+                .get(anchor)
+                .map(String::as_str)
+                .unwrap_or("");
+            let (own, group) = self.ingest_unhealthy(provider, anchor, region, now_ms, s);
+            let extra = s.weights.ingest_unhealthy * (own - group);
+            if extra > 0.01 {
+                out.entry(anchor.clone())
+                    .or_default()
+                    .push((provider.clone(), extra));
+            }
+        }
+        out
+    }
+
+    /// Forgets windows whose evidence has decayed away.
+    fn prune(&mut self, now_ms: i64, s: &ScoringSettings) {
+        let hl = s.half_life_ms;
+        self.ingest.retain(|_, w| {
+            w.decay_to(now_ms, hl);
+            w.unhealthy.w >= FORGET_BELOW
+        });
+        let live: BTreeSet<&String> = self.ingest.keys().map(|(_, a)| a).collect();
+        self.anchor_region.retain(|a, _| live.contains(a));
+        self.anchor_primary.retain(|a, _| live.contains(a));
+        self.shares.retain(|_, m| m.w >= FORGET_BELOW);
+        self.last_prune_ms = now_ms;
+    }
+
+    /// The region's incumbency, for the admin view.
+    pub fn incumbency(&self, region: &str) -> Option<&Incumbency> {
+        self.incumbents.get(region)
+    }
+
+    /// Windows held: (delivery, ingest).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.delivery.len(), self.ingest.len())
+    }
+}
+
+/// Reorders `scores` (sorted by cost) so that the incumbent stays first unless the best
+/// challenger has been cheaper by the margin for the hold time.
+fn hysteresis(inc: &mut Incumbency, scores: &mut Vec<Score>, now_ms: i64, s: &ScoringSettings) {
+    let Some(best) = scores.first().map(|b| b.provider.clone()) else {
+        inc.provider = None;
+        inc.challenger = None;
+        return;
+    };
+    let pos = inc
+        .provider
+        .as_ref()
+        .and_then(|p| scores.iter().position(|sc| &sc.provider == p));
+    let Some(pos) = pos else {
+        // No incumbent yet, or it is no longer eligible: the best takes over at once.
+        inc.provider = Some(best);
+        inc.challenger = None;
+        return;
+    };
+    if pos == 0 {
+        inc.challenger = None;
+        return;
+    }
+    // Two tests. On its estimate alone the challenger is better by the margin: it becomes the
+    // challenger and gets a canary share of new sessions, so that evidence comes in fast.
+    // Better by the margin with `challenger_sigmas` standard deviations of doubt on both sides
+    // (the challenger that much worse, the incumbent that much better), for the hold time: it
+    // takes first place. A provider known from a handful of lucky reports regresses under the
+    // canary traffic and never gets there; a new incumbent still known from its canary share
+    // cannot be unseated on its own noise.
+    let challenger = &scores[0];
+    let incumbent = &scores[pos];
+    let factor = 1.0 - s.hysteresis_margin;
+    if challenger.cost < incumbent.cost * factor {
+        let z = s.challenger_sigmas;
+        let confident = challenger.cost + z * challenger.sigma
+            < (incumbent.cost - z * incumbent.sigma) * factor;
+        let since = match &inc.challenger {
+            Some((c, since)) if *c == best && *since > 0 => *since,
+            _ if confident => now_ms,
+            _ => 0,
+        };
+        let since = if confident { since } else { 0 };
+        if confident && now_ms - since >= s.hysteresis_hold_ms {
+            inc.provider = Some(best);
+            inc.challenger = None;
+            return;
+        }
+        inc.challenger = Some((best, since));
+    } else {
+        inc.challenger = None;
+    }
+    let keep = scores.remove(pos);
+    scores.insert(0, keep);
+}

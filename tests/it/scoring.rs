@@ -1,0 +1,483 @@
+//! Scoring through the API: QoS reports reorder play answers and steering manifests; switch,
+//! Content Steering, the multivariant playlist, admin controls and reloads.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, all_providers_dir, test_secrets};
+use livesteer::store::testing::TestDb;
+
+/// Every vendor enabled, decisions without exploration or hold time, so that orders are exact.
+async fn app(db: &TestDb) -> TestApp {
+    TestApp::builder(db)
+        .providers(all_providers_dir())
+        .secrets(test_secrets())
+        .policy_edit(&[
+            ("exploration_rate: 0.03", "exploration_rate: 0"),
+            ("hysteresis_hold_seconds: 5", "hysteresis_hold_seconds: 0"),
+        ])
+        .admin_token("secret-admin-token")
+        .start()
+        .await
+}
+
+fn first(v: &Value) -> String {
+    v["candidates"][0]["provider"].as_str().unwrap().to_string()
+}
+
+fn reports(stream: &str, provider: &str, n: usize, rebuffer_ms: u64) -> Vec<Value> {
+    (0..n)
+        .map(|_| {
+            json!({
+                "stream_id": stream, "provider": provider, "region": "tw", "protocol": "hls",
+                "played_ms": 30000, "rebuffer_ms": rebuffer_ms, "rebuffer_count": u32::from(rebuffer_ms > 0),
+                "startup_ms": 900
+            })
+        })
+        .collect()
+}
+
+/// Polls until `f` holds (the signal consumer applies reports within a tenth of a second).
+async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) -> bool {
+    for _ in 0..50 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_reorders_play_and_steering() {
+    let db = TestDb::sqlite();
+    let app = app(&db).await;
+    let created = app.create_stream("anchor-qos", "tw").await;
+    let id = created["stream_id"].as_str().unwrap().to_string();
+    let play = format!("/v1/streams/{id}/play?region=tw&protocol=hls");
+    let (_, before) = app.get(&play).await;
+    assert_eq!(first(&before), "tencent");
+    assert_eq!(before["pick"], "ranked");
+    let (_, steer) = app.get(&format!("/v1/steering/hls/{id}?region=tw")).await;
+    assert_eq!(steer["PATHWAY-PRIORITY"][0], "tencent");
+
+    // Viewers in Taiwan rebuffer on Tencent, not on Alibaba.
+    let mut batch = reports(&id, "tencent", 300, 3000);
+    batch.extend(reports(&id, "alibaba", 100, 0));
+    let (status, body) = app.post("/v1/qos", json!({ "reports": batch })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 400);
+
+    let ok = eventually(async || first(&app.get(&play).await.1) == "alibaba").await;
+    assert!(
+        ok,
+        "play still starts on tencent: {}",
+        app.get(&play).await.1
+    );
+    let (_, steer) = app.get(&format!("/v1/steering/hls/{id}?region=tw")).await;
+    assert_eq!(steer["PATHWAY-PRIORITY"], json!(["alibaba", "tencent"]));
+    // A player already on Tencent is told to move.
+    let (_, steer) = app
+        .get(&format!(
+            "/v1/steering/hls/{id}?region=tw&_HLS_pathway=tencent"
+        ))
+        .await;
+    assert_eq!(steer["PATHWAY-PRIORITY"][0], "alibaba");
+    // Scores are visible to ops.
+    let res = app
+        .client
+        .get(app.url("/admin/scores?region=tw"))
+        .bearer_auth("secret-admin-token")
+        .send()
+        .await
+        .unwrap();
+    let scores: Value = res.json().await.unwrap();
+    let order: Vec<&str> = scores["regions"][0]["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(order[0], "alibaba", "{scores}");
+    assert_eq!(scores["regions"][0]["incumbency"]["provider"], "alibaba");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_batches_keep_good_reports_and_refuse_bad_ones() {
+    let db = TestDb::sqlite();
+    let app = app(&db).await;
+    let id = app.create_stream("anchor-batch", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let good = json!({ "stream_id": id, "provider": "tencent", "region": "tw", "played_ms": 1000 });
+    let cmcd = json!({ "cid": id, "provider": "alibaba", "sf": "h", "bs": true, "br": 2500, "played_ms": 4000, "client_ip": "168.95.1.1" });
+    let batch = json!([
+        good,
+        { "stream_id": id, "provider": "nope", "played_ms": 1 },
+        { "stream_id": "missing", "provider": "tencent", "played_ms": 1 },
+        { "stream_id": id, "provider": "tencent", "played_ms": 1, "bogus": 1 },
+        { "stream_id": id, "provider": "tencent", "region": "mars", "played_ms": 1 },
+        { "stream_id": id, "provider": "tencent", "protocol": "dash", "played_ms": 1 },
+        { "stream_id": id, "provider": "tencent", "played_ms": 999999999999u64 },
+        { "stream_id": id, "provider": "tencent" },
+        { "provider": "tencent", "played_ms": 1 },
+        "not an object",
+        cmcd,
+    ]);
+    let (status, body) = app.post("/v1/qos", batch).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2);
+    let refused: Vec<(u64, &str)> = body["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (1, "unknown_provider"),
+            (2, "unknown_stream"),
+            (3, "invalid_report"),
+            (4, "unknown_region"),
+            (5, "unknown_protocol"),
+            (6, "invalid_value"),
+            (7, "empty_report"),
+            (8, "missing_field"),
+            (9, "invalid_report"),
+        ]
+    );
+    // One good report alone, and the body-level errors.
+    assert_eq!(app.post("/v1/qos", good_one(&id)).await.0, 200);
+    let (status, body) = app.post("/v1/qos", json!([{ "stream_id": id }])).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("no_valid_reports"))
+    );
+    let too_many: Vec<Value> = (0..1001).map(|_| good_one(&id)).collect();
+    let (status, body) = app.post("/v1/qos", json!(too_many)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("batch_too_large"))
+    );
+    let (status, body) = app.post_raw("/v1/qos", "application/json", "[{").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (status, _) = app.post("/v1/qos", json!([])).await;
+    assert_eq!(status, 400);
+    let (status, _) = app.post_raw("/v1/qos", "text/plain", "{}").await;
+    assert_eq!(status, 415);
+    app.stop().await;
+}
+
+fn good_one(id: &str) -> Value {
+    json!({ "stream_id": id, "provider": "tencent", "region": "tw", "played_ms": 1000 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_moves_the_failing_provider_last_and_counts_against_it() {
+    let db = TestDb::sqlite();
+    let app = app(&db).await;
+    let id = app.create_stream("anchor-switch", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/streams/{id}/switch");
+    let (status, body) = app
+        .post(&path, json!({ "from_provider": "tencent", "reason": "stall", "region": "tw", "protocol": "flv" }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let order: Vec<&str> = body["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["alibaba", "tencent"]);
+    for (req, code) in [
+        (json!({ "from_provider": "nope" }), "unknown_provider"),
+        (
+            json!({ "from_provider": "cloudfront", "region": "tw" }),
+            "not_a_carrier",
+        ),
+        (
+            json!({ "from_provider": "tencent", "reason": "bad reason!" }),
+            "invalid_reason",
+        ),
+        (json!({ "reason": "stall" }), "invalid_json"),
+    ] {
+        let (status, body) = app.post(&path, req).await;
+        assert_eq!(
+            (status, body["error"].as_str().unwrap()),
+            (400, code),
+            "{body}"
+        );
+    }
+    // Enough players stalling on Tencent move Taiwan off it.
+    for _ in 0..10 {
+        app.post(
+            &path,
+            json!({ "from_provider": "tencent", "reason": "stall", "region": "tw" }),
+        )
+        .await;
+    }
+    let play = format!("/v1/streams/{id}/play?region=tw");
+    assert!(eventually(async || first(&app.get(&play).await.1) == "alibaba").await);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steering_manifests_follow_the_specs() {
+    let db = TestDb::sqlite();
+    let app = app(&db).await;
+    let id = app.create_stream("anchor-steer", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (flavour, key, pathway) in [
+        ("hls", "PATHWAY-PRIORITY", "_HLS_pathway"),
+        ("dash", "SERVICE-LOCATION-PRIORITY", "_DASH_pathway"),
+    ] {
+        let (status, m) = app
+            .get(&format!(
+                "/v1/steering/{flavour}/{id}?{pathway}=alibaba&region=tw"
+            ))
+            .await;
+        assert_eq!(status, 200, "{m}");
+        assert_eq!(m["VERSION"], 1);
+        assert_eq!(m["TTL"], 30);
+        let priority: Vec<&str> = m[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert!(!priority.is_empty());
+        assert_eq!(
+            priority.len(),
+            priority.iter().collect::<HashSet<_>>().len(),
+            "unique pathways"
+        );
+        // The player on Alibaba stays there: it is about as good as Tencent.
+        assert_eq!(priority[0], "alibaba");
+        let reload = m["RELOAD-URI"].as_str().unwrap();
+        assert!(
+            reload.starts_with(&format!("/v1/steering/{flavour}/{id}?session=")),
+            "{reload}"
+        );
+        // The reload carries the region: no region hint needed, any replica can answer. The
+        // player appends its pathway, as hls.js and dash.js do.
+        let (status, again) = app.get(&format!("{reload}&{pathway}=alibaba")).await;
+        assert_eq!(status, 200);
+        assert_eq!(again[key], m[key]);
+    }
+    // Garbage state or throughput: a fresh session, or a clear 400; never a 429 or a 5xx.
+    let (status, _) = app.get(&format!("/v1/steering/hls/{id}?session=%%%")).await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .get(&format!("/v1/steering/hls/{id}?_HLS_throughput=fast"))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_throughput"))
+    );
+    for _ in 0..200 {
+        assert_eq!(app.get(&format!("/v1/steering/hls/{id}")).await.0, 200);
+    }
+    assert_eq!(app.get("/v1/steering/hls/unknown").await.0, 404);
+    app.delete(&format!("/v1/streams/{id}")).await;
+    let (status, body) = app.get(&format!("/v1/steering/hls/{id}")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("stream_ended"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_playlist_points_players_at_the_steering_server() {
+    let db = TestDb::sqlite();
+    let app = app(&db).await;
+    let id = app.create_stream("anchor-master", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/streams/{id}/master.m3u8?region=tw")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/vnd.apple.mpegurl"
+    );
+    let text = res.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "#EXTM3U");
+    assert!(
+        lines[1].starts_with(&format!(
+            "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/v1/steering/hls/{id}?session="
+        )),
+        "{text}"
+    );
+    assert!(lines[1].ends_with(",PATHWAY-ID=\"tencent\""), "{text}");
+    assert_eq!(
+        lines[2],
+        "#EXT-X-STREAM-INF:BANDWIDTH=2500000,PATHWAY-ID=\"tencent\""
+    );
+    assert!(lines[3].starts_with(&format!(
+        "https://play.live.example.com/live/{id}.m3u8?txSecret="
+    )));
+    assert_eq!(
+        lines[4],
+        "#EXT-X-STREAM-INF:BANDWIDTH=2500000,PATHWAY-ID=\"alibaba\""
+    );
+    assert!(lines[5].starts_with(&format!(
+        "https://pull.live-intl.example.com/live/{id}.m3u8?auth_key="
+    )));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_drain_and_reload() {
+    let db = TestDb::sqlite();
+    let app = app(&db).await;
+    let admin = |method: reqwest::Method, path: &str, token: Option<&str>| {
+        let mut r = app.client.request(method, app.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let res = r.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let t = Some("secret-admin-token");
+    assert_eq!(
+        admin(reqwest::Method::GET, "/admin/scores", None).await.0,
+        401
+    );
+    assert_eq!(
+        admin(reqwest::Method::GET, "/admin/scores", Some("wrong"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        admin(reqwest::Method::GET, "/admin/scores?region=mars", t)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        admin(reqwest::Method::POST, "/admin/providers/nope/drain", t)
+            .await
+            .0,
+        404
+    );
+
+    let id = app.create_stream("anchor-admin", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = admin(reqwest::Method::POST, "/admin/providers/tencent/drain", t).await;
+    assert_eq!((status, body["drained"].as_bool()), (200, Some(true)));
+    let (_, play) = app.get(&format!("/v1/streams/{id}/play?region=tw")).await;
+    assert_eq!(first(&play), "alibaba");
+    // New streams are not pushed to a drained provider.
+    let created = app.create_stream("anchor-admin-2", "tw").await;
+    assert_eq!(created["push"][0]["provider"], "alibaba");
+    let (status, _) = admin(reqwest::Method::DELETE, "/admin/providers/tencent/drain", t).await;
+    assert_eq!(status, 200);
+    // Back in rotation (second: as good as the interim incumbent, not better by the margin).
+    let (_, play) = app.get(&format!("/v1/streams/{id}/play?region=tw")).await;
+    let order: Vec<&str> = play["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["alibaba", "tencent"]);
+
+    // A bad policy file is refused with its line, and the policy in force stays.
+    let file = app.state.config.policy_file.clone();
+    let good = std::fs::read_to_string(&file).unwrap();
+    let version = app.state.catalog.load().policy.version.clone();
+    std::fs::write(
+        &file,
+        good.replace("exploration_rate: 0", "exploration_rate: 7"),
+    )
+    .unwrap();
+    let (status, body) = admin(reqwest::Method::POST, "/admin/policies/reload", t).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("invalid_policy")),
+        "{body}"
+    );
+    assert!(
+        body["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("scoring.exploration_rate is 7"),
+        "{body}"
+    );
+    assert_eq!(app.state.catalog.load().policy.version, version);
+    // The file watcher sees the same bad file and keeps the policy too.
+    assert!(
+        livesteer::jobs::run_once(app.state.clone(), "reload_policy")
+            .await
+            .is_ok()
+    );
+    assert_eq!(app.state.catalog.load().policy.version, version);
+    // A good change is picked up by the watcher.
+    std::fs::write(
+        &file,
+        good.replace(
+            "ttl_seconds: 30           # players",
+            "ttl_seconds: 12           # players",
+        ),
+    )
+    .unwrap();
+    let summary = livesteer::jobs::run_once(app.state.clone(), "reload_policy")
+        .await
+        .unwrap();
+    assert!(summary.starts_with("loaded policy"), "{summary}");
+    assert_ne!(app.state.catalog.load().policy.version, version);
+    let (_, m) = app.get(&format!("/v1/steering/hls/{id}?region=tw")).await;
+    assert_eq!(m["TTL"], 12);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("livesteer_policy_reloads_total{outcome=\"error\"}"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_is_off_without_a_token() {
+    let db = TestDb::sqlite();
+    let app = TestApp::builder(&db).start().await;
+    let (status, body) = app.get("/admin/scores").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("admin_disabled"))
+    );
+    app.stop().await;
+}
