@@ -267,8 +267,14 @@ pub async fn handle(
                     ),
                 )
             })?;
+        // A play URL's token lets a player in; only a push URL's token lets an encoder publish
+        // (or report on its publish).
+        let grant = match cb.action {
+            Action::Play => crate::providers::signing::Grant::Play,
+            _ => crate::providers::signing::Grant::Publish,
+        };
         origin
-            .verify(&cb.app, &cb.stream, token, now_ms.div_euclid(1000))
+            .verify(grant, &cb.app, &cb.stream, token, now_ms.div_euclid(1000))
             .map_err(token_refusal)?;
     }
     let stream = find_stream(state, &cb.stream).await?.ok_or_else(|| {

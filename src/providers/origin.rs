@@ -95,19 +95,26 @@ impl Origin {
             .unwrap_or("live")
     }
 
-    /// Checks a token an origin callback passed back.
+    /// Checks a token an origin callback passed back, for what the callback asks to do.
     pub fn verify(
         &self,
+        grant: signing::Grant,
         app: &str,
         stream: &str,
         token: &str,
         now_secs: i64,
     ) -> Result<(), signing::TokenError> {
-        signing::verify_origin_token(&self.secret, app, stream, token, now_secs)
+        signing::verify_origin_token(&self.secret, grant, app, stream, token, now_secs)
     }
 
-    fn token(&self, region: &str, stream: &str, expires_at: i64) -> Result<String, ProviderError> {
-        signing::issue_origin_token(&self.secret, self.app(region), stream, expires_at)
+    fn token(
+        &self,
+        grant: signing::Grant,
+        region: &str,
+        stream: &str,
+        expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        signing::issue_origin_token(&self.secret, grant, self.app(region), stream, expires_at)
             .map_err(|e| self.info.signing_error(e))
     }
 }
@@ -128,7 +135,7 @@ impl Provider for Origin {
         expires_at: i64,
     ) -> Result<String, ProviderError> {
         let base = self.info.push_base(region)?;
-        let token = self.token(region, stream, expires_at)?;
+        let token = self.token(signing::Grant::Publish, region, stream, expires_at)?;
         Ok(with_query(
             &format!("{base}/{stream}"),
             &format!("token={token}"),
@@ -143,7 +150,7 @@ impl Provider for Origin {
         expires_at: i64,
     ) -> Result<String, ProviderError> {
         let url = play_path(&self.info, stream, region, protocol)?;
-        let token = self.token(region, stream, expires_at)?;
+        let token = self.token(signing::Grant::Play, region, stream, expires_at)?;
         Ok(with_query(&url, &format!("token={token}")))
     }
 }

@@ -30,8 +30,9 @@
 //!   `hmac=<hex>`. Checked against akamai/EdgeAuth-Token-Node `test/test_local.json`.
 //! - **livesteer origin token** ([`issue_origin_token`], [`verify_origin_token`]) for self-hosted
 //!   origins (nginx-rtmp `on_publish`/`on_play`, SRS `http_hooks`): `<expires>-<hex>` where `hex`
-//!   is HMAC-SHA256(secret, `"livesteer-origin-v1\n{app}\n{stream}\n{expires}"`), verified in
-//!   constant time.
+//!   is HMAC-SHA256(secret, `"livesteer-origin-v2\n{grant}\n{app}\n{stream}\n{expires}"`),
+//!   verified in constant time. The grant (`publish` or `play`) is signed in, so that a play
+//!   URL's token can never publish.
 
 use std::fmt::Write as _;
 
@@ -628,7 +629,25 @@ pub fn edgeauth_url_token(
 // livesteer origin token (nginx-rtmp, SRS)
 // ---------------------------------------------------------------------------------------------
 
-const ORIGIN_TOKEN_CONTEXT: &[u8] = b"livesteer-origin-v1\n";
+const ORIGIN_TOKEN_CONTEXT: &[u8] = b"livesteer-origin-v2\n";
+
+/// What an origin token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Publish the stream (push URLs; checked on publish, update and unpublish callbacks).
+    Publish,
+    /// Play the stream (play URLs; checked on play callbacks).
+    Play,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Publish => "publish",
+            Grant::Play => "play",
+        }
+    }
+}
 const ORIGIN_SECRET_MIN_LEN: usize = 16;
 const ORIGIN_NAME_MAX_LEN: usize = 256;
 const ORIGIN_TOKEN_MAX_LEN: usize = 96;
@@ -662,6 +681,7 @@ fn check_origin_inputs(secret: &[u8], app: &str, stream: &str) -> Result<(), Sig
 
 fn origin_mac(
     secret: &[u8],
+    grant: Grant,
     app: &str,
     stream: &str,
     expires: i64,
@@ -670,6 +690,8 @@ fn origin_mac(
         .map_err(|_| invalid("secret", "rejected by HMAC"))?;
     for part in [
         ORIGIN_TOKEN_CONTEXT,
+        grant.as_str().as_bytes(),
+        b"\n",
         app.as_bytes(),
         b"\n",
         stream.as_bytes(),
@@ -685,13 +707,14 @@ fn origin_mac(
 /// origin until `expires_unix`.
 pub fn issue_origin_token(
     secret: &[u8],
+    grant: Grant,
     app: &str,
     stream: &str,
     expires_unix: i64,
 ) -> Result<String, SigningError> {
     check_origin_inputs(secret, app, stream)?;
     let expires = check_time("expires_unix", expires_unix)?;
-    let mac = origin_mac(secret, app, stream, expires)?;
+    let mac = origin_mac(secret, grant, app, stream, expires)?;
     Ok(format!(
         "{expires}-{}",
         hex::encode(mac.finalize().into_bytes())
@@ -702,6 +725,7 @@ pub fn issue_origin_token(
 /// expiry (`now_unix >= expires` is expired).
 pub fn verify_origin_token(
     secret: &[u8],
+    grant: Grant,
     app: &str,
     stream: &str,
     token: &str,
@@ -733,7 +757,7 @@ pub fn verify_origin_token(
     }
     let signature =
         hex::decode(signature).map_err(|_| TokenError::Malformed("signature is not hex"))?;
-    origin_mac(secret, app, stream, expires)?
+    origin_mac(secret, grant, app, stream, expires)?
         .verify_slice(&signature)
         .map_err(|_| TokenError::BadSignature)?;
     if now_unix >= expires {
@@ -1460,28 +1484,49 @@ mod tests {
 
     #[test]
     fn origin_token_roundtrip() {
-        let token = issue_origin_token(SECRET, "live", "room42", EXP).expect("issues");
+        let token =
+            issue_origin_token(SECRET, Grant::Publish, "live", "room42", EXP).expect("issues");
         let (exp, sig) = token.split_once('-').expect("shape");
         assert_eq!(exp, "1700000600");
         assert_eq!(sig.len(), 64);
         assert_eq!(
-            verify_origin_token(SECRET, "live", "room42", &token, EXP - 600),
+            verify_origin_token(SECRET, Grant::Publish, "live", "room42", &token, EXP - 600),
             Ok(())
         );
         assert_eq!(
-            verify_origin_token(SECRET, "live", "room42", &token, EXP - 1),
+            verify_origin_token(SECRET, Grant::Publish, "live", "room42", &token, EXP - 1),
             Ok(())
         );
         // Deterministic.
-        assert_eq!(issue_origin_token(SECRET, "live", "room42", EXP), Ok(token));
+        assert_eq!(
+            issue_origin_token(SECRET, Grant::Publish, "live", "room42", EXP),
+            Ok(token)
+        );
+    }
+
+    #[test]
+    fn a_play_token_cannot_publish() {
+        let play = issue_origin_token(SECRET, Grant::Play, "live", "room42", EXP).expect("issues");
+        assert_eq!(
+            verify_origin_token(SECRET, Grant::Play, "live", "room42", &play, EXP - 1),
+            Ok(())
+        );
+        assert_eq!(
+            verify_origin_token(SECRET, Grant::Publish, "live", "room42", &play, EXP - 1),
+            Err(TokenError::BadSignature)
+        );
+        let publish =
+            issue_origin_token(SECRET, Grant::Publish, "live", "room42", EXP).expect("issues");
+        assert_ne!(play, publish);
     }
 
     #[test]
     fn origin_token_expired() {
-        let token = issue_origin_token(SECRET, "live", "room42", EXP).expect("issues");
+        let token =
+            issue_origin_token(SECRET, Grant::Publish, "live", "room42", EXP).expect("issues");
         for now in [EXP, EXP + 1, i64::MAX] {
             assert_eq!(
-                verify_origin_token(SECRET, "live", "room42", &token, now),
+                verify_origin_token(SECRET, Grant::Publish, "live", "room42", &token, now),
                 Err(TokenError::Expired { expires: EXP, now })
             );
         }
@@ -1489,9 +1534,11 @@ mod tests {
 
     #[test]
     fn origin_token_wrong_stream_app_or_secret() {
-        let token = issue_origin_token(SECRET, "live", "room42", EXP).expect("issues");
-        let verify =
-            |secret: &[u8], app, stream| verify_origin_token(secret, app, stream, &token, EXP - 1);
+        let token =
+            issue_origin_token(SECRET, Grant::Publish, "live", "room42", EXP).expect("issues");
+        let verify = |secret: &[u8], app, stream| {
+            verify_origin_token(secret, Grant::Publish, app, stream, &token, EXP - 1)
+        };
         assert_eq!(
             verify(SECRET, "live", "room43"),
             Err(TokenError::BadSignature)
@@ -1505,21 +1552,22 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         // Field boundaries are unambiguous.
-        let a = issue_origin_token(SECRET, "live/a", "b", EXP).expect("issues");
+        let a = issue_origin_token(SECRET, Grant::Publish, "live/a", "b", EXP).expect("issues");
         assert_eq!(
-            verify_origin_token(SECRET, "live", "a/b", &a, EXP - 1),
+            verify_origin_token(SECRET, Grant::Publish, "live", "a/b", &a, EXP - 1),
             Err(TokenError::BadSignature)
         );
     }
 
     #[test]
     fn origin_token_tampered() {
-        let token = issue_origin_token(SECRET, "live", "room42", EXP).expect("issues");
+        let token =
+            issue_origin_token(SECRET, Grant::Publish, "live", "room42", EXP).expect("issues");
         // A later expiry with the old signature.
         let (_, sig) = token.split_once('-').expect("shape");
         let extended = format!("{}-{sig}", EXP + 3600);
         assert_eq!(
-            verify_origin_token(SECRET, "live", "room42", &extended, EXP - 1),
+            verify_origin_token(SECRET, Grant::Publish, "live", "room42", &extended, EXP - 1),
             Err(TokenError::BadSignature)
         );
         // One flipped hex digit.
@@ -1528,12 +1576,19 @@ mod tests {
         flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
         let flipped = String::from_utf8(flipped).expect("ascii");
         assert_eq!(
-            verify_origin_token(SECRET, "live", "room42", &flipped, EXP - 1),
+            verify_origin_token(SECRET, Grant::Publish, "live", "room42", &flipped, EXP - 1),
             Err(TokenError::BadSignature)
         );
         // Uppercase hex is not what we issue.
         assert!(matches!(
-            verify_origin_token(SECRET, "live", "room42", &token.to_uppercase(), EXP - 1),
+            verify_origin_token(
+                SECRET,
+                Grant::Publish,
+                "live",
+                "room42",
+                &token.to_uppercase(),
+                EXP - 1
+            ),
             Err(TokenError::Malformed(_))
         ));
     }
@@ -1560,49 +1615,76 @@ mod tests {
         for token in &garbage {
             assert!(
                 matches!(
-                    verify_origin_token(SECRET, "live", "room42", token, 1),
+                    verify_origin_token(SECRET, Grant::Publish, "live", "room42", token, 1),
                     Err(TokenError::Malformed(_))
                 ),
                 "{token:?}"
             );
         }
         for w in WEIRD {
-            let _ = verify_origin_token(SECRET, w, w, w, 1);
-            let _ = issue_origin_token(w.as_bytes(), w, w, 1);
+            let _ = verify_origin_token(SECRET, Grant::Publish, w, w, w, 1);
+            let _ = issue_origin_token(w.as_bytes(), Grant::Play, w, w, 1);
         }
     }
 
     #[test]
     fn origin_token_bad_inputs() {
         assert_eq!(
-            kind(issue_origin_token(b"short", "live", "s", EXP)),
+            kind(issue_origin_token(
+                b"short",
+                Grant::Publish,
+                "live",
+                "s",
+                EXP
+            )),
             ("invalid", "secret")
         );
         assert_eq!(
-            issue_origin_token(SECRET, "", "s", EXP),
+            issue_origin_token(SECRET, Grant::Publish, "", "s", EXP),
             Err(SigningError::Empty("app"))
         );
         assert_eq!(
-            issue_origin_token(SECRET, "live", "", EXP),
+            issue_origin_token(SECRET, Grant::Publish, "live", "", EXP),
             Err(SigningError::Empty("stream"))
         );
         assert_eq!(
-            kind(issue_origin_token(SECRET, "live", "a\nb", EXP)),
+            kind(issue_origin_token(
+                SECRET,
+                Grant::Publish,
+                "live",
+                "a\nb",
+                EXP
+            )),
             ("char", "stream")
         );
         assert_eq!(
-            kind(issue_origin_token(SECRET, "live", "a b", EXP)),
+            kind(issue_origin_token(
+                SECRET,
+                Grant::Publish,
+                "live",
+                "a b",
+                EXP
+            )),
             ("char", "stream")
         );
         assert_eq!(
-            kind(issue_origin_token(SECRET, "live", &"s".repeat(257), EXP)),
+            kind(issue_origin_token(
+                SECRET,
+                Grant::Publish,
+                "live",
+                &"s".repeat(257),
+                EXP
+            )),
             ("invalid", "stream")
         );
         for t in [0, -1, i64::MIN, i64::MAX] {
-            assert_eq!(kind(issue_origin_token(SECRET, "live", "s", t)).0, "time");
+            assert_eq!(
+                kind(issue_origin_token(SECRET, Grant::Publish, "live", "s", t)).0,
+                "time"
+            );
         }
         assert_eq!(
-            verify_origin_token(SECRET, "live", "", "1-00", 1),
+            verify_origin_token(SECRET, Grant::Publish, "live", "", "1-00", 1),
             Err(TokenError::Input(SigningError::Empty("stream")))
         );
         assert_eq!(

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use livesteer::providers::signing::issue_origin_token;
+use livesteer::providers::signing::{Grant, issue_origin_token};
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
@@ -337,8 +337,14 @@ async fn nginx_rtmp_publish_goes_live_then_stalled_then_offline() {
     // A forged token and an expired one: nginx refuses the publish because livesteer said no.
     let base = push.split("?token=").next().unwrap().to_string();
     let forged = format!("{base}?token=1999999999-{}", "0".repeat(64));
-    let expired_token =
-        issue_origin_token(DEMO_SECRET.as_bytes(), "live", &stream, 1_000_000).unwrap();
+    let expired_token = issue_origin_token(
+        DEMO_SECRET.as_bytes(),
+        Grant::Publish,
+        "live",
+        &stream,
+        1_000_000,
+    )
+    .unwrap();
     let expired = format!("{base}?token={expired_token}");
     for (url, log) in [
         (&forged, "ffmpeg-forged.log"),

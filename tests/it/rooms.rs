@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use livesteer::callbacks::generic;
-use livesteer::providers::signing::issue_origin_token;
+use livesteer::providers::signing::{Grant, issue_origin_token};
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
@@ -128,12 +128,39 @@ async fn bad_callbacks_are_refused_and_change_nothing() {
     let (stream, token) = srs_stream(&app, anchor).await;
     let (other, other_token) = srs_stream(&app, "anchor-bad-2").await;
 
-    let expired = issue_origin_token(SRS_SECRET.as_bytes(), "live", &stream, 1_000_000).unwrap();
-    let never_issued =
-        issue_origin_token(SRS_SECRET.as_bytes(), "live", "s_never", 1_999_999_999).unwrap();
+    let expired = issue_origin_token(
+        SRS_SECRET.as_bytes(),
+        Grant::Publish,
+        "live",
+        &stream,
+        1_000_000,
+    )
+    .unwrap();
+    let never_issued = issue_origin_token(
+        SRS_SECRET.as_bytes(),
+        Grant::Publish,
+        "live",
+        "s_never",
+        1_999_999_999,
+    )
+    .unwrap();
+    // The token of this stream's own play URL: a viewer must not be able to publish with it.
+    let play_token = issue_origin_token(
+        SRS_SECRET.as_bytes(),
+        Grant::Play,
+        "live",
+        &stream,
+        1_999_999_999,
+    )
+    .unwrap();
     let cases: Vec<(String, u16, &str)> = vec![
         (
             srs_hook("srs-on_publish.json", &stream, &other_token),
+            403,
+            "invalid_token",
+        ),
+        (
+            srs_hook("srs-on_publish.json", &stream, &play_token),
             403,
             "invalid_token",
         ),
