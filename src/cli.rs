@@ -156,6 +156,16 @@ fn serve(config: Config) -> anyhow::Result<()> {
         if let Err(e) = tokio::time::timeout(Duration::from_secs(30), state.writer.flush()).await {
             tracing::error!(error = %e, "pending changes not written before the deadline");
         }
+        match tokio::time::timeout(
+            Duration::from_secs(30),
+            crate::jobs::run_once(state.clone(), "persist_scores"),
+        )
+        .await
+        {
+            Ok(Ok(summary)) => tracing::info!(%summary, "scoring windows saved"),
+            Ok(Err(e)) => tracing::error!(error = %e, "scoring windows not saved"),
+            Err(e) => tracing::error!(error = %e, "scoring windows not saved before the deadline"),
+        }
         match tokio::time::timeout(Duration::from_secs(30), state.rooms.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "room states not written"),

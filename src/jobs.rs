@@ -55,6 +55,11 @@ pub const JOBS: &[Job] = &[
         run: |s| Box::pin(sweep_streams(s)),
     },
     Job {
+        name: "persist_scores",
+        scope: Scope::Replica,
+        run: |s| Box::pin(persist_scores(s)),
+    },
+    Job {
         name: "reload_policy",
         scope: Scope::Replica,
         run: |s| Box::pin(reload_policy(s)),
@@ -176,4 +181,43 @@ async fn reload_policy(state: Arc<AppState>) -> anyhow::Result<String> {
             "files refused, the policy in force stays:\n{d}"
         )),
     }
+}
+
+/// How far back other replicas' windows are read (older ones have decayed to nothing).
+pub const SCORES_HORIZON_MS: i64 = 30 * 60 * 1000;
+
+/// Saves this replica's scoring windows and takes in the other replicas' latest ones, so that
+/// replicas sharing a database rank with what all of them heard, and a restart forgets nothing.
+async fn persist_scores(state: Arc<AppState>) -> anyhow::Result<String> {
+    let now = state.clock.now_ms();
+    let catalog = state.catalog.load();
+    let windows = state
+        .engine
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .export(now, &catalog.policy.scoring);
+    let mut rows = Vec::with_capacity(windows.len());
+    for (kind, provider, key, window) in windows {
+        rows.push(crate::store::ScoreWindowRow {
+            replica: state.instance.clone(),
+            kind: kind.as_str().to_string(),
+            provider,
+            key,
+            data: serde_json::to_string(&window)?,
+            updated_ms: now,
+        });
+    }
+    let db = state.db.clone();
+    let me = state.instance.clone();
+    let (saved, remote) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let saved = db.save_score_windows(&me, &rows, now)?;
+        db.forget_score_windows(now - SCORES_HORIZON_MS)?;
+        Ok((saved, db.load_score_windows(&me, now - SCORES_HORIZON_MS)?))
+    })
+    .await??;
+    let loaded = remote.len();
+    state.apply_remote_windows(remote);
+    Ok(format!(
+        "saved {saved} window(s), took in {loaded} from other replicas"
+    ))
 }

@@ -1,7 +1,7 @@
 //! The one `AppState` shared by handlers and background tasks.
 
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::metrics as m;
 use crate::policy::Diagnostics;
 use crate::providers::registry::{SecretMode, Secrets};
-use crate::scoring::{Engine, Snapshot};
+use crate::scoring::window::Window;
+use crate::scoring::{Engine, Snapshot, WindowKind};
 use crate::signals::SignalBus;
 use crate::steering::Signer;
 use crate::store::Db;
@@ -85,7 +86,7 @@ impl AppState {
         let now = clock.now_ms();
         let version = catalog.policy.version.clone();
         let files = vec![catalog.policy.source.display().to_string()];
-        let (db, live) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let (db, live, windows) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let db = Db::connect(&url, pool).context("cannot open the database")?;
             let applied = db.run_migrations().context("cannot migrate the database")?;
             if !applied.is_empty() {
@@ -96,7 +97,12 @@ impl AppState {
             let live = db
                 .streams_in_state("live", RELOAD_LIMIT)
                 .context("cannot load live streams")?;
-            Ok((db, live))
+            // Every replica's saved windows, this process's earlier life included: this new
+            // instance has saved nothing yet, so they all count as others'.
+            let windows = db
+                .load_score_windows("", now - crate::jobs::SCORES_HORIZON_MS)
+                .context("cannot load scoring windows")?;
+            Ok((db, live, windows))
         })
         .await
         .context("database start-up task failed")??;
@@ -161,6 +167,7 @@ impl AppState {
         *state.loaded_files.lock().unwrap_or_else(|e| e.into_inner()) =
             fingerprint(&state.config.providers_dir, &state.config.policy_file);
         let state = Arc::new(state);
+        state.apply_remote_windows(windows);
         state.refresh_scores();
         tokio::spawn(consume_signals(Arc::downgrade(&state)));
         Ok((state, task))
@@ -240,6 +247,25 @@ impl AppState {
         Ok(Some(new))
     }
 
+    /// Takes in scoring windows other replicas (or this process before a restart) saved.
+    pub fn apply_remote_windows(&self, rows: Vec<crate::store::ScoreWindowRow>) {
+        let mut windows = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind = WindowKind::parse(&row.kind);
+            match (kind, serde_json::from_str::<Window>(&row.data)) {
+                (Some(kind), Ok(w)) => windows.push((kind, row.provider, row.key, w)),
+                _ => {
+                    tracing::warn!(replica = %row.replica, kind = %row.kind, "unreadable score window skipped")
+                }
+            }
+        }
+        let catalog = self.catalog.load();
+        self.engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_remote(windows, self.clock.now_ms(), &catalog.policy.scoring);
+    }
+
     /// Rebuilds the scores snapshot now (the signal consumer does it continuously).
     pub fn refresh_scores(&self) {
         let catalog = self.catalog.load();
@@ -253,22 +279,30 @@ impl AppState {
     }
 }
 
-/// Most time between two snapshot rebuilds while signals flow.
-const REFRESH_EVERY_MS: i64 = 100;
+/// Least time between two snapshot rebuilds while signals flow.
+const REFRESH_EVERY: Duration = Duration::from_millis(100);
 /// Most time between two rebuilds when nothing arrives (hold times and decay still move).
 const IDLE_REFRESH: Duration = Duration::from_secs(1);
 /// Most signals applied under one lock.
 const BATCH: usize = 4096;
 
-/// Applies signals to the engine as they arrive and keeps the snapshot fresh.
+/// Applies signals to the engine as they arrive and keeps the snapshot fresh: a change is
+/// published at most `REFRESH_EVERY` after it was applied, and the snapshot is rebuilt at least
+/// every `IDLE_REFRESH` (hold times and decay move without signals).
 async fn consume_signals(state: Weak<AppState>) {
     let Some(mut rx) = state.upgrade().and_then(|s| s.signals.take_receiver()) else {
         return;
     };
-    let mut last_refresh = 0;
+    let mut last_refresh = Instant::now();
+    let mut dirty = false;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let first = tokio::time::timeout(IDLE_REFRESH, rx.recv()).await;
+        let wait = if dirty {
+            REFRESH_EVERY.saturating_sub(last_refresh.elapsed())
+        } else {
+            IDLE_REFRESH
+        };
+        let first = tokio::time::timeout(wait, rx.recv()).await;
         let Some(state) = state.upgrade() else { return };
         match first {
             Ok(Some(signal)) => {
@@ -287,15 +321,18 @@ async fn consume_signals(state: Weak<AppState>) {
         let catalog = state.catalog.load();
         let snap = {
             let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
+            dirty |= !batch.is_empty();
             for s in batch.drain(..) {
                 engine.apply(&s, now, &catalog.policy.scoring);
             }
-            (now - last_refresh >= REFRESH_EVERY_MS).then(|| engine.refresh(now, &catalog))
+            let due = last_refresh.elapsed() >= if dirty { REFRESH_EVERY } else { IDLE_REFRESH };
+            due.then(|| engine.refresh(now, &catalog))
         };
         if let Some(snap) = snap {
             export_scores(&snap);
             state.scores.store(snap);
-            last_refresh = now;
+            last_refresh = Instant::now();
+            dirty = false;
         }
     }
 }

@@ -399,6 +399,7 @@ impl Policy {
         for (name, spec) in [
             ("sweep_streams", &raw.jobs.sweep_streams),
             ("reload_policy", &raw.jobs.reload_policy),
+            ("persist_scores", &raw.jobs.persist_scores),
             ("check_nodes", &raw.jobs.check_nodes),
             ("sync_nodes", &raw.jobs.sync_nodes),
             ("probe_streams", &raw.jobs.probe_streams),

@@ -60,6 +60,9 @@ pub struct JobsSpec {
     /// Reload provider and policy files when they change (every replica).
     #[serde(default = "default_reload_policy")]
     pub reload_policy: Spanned<String>,
+    /// Save this replica's scoring windows and load the other replicas' (every replica).
+    #[serde(default = "default_persist_scores")]
+    pub persist_scores: Spanned<String>,
     /// Health-check the static service nodes and refresh the healthy-node gauges (every
     /// replica).
     #[serde(default = "default_check_nodes")]
@@ -80,12 +83,17 @@ impl Default for JobsSpec {
         Self {
             sweep_streams: default_sweep_streams(),
             reload_policy: default_reload_policy(),
+            persist_scores: default_persist_scores(),
             check_nodes: default_check_nodes(),
             sync_nodes: default_sync_nodes(),
             probe_streams: default_probe_streams(),
             sweep_rooms: default_sweep_rooms(),
         }
     }
+}
+
+fn default_persist_scores() -> Spanned<String> {
+    unspanned("*/5 * * * * *".to_string())
 }
 
 fn default_reload_policy() -> Spanned<String> {

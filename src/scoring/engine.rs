@@ -67,9 +67,61 @@ pub struct Engine {
     shares_last_ms: i64,
     /// Drained at run time (on top of the policy's list).
     drained: BTreeSet<String>,
+    /// What the other replicas sharing the database know.
+    remote: Remote,
     /// The last snapshot, whose decision counters are harvested at the next refresh.
     last: Option<Arc<Snapshot>>,
     last_prune_ms: i64,
+}
+
+/// Which window a saved row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowKind {
+    /// (provider, region) delivery.
+    Delivery,
+    /// (provider, anchor) ingest.
+    Ingest,
+    /// (provider, region) ingest over the region's anchors.
+    IngestRegion,
+}
+
+impl WindowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Delivery => "delivery",
+            WindowKind::Ingest => "ingest",
+            WindowKind::IngestRegion => "ingest_region",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WindowKind> {
+        match s {
+            "delivery" => Some(WindowKind::Delivery),
+            "ingest" => Some(WindowKind::Ingest),
+            "ingest_region" => Some(WindowKind::IngestRegion),
+            _ => None,
+        }
+    }
+}
+
+/// The other replicas' windows, and the group windows built from them.
+#[derive(Debug, Default)]
+struct Remote {
+    delivery: HashMap<(String, String), Window>,
+    delivery_provider: HashMap<String, Window>,
+    delivery_all: Window,
+    ingest: HashMap<(String, String), Window>,
+    ingest_region: HashMap<(String, String), Window>,
+    ingest_provider: HashMap<String, Window>,
+}
+
+/// A window as this replica sees it: its own part plus the other replicas', at `now_ms`.
+fn layered(local: Option<&Window>, remote: Option<&Window>, now_ms: i64, hl: f64) -> Window {
+    let mut w = local.map(|w| w.at(now_ms, hl)).unwrap_or_default();
+    if let Some(r) = remote {
+        w.merge(r, now_ms, hl);
+    }
+    w
 }
 
 /// Ingest windows with less weight than this are forgotten.
@@ -246,6 +298,76 @@ impl Engine {
             .add(x, weight);
     }
 
+    /// This replica's own windows, decayed to `now_ms`, for saving: (kind, provider, key,
+    /// window). Windows with nothing left in them are skipped.
+    pub fn export(
+        &self,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> Vec<(WindowKind, String, String, Window)> {
+        let hl = s.half_life_ms;
+        let mut out = Vec::new();
+        for (kind, map) in [
+            (WindowKind::Delivery, &self.delivery),
+            (WindowKind::Ingest, &self.ingest),
+            (WindowKind::IngestRegion, &self.ingest_region),
+        ] {
+            for ((provider, key), w) in map {
+                let w = w.at(now_ms, hl);
+                if !w.is_empty() {
+                    out.push((kind, provider.clone(), key.clone(), w));
+                }
+            }
+        }
+        out
+    }
+
+    /// Replaces what the other replicas know (their latest saved windows) and rebuilds the
+    /// group windows from it. Counted beside this replica's own windows, never into them, so a
+    /// window is never counted twice.
+    pub fn set_remote(
+        &mut self,
+        windows: Vec<(WindowKind, String, String, Window)>,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) {
+        let hl = s.half_life_ms;
+        let mut r = Remote::default();
+        for (kind, provider, key, w) in windows {
+            let w = w.at(now_ms, hl);
+            match kind {
+                WindowKind::Delivery => {
+                    r.delivery_provider
+                        .entry(provider.clone())
+                        .or_default()
+                        .merge(&w, now_ms, hl);
+                    r.delivery_all.merge(&w, now_ms, hl);
+                    r.delivery
+                        .entry((provider, key))
+                        .or_default()
+                        .merge(&w, now_ms, hl);
+                }
+                WindowKind::Ingest => {
+                    r.ingest_provider
+                        .entry(provider.clone())
+                        .or_default()
+                        .merge(&w, now_ms, hl);
+                    r.ingest
+                        .entry((provider, key))
+                        .or_default()
+                        .merge(&w, now_ms, hl);
+                }
+                WindowKind::IngestRegion => {
+                    r.ingest_region
+                        .entry((provider, key))
+                        .or_default()
+                        .merge(&w, now_ms, hl);
+                }
+            }
+        }
+        self.remote = r;
+    }
+
     /// Drains (or undrains) a provider at run time.
     pub fn set_drained(&mut self, provider: &str, drained: bool) {
         if drained {
@@ -275,17 +397,25 @@ impl Engine {
     ) -> Score {
         let hl = s.half_life_ms;
         let pw = s.prior_weight;
-        let all = self.delivery_all.at(now_ms, hl);
-        let prov = self
-            .delivery_provider
-            .get(provider)
-            .map(|w| w.at(now_ms, hl))
-            .unwrap_or_default();
-        let own = self
-            .delivery
-            .get(&(provider.to_string(), region.to_string()))
-            .map(|w| w.at(now_ms, hl))
-            .unwrap_or_default();
+        let key = (provider.to_string(), region.to_string());
+        let all = layered(
+            Some(&self.delivery_all),
+            Some(&self.remote.delivery_all),
+            now_ms,
+            hl,
+        );
+        let prov = layered(
+            self.delivery_provider.get(provider),
+            self.remote.delivery_provider.get(provider),
+            now_ms,
+            hl,
+        );
+        let own = layered(
+            self.delivery.get(&key),
+            self.remote.delivery.get(&key),
+            now_ms,
+            hl,
+        );
         let p = &s.prior;
         // Each level borrows only from data it does not hold itself: the same provider in its
         // other regions, then the policy's prior. (Borrowing from a group that holds one's own
@@ -365,12 +495,30 @@ impl Engine {
     ) -> (f64, f64, f64) {
         let hl = s.half_life_ms;
         let pw = s.prior_weight;
-        let get = |m: Option<&Window>| m.map(|w| w.at(now_ms, hl).unhealthy).unwrap_or_default();
-        let prov = get(self.ingest_provider.get(provider));
-        let reg = get(self
-            .ingest_region
-            .get(&(provider.to_string(), region.to_string())));
-        let own = get(self.ingest.get(&(provider.to_string(), anchor.to_string())));
+        let r = &self.remote;
+        let reg_key = (provider.to_string(), region.to_string());
+        let own_key = (provider.to_string(), anchor.to_string());
+        let prov = layered(
+            self.ingest_provider.get(provider),
+            r.ingest_provider.get(provider),
+            now_ms,
+            hl,
+        )
+        .unhealthy;
+        let reg = layered(
+            self.ingest_region.get(&reg_key),
+            r.ingest_region.get(&reg_key),
+            now_ms,
+            hl,
+        )
+        .unhealthy;
+        let own = layered(
+            self.ingest.get(&own_key),
+            r.ingest.get(&own_key),
+            now_ms,
+            hl,
+        )
+        .unhealthy;
         // As for delivery: each level borrows from the data it does not hold itself.
         let other_regions = prov.minus(&reg).shrunk_mean(s.prior.ingest_unhealthy, pw);
         let group = reg.minus(&own).shrunk_mean(other_regions, pw);
@@ -554,7 +702,12 @@ impl Engine {
         s: &ScoringSettings,
     ) -> HashMap<String, Vec<(String, f64)>> {
         let mut out: HashMap<String, Vec<(String, f64)>> = HashMap::new();
-        for (provider, anchor) in self.ingest.keys() {
+        let keys: BTreeSet<&(String, String)> = self
+            .ingest
+            .keys()
+            .chain(self.remote.ingest.keys())
+            .collect();
+        for (provider, anchor) in keys {
             let region = self
                 .anchor_region
                 .get(anchor)

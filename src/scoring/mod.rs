@@ -25,7 +25,7 @@ pub mod engine;
 pub mod snapshot;
 pub mod window;
 
-pub use engine::{Engine, Incumbency, Score};
+pub use engine::{Engine, Incumbency, Score, WindowKind};
 pub use snapshot::{Pick, RegionRank, Snapshot};
 
 #[cfg(test)]

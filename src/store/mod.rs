@@ -52,6 +52,7 @@ mod payments;
 mod policy;
 mod rooms;
 pub mod schema;
+mod scores;
 mod streams;
 mod target;
 #[doc(hidden)]
@@ -74,6 +75,7 @@ pub use models::{AnchorRow, PolicyVersionRow, StreamRow};
 pub use nodes::NodeRow;
 pub use payments::{CurrencyTotal, PaymentOutcome, PaymentRow};
 pub use rooms::RoomRow;
+pub use scores::ScoreWindowRow;
 use target::Target;
 
 /// The SQLite migration set (`migrations/sqlite`).

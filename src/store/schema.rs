@@ -118,6 +118,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Scoring windows, one per (replica, kind, provider, key).
+    score_windows (replica, kind, provider, key) {
+        replica -> Text,
+        kind -> Text,
+        provider -> Text,
+        key -> Text,
+        data -> Text,
+        updated_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(streams -> anchors (anchor_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -128,5 +140,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     rooms,
     service_nodes,
     payments,
-    payment_conflicts
+    payment_conflicts,
+    score_windows
 );

@@ -481,3 +481,64 @@ async fn admin_is_off_without_a_token() {
     );
     app.stop().await;
 }
+
+async fn replicas_share_what_they_learn(db: TestDb) {
+    // Two replicas on one database; players report to A only.
+    let a = app(&db).await;
+    let b = app(&db).await;
+    let id = a.create_stream("anchor-replicas", "tw").await["stream_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // B learns of the stream the way a replica does after a restart; here, from the table.
+    a.state.writer.flush().await.unwrap();
+    let row = db.get_stream(&id).unwrap().unwrap();
+    b.state
+        .streams
+        .put(livesteer::streams::Stream::from_row(&row).unwrap());
+    let play = format!("/v1/streams/{id}/play?region=tw&protocol=hls");
+    assert_eq!(first(&b.get(&play).await.1), "tencent");
+
+    let mut batch = reports(&id, "tencent", 300, 3000);
+    batch.extend(reports(&id, "alibaba", 100, 0));
+    assert_eq!(a.post("/v1/qos", json!(batch)).await.0, 200);
+    assert!(eventually(async || first(&a.get(&play).await.1) == "alibaba").await);
+    // A saves its windows, B takes them in: B ranks with what A heard.
+    livesteer::jobs::run_once(a.state.clone(), "persist_scores")
+        .await
+        .unwrap();
+    let summary = livesteer::jobs::run_once(b.state.clone(), "persist_scores")
+        .await
+        .unwrap();
+    assert!(summary.contains("took in"), "{summary}");
+    b.state.refresh_scores();
+    assert_eq!(first(&b.get(&play).await.1), "alibaba");
+    // B saved nothing of its own: A counts A's windows once, not twice.
+    let before = a.state.scores.load().cost("tw", "tencent").unwrap();
+    livesteer::jobs::run_once(a.state.clone(), "persist_scores")
+        .await
+        .unwrap();
+    a.state.refresh_scores();
+    let after = a.state.scores.load().cost("tw", "tencent").unwrap();
+    assert!((before - after).abs() < 0.05, "{before} vs {after}");
+    a.stop().await;
+    b.stop().await;
+
+    // A restarted instance starts from what was saved.
+    let c = app(&db).await;
+    let (_, play_c) = c.get(&play).await;
+    assert_eq!(first(&play_c), "alibaba", "{play_c}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_replicas_share_what_they_learn() {
+    replicas_share_what_they_learn(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_share_what_they_learn() {
+    if let Some(db) = TestDb::postgres() {
+        replicas_share_what_they_learn(db).await;
+    }
+}
