@@ -44,6 +44,10 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
             .service(
                 web::scope("/v1")
+                    // The hot paths first: routes are tried in order.
+                    .route("/streams/{id}/play", web::get().to(streams::play))
+                    .route("/steering/hls/{id}", web::get().to(steering::hls))
+                    .route("/steering/dash/{id}", web::get().to(steering::dash))
                     .route("/streams", web::post().to(streams::create))
                     .route("/nodes", web::get().to(nodes::list))
                     .route("/nodes/heartbeat", web::post().to(nodes::heartbeat))
@@ -53,11 +57,8 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/payments/reconcile", web::get().to(payments::reconcile))
                     .route("/streams/{id}", web::delete().to(streams::delete))
                     .route("/streams/{id}", web::get().to(streams::show))
-                    .route("/streams/{id}/play", web::get().to(streams::play))
                     .route("/streams/{id}/switch", web::post().to(streams::switch))
                     .route("/streams/{id}/master.m3u8", web::get().to(steering::master))
-                    .route("/steering/hls/{id}", web::get().to(steering::hls))
-                    .route("/steering/dash/{id}", web::get().to(steering::dash))
                     .service(
                         web::resource("/rooms")
                             .app_data(

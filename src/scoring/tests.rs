@@ -416,3 +416,85 @@ fn every_report_counts() {
     assert!((score.samples - 300.0).abs() < 1e-6, "{score:?}");
     assert!(score.bad_rate > 0.95, "{score:?}");
 }
+
+fn with_control(w: &mut World, control: crate::policy::scoring::RegionControl) {
+    let mut policy = (*w.catalog.policy).clone();
+    policy.scoring.regions.insert(TW.to_string(), control);
+    w.catalog.policy = std::sync::Arc::new(policy);
+}
+
+/// Share of the next `n` decisions that put `provider` first.
+fn share_of(w: &mut World, provider: &str, secs: u64) -> f64 {
+    let mut firsts = 0u32;
+    let mut total = 0u32;
+    for _ in 0..secs * 2 {
+        for _ in 0..SESSIONS_PER_SECOND / 2 {
+            let (order, _) = w.snapshot.rank(TW, None, &CARRIERS, &mut w.rng);
+            firsts += u32::from(order[0] == provider);
+            total += 1;
+        }
+        w.now_ms += 500;
+        w.snapshot = w.engine.refresh(w.now_ms, &w.catalog);
+    }
+    f64::from(firsts) / f64::from(total)
+}
+
+#[test]
+fn max_share_caps_a_provider_and_commit_share_feeds_one() {
+    let mut w = steady();
+    w.run(60);
+    assert!(share_of(&mut w, "tencent", 30) > 0.7);
+    with_control(
+        &mut w,
+        crate::policy::scoring::RegionControl {
+            max_share: [("tencent".to_string(), 0.5)].into(),
+            ..Default::default()
+        },
+    );
+    let capped = share_of(&mut w, "tencent", 120);
+    assert!(
+        (0.35..=0.6).contains(&capped),
+        "tencent took {capped:.2} under a 0.5 cap"
+    );
+
+    let mut w = steady();
+    w.run(60);
+    with_control(
+        &mut w,
+        crate::policy::scoring::RegionControl {
+            commit_share: [("local-srs".to_string(), 0.3)].into(),
+            commit_tolerance: 2.0,
+            ..Default::default()
+        },
+    );
+    let fed = share_of(&mut w, "local-srs", 120);
+    assert!(
+        (0.2..=0.45).contains(&fed),
+        "local-srs took {fed:.2} toward a 0.3 commitment"
+    );
+}
+
+#[test]
+fn pins_and_exclusions_override_the_ranking() {
+    let mut w = steady();
+    w.run(60);
+    with_control(
+        &mut w,
+        crate::policy::scoring::RegionControl {
+            pin: Some("local-nginx".into()),
+            exclude: vec!["alibaba".into()],
+            ..Default::default()
+        },
+    );
+    w.snapshot = w.engine.refresh(w.now_ms, &w.catalog);
+    let order: Vec<&str> = w
+        .snapshot
+        .region(TW)
+        .unwrap()
+        .order
+        .iter()
+        .map(|s| s.provider.as_str())
+        .collect();
+    assert_eq!(order[0], "local-nginx");
+    assert!(!order.contains(&"alibaba"), "{order:?}");
+}
