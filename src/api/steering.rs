@@ -13,11 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
-use super::streams::{known, place};
+use super::streams::{live, place};
 use crate::providers::Protocol;
 use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
-use crate::streams::StreamState;
 
 /// The query a steering reload carries.
 #[derive(Debug, Deserialize)]
@@ -66,15 +65,7 @@ fn manifest(
     q: &SteeringQuery,
     flavour: Flavour,
 ) -> Result<HttpResponse, ApiError> {
-    let stream = known(state, id)?;
-    if stream.state == StreamState::Ended {
-        // The specification's way of telling a player to stop steering.
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::GONE,
-            "stream_ended",
-            format!("stream {:?} has ended", stream.id),
-        ));
-    }
+    let stream = live(state, id)?;
     let throughput = match q
         .throughput
         .as_deref()
@@ -173,14 +164,7 @@ pub async fn master(
     id: web::Path<String>,
     q: web::Query<MasterQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let stream = known(&state, &id)?;
-    if stream.state == StreamState::Ended {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::GONE,
-            "stream_ended",
-            format!("stream {:?} has ended", stream.id),
-        ));
-    }
+    let stream = live(&state, &id)?;
     let catalog = state.catalog.load();
     let (region, _) = place(
         &req,

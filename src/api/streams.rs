@@ -186,6 +186,20 @@ pub(crate) fn known(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>
         .ok_or_else(|| ApiError::not_found("unknown_stream", format!("no stream {id:?}")))
 }
 
+/// A stream that is still live: 404 for an unknown one, 410 for an ended one (for steering
+/// manifests, the specification's way of telling a player to stop).
+pub(crate) fn live(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
+    let stream = known(state, id)?;
+    if stream.state == StreamState::Ended {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::GONE,
+            "stream_ended",
+            format!("stream {:?} has ended", stream.id),
+        ));
+    }
+    Ok(stream)
+}
+
 fn trunc(s: &str) -> String {
     s.chars().take(64).collect()
 }
@@ -340,14 +354,7 @@ fn answer(
 ) -> Result<PlayAnswer, ApiError> {
     let catalog = state.catalog.load();
     let protocol = parse_protocol(protocol, catalog.policy.delivery.default_protocol)?;
-    let stream = known(state, id)?;
-    if stream.state == StreamState::Ended {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::GONE,
-            "stream_ended",
-            format!("stream {:?} has ended", stream.id),
-        ));
-    }
+    let stream = live(state, id)?;
     let (region, source) = place(req, state, &catalog, region, client_ip)?;
     let now = state.clock.now_secs();
     let scores = state.scores.load();
