@@ -45,6 +45,18 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate(FileArgs),
+    /// Run the engine and simple strategies against a synthetic world in virtual time.
+    Simulate {
+        /// Scenario file (see `scenarios/`).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Policy to simulate (default: policies/default.yaml).
+        #[arg(long, default_value = "policies/default.yaml")]
+        policy: PathBuf,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print, as JSON, the push URL and every play URL a provider would sign at an instant.
     Urls {
         #[command(flatten)]
@@ -112,6 +124,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(a) => a.config().and_then(serve),
         Command::Check { files, secrets } => return check(&files, secrets),
         Command::Migrate(a) => a.config().and_then(|c| migrate(&c)),
+        Command::Simulate {
+            scenario,
+            policy,
+            json,
+        } => simulate(&scenario, &policy, json),
         Command::Urls {
             files,
             provider,
@@ -232,6 +249,41 @@ fn check(files: &FileArgs, secrets: bool) -> ExitCode {
         eprintln!("{} problem(s) found", errors.len());
         ExitCode::FAILURE
     }
+}
+
+fn simulate(scenario: &Path, policy: &Path, json: bool) -> anyhow::Result<()> {
+    let (catalog, world) =
+        crate::sim::catalog(policy, scenario).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let name = scenario
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let mut shown = -1i64;
+    let report = crate::sim::run(&catalog, &world, &name, |done| {
+        // A progress line on stderr every tenth, for long runs.
+        let tenth = (done * 10.0) as i64;
+        if tenth > shown {
+            shown = tenth;
+            eprint!("\rsimulating {name}: {:>3.0}%", done * 100.0);
+        }
+    });
+    eprintln!(
+        "\rsimulated {name} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+        let ratios: Vec<String> = report
+            .ratios()
+            .iter()
+            .map(|(k, v)| format!("{v:.2}x {k}"))
+            .collect();
+        println!("\nengine bad-session rate: {}", ratios.join(", "));
+    }
+    Ok(())
 }
 
 fn migrate(config: &Config) -> anyhow::Result<()> {

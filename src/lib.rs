@@ -20,6 +20,7 @@ pub mod rooms;
 pub mod scoring;
 pub mod server;
 pub mod signals;
+pub mod sim;
 pub mod state;
 pub mod steering;
 pub mod store;

@@ -9,5 +9,6 @@ mod payments;
 mod providers;
 mod rooms;
 mod scoring;
+mod sim;
 mod store;
 mod support;
