@@ -168,6 +168,8 @@ pub struct Report {
     pub scenario: String,
     pub seed: u64,
     pub simulated_seconds: u64,
+    /// Seconds at the start that were played but not counted.
+    pub warmup_seconds: f64,
     pub outcomes: Vec<Outcome>,
 }
 
@@ -485,6 +487,7 @@ pub fn run(
         scenario: name.to_string(),
         seed: scenario.seed,
         simulated_seconds: scenario.duration_seconds.value,
+        warmup_seconds: scenario.warmup_seconds,
         outcomes,
     }
 }
@@ -645,12 +648,15 @@ fn run_one(
                     (if stalled { stall_ratio } else { 0.0 }, None)
                 };
                 let session_error = error && !switched || tail.as_ref().is_some_and(|t| t.2);
-                sessions += 1;
-                ratio_sum += ratio;
-                startup_sum += startup;
-                switches += u64::from(switched);
-                if session_error || ratio > 0.01 || startup > 3000.0 {
-                    bad += 1;
+                // Sessions of the warm-up are played and reported, not counted.
+                if t >= scenario.warmup_seconds {
+                    sessions += 1;
+                    ratio_sum += ratio;
+                    startup_sum += startup;
+                    switches += u64::from(switched);
+                    if session_error || ratio > 0.01 || startup > 3000.0 {
+                        bad += 1;
+                    }
                 }
                 // What the player reports, when it does.
                 let report_at = now + (ss.report_after_seconds.min(length_s) * 1000.0) as i64;
@@ -767,8 +773,8 @@ impl Report {
     /// A Markdown table, one row per strategy.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "scenario {}, seed {}, {} s simulated\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | time to avoid each incident |\n|---|---|---|---|---|---|---|\n",
-            self.scenario, self.seed, self.simulated_seconds
+            "scenario {}, seed {}, {} s simulated, the first {} s not counted\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | time to avoid each incident |\n|---|---|---|---|---|---|---|\n",
+            self.scenario, self.seed, self.simulated_seconds, self.warmup_seconds
         );
         for o in &self.outcomes {
             let tta: Vec<String> = o

@@ -20,6 +20,10 @@ pub struct Scenario {
     pub seed: u64,
     /// Simulated time.
     pub duration_seconds: Spanned<u64>,
+    /// Time at the start during which every strategy plays and learns but nothing is counted:
+    /// a deployed engine is not cold, and the comparison is of steady behaviour.
+    #[serde(default)]
+    pub warmup_seconds: f64,
     /// New viewer sessions per region (regions must be the policy's).
     pub regions: BTreeMap<String, Spanned<RegionSpec>>,
     /// Ground truth per provider (providers must be the policy's ids).
@@ -235,6 +239,13 @@ impl Scenario {
                 path,
                 &s.duration_seconds,
                 "duration_seconds must be from 1 to 2592000",
+            ));
+        }
+        if !(s.warmup_seconds >= 0.0 && s.warmup_seconds < duration as f64) {
+            errs.push(Diagnostic::spanned(
+                path,
+                &s.duration_seconds,
+                "warmup_seconds must be from 0 to less than duration_seconds",
             ));
         }
         if s.regions.is_empty() {
