@@ -76,6 +76,11 @@ pub const CAPACITY: usize = 100_000;
 impl Default for SignalBus {
     fn default() -> Self {
         let (tx, rx) = mpsc::channel(CAPACITY);
+        // Dropped signals are rare: start their series at 0 so that a graph of them shows
+        // "none" rather than "no data".
+        for kind in ["delivery", "switch", "ingest"] {
+            metrics::counter!(m::SIGNALS_DROPPED.name, "kind" => kind).increment(0);
+        }
         Self {
             tx,
             rx: Mutex::new(Some(rx)),

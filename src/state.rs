@@ -122,6 +122,8 @@ impl AppState {
 
         let metrics = m::install();
         metrics::gauge!(m::POLICY_INFO.name, "version" => catalog.policy.version.clone()).set(1.0);
+        metrics::gauge!(m::POLICY_ERRORS.name).set(0.0);
+        init_provider_series(&catalog);
         let (writer, task) =
             WriteBehind::spawn(db.clone(), Duration::from_millis(config.flush_interval_ms));
         let directory = crate::directory::Directory::start(
@@ -193,6 +195,7 @@ impl AppState {
             Ok(c) => c,
             Err(d) => {
                 metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "error").increment(1);
+                metrics::gauge!(m::POLICY_ERRORS.name).set(d.0.len() as f64);
                 for problem in &d.0 {
                     tracing::error!(%problem, "policy reload refused; the policy in force stays");
                 }
@@ -214,6 +217,7 @@ impl AppState {
             Ok(k) => k,
             Err(e) => {
                 metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "error").increment(1);
+                metrics::gauge!(m::POLICY_ERRORS.name).set(1.0);
                 tracing::error!(problem = %e, "policy reload refused; the policy in force stays");
                 return Err(crate::policy::Diagnostic::file(
                     &self.config.policy_file,
@@ -235,6 +239,8 @@ impl AppState {
         }
         metrics::gauge!(m::POLICY_INFO.name, "version" => new.clone()).set(1.0);
         metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "ok").increment(1);
+        metrics::gauge!(m::POLICY_ERRORS.name).set(0.0);
+        init_provider_series(&self.catalog.load());
         self.refresh_scores();
         let db = self.db.clone();
         let (version, now) = (new.clone(), self.clock.now_ms());
@@ -334,6 +340,14 @@ async fn consume_signals(state: Weak<AppState>) {
             last_refresh = Instant::now();
             dirty = false;
         }
+    }
+}
+
+/// Starts each enabled provider's signing-error counter at 0 (adding 0 to a running one), so
+/// that a graph of failures shows "none" rather than "no data".
+fn init_provider_series(catalog: &Catalog) {
+    for p in catalog.registry.iter() {
+        metrics::counter!(m::SIGNING_ERRORS.name, "provider" => p.id().to_string()).increment(0);
     }
 }
 

@@ -178,7 +178,10 @@ pub fn push_plan(
         p.info().covers(&region.id) && p.info().takes_ingest(&region.id)
     });
     let mut why = String::from("anchor first");
+    // The `reason` label of the push decisions: anchor_first (or backup), uncovered, drained.
+    let mut fallback: Option<&'static str> = None;
     if candidates.is_empty() {
+        fallback = Some("uncovered");
         // Nobody covers the region: any provider that takes ingest, in the default order.
         candidates = ordered(catalog, policy.default_region(), |p| {
             p.info().takes_ingest(&region.id)
@@ -193,6 +196,7 @@ pub fn push_plan(
     if ranked.is_empty() {
         // Every candidate is drained: push anyway rather than not at all.
         why = format!("{why}; every candidate is drained");
+        fallback = Some("drained");
         ranked = ids
             .iter()
             .map(|id| engine.delivery_score(id, &region.id, now_ms, &policy.scoring))
@@ -218,8 +222,13 @@ pub fn push_plan(
             if targets.is_empty() {
                 primary_score = Some(score);
             }
+            let reason = fallback.unwrap_or(if role == "primary" {
+                "anchor_first"
+            } else {
+                "backup"
+            });
             metrics::counter!(m::DECISIONS.name, "kind" => "push", "provider" => p.id().to_string(),
-                "region" => region.id.clone(), "protocol" => "rtmp")
+                "region" => region.id.clone(), "protocol" => "rtmp", "reason" => reason)
             .increment(1);
             targets.push(PushTarget {
                 provider: p.id().to_string(),
@@ -307,9 +316,22 @@ pub fn play_candidates<R: rand::Rng + ?Sized>(
     let carriers = carriers(catalog, region, stream, protocol);
     let ids: Vec<&str> = carriers.iter().map(|p| p.id()).collect();
     let (mut order, pick) = scores.rank(&region.id, Some(&stream.anchor_id), &ids, rng);
+    let ranked_first = order.first().copied();
     if !avoid.is_empty() {
         order.sort_by_key(|p| avoid.contains(p));
     }
+    // Why the first candidate is first (the `reason` label): the pick; switch when a switching
+    // player's provider was moved out of first place; unsigned when the ranked first could not
+    // be signed.
+    let reason = |first: &str| {
+        if Some(first) == ranked_first {
+            pick.as_str()
+        } else if ranked_first.is_some_and(|r| avoid.contains(&r)) {
+            "switch"
+        } else {
+            "unsigned"
+        }
+    };
     let mut out = Vec::with_capacity(policy.delivery.max_candidates);
     for id in order {
         if out.len() == policy.delivery.max_candidates {
@@ -329,7 +351,7 @@ pub fn play_candidates<R: rand::Rng + ?Sized>(
     }
     if let Some(first) = out.first() {
         metrics::counter!(m::DECISIONS.name, "kind" => "play", "provider" => first.provider.clone(),
-            "region" => region.id.clone(), "protocol" => protocol.as_str())
+            "region" => region.id.clone(), "protocol" => protocol.as_str(), "reason" => reason(&first.provider))
         .increment(1);
     }
     Ok(PlayDecision {

@@ -35,14 +35,29 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition: what the recorder holds, with the gauges read at scrape time
+/// (streams, write-behind queues, the database pool) set first, then the process metrics.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let counts = state.streams.counts();
     for st in [StreamState::Live, StreamState::Ended] {
         metrics::gauge!(m::STREAMS.name, "state" => st.as_str())
             .set(counts.get(&st).copied().unwrap_or(0) as f64);
     }
+    for (table, depth) in [
+        ("streams", state.writer.depth()),
+        ("rooms", state.rooms.write_queue_depth()),
+        ("service_nodes", state.directory.writer().depth()),
+    ] {
+        metrics::gauge!(m::WRITE_QUEUE.name, "table" => table).set(depth as f64);
+    }
+    let (open, idle, max) = state.db.pool_state();
+    metrics::gauge!(m::DB_POOL_CONNECTIONS.name, "state" => "idle").set(f64::from(idle));
+    metrics::gauge!(m::DB_POOL_CONNECTIONS.name, "state" => "in_use")
+        .set(f64::from(open.saturating_sub(idle)));
+    metrics::gauge!(m::DB_POOL_MAX.name).set(f64::from(max));
+    let mut body = state.metrics.render();
+    body.push_str(&m::render_process());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(body)
 }

@@ -4,6 +4,8 @@
 //! heartbeat again within their timeout.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +23,8 @@ enum Msg {
 #[derive(Debug, Clone)]
 pub struct NodeWriter {
     tx: mpsc::UnboundedSender<Msg>,
+    /// Node changes accepted and not yet written (coalesced ones no longer count).
+    depth: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -36,12 +40,19 @@ impl NodeWriter {
     /// Starts the writer task on the current tokio runtime.
     pub fn spawn(db: Db, interval: Duration) -> NodeWriter {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rx, interval));
-        NodeWriter { tx }
+        let depth = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(db, rx, depth.clone(), interval));
+        NodeWriter { tx, depth }
+    }
+
+    /// Node changes accepted and not yet written.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
     }
 
     /// Queues a node's state.
     pub fn save(&self, row: NodeRow) {
+        self.depth.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Save(row)).is_err() {
             tracing::error!("node writer is gone; heartbeat not persisted");
         }
@@ -57,7 +68,12 @@ impl NodeWriter {
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration) {
+async fn run(
+    db: Db,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    depth: Arc<AtomicUsize>,
+    interval: Duration,
+) {
     let mut pending: HashMap<String, NodeRow> = HashMap::new();
     let mut waiters: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
     let mut backoff = interval;
@@ -72,7 +88,7 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration) {
             Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
                 Ok(Some(m)) => Some(m),
                 Ok(None) => {
-                    let _ = write(&db, &mut pending).await;
+                    let _ = write(&db, &mut pending, &depth).await;
                     break;
                 }
                 Err(_) => None,
@@ -89,8 +105,14 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration) {
                         let newer = pending
                             .get(&row.id)
                             .is_none_or(|p| p.last_seen_ms <= row.last_seen_ms);
+                        // Either the row replaces a pending one or it is dropped as older:
+                        // one change fewer to write.
+                        let replaces = pending.contains_key(&row.id);
                         if newer {
                             pending.insert(row.id.clone(), row);
+                        }
+                        if replaces || !newer {
+                            depth.fetch_sub(1, Ordering::Relaxed);
                         }
                     }
                     Msg::Flush(ack) => waiters.push(ack),
@@ -103,7 +125,7 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration) {
                 continue;
             }
         }
-        match write(&db, &mut pending).await {
+        match write(&db, &mut pending, &depth).await {
             Ok(()) => {
                 backoff = interval;
                 due = None;
@@ -123,11 +145,16 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration) {
     }
 }
 
-async fn write(db: &Db, pending: &mut HashMap<String, NodeRow>) -> Result<(), String> {
+async fn write(
+    db: &Db,
+    pending: &mut HashMap<String, NodeRow>,
+    depth: &AtomicUsize,
+) -> Result<(), String> {
     if pending.is_empty() {
         return Ok(());
     }
     let rows: Vec<NodeRow> = pending.values().cloned().collect();
+    let n = rows.len();
     let db = db.clone();
     let res = tokio::task::spawn_blocking(move || db.save_nodes(&rows))
         .await
@@ -138,6 +165,7 @@ async fn write(db: &Db, pending: &mut HashMap<String, NodeRow>) -> Result<(), St
         .increment(1);
     if res.is_ok() {
         pending.clear();
+        depth.fetch_sub(n, Ordering::Relaxed);
     }
     res
 }

@@ -274,6 +274,13 @@ impl Db {
         &self.location
     }
 
+    /// The pool's connections: `(open, idle, max)`. Takes the pool's lock for a moment; never
+    /// waits for a connection.
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let st = self.pool.state();
+        (st.connections, st.idle_connections, self.pool.max_size())
+    }
+
     /// Checks that a connection can be had and answers `SELECT 1`.
     pub fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn("ping")?;

@@ -316,10 +316,18 @@ async fn health_readiness_and_metrics() {
     for needle in [
         "livesteer_http_requests_total{route=\"/v1/streams/{id}/play\",method=\"GET\",status=\"200\"}",
         "livesteer_http_request_duration_seconds_bucket{route=\"/v1/streams\",status=\"201\"",
-        "livesteer_decisions_total{kind=\"push\",provider=\"local-srs\",region=\"sea\",protocol=\"rtmp\"}",
-        "livesteer_decisions_total{kind=\"play\",provider=\"local-srs\",region=\"global\",protocol=\"hls\"}",
+        "livesteer_decisions_total{kind=\"push\",provider=\"local-srs\",region=\"sea\",protocol=\"rtmp\",reason=\"anchor_first\"}",
+        "livesteer_decisions_total{kind=\"push\",provider=\"local-nginx\",region=\"sea\",protocol=\"rtmp\",reason=\"backup\"}",
+        "livesteer_decisions_total{kind=\"play\",provider=\"local-srs\",region=\"global\",protocol=\"hls\",reason=\"",
         "# HELP livesteer_http_requests_total",
         "livesteer_streams{state=\"live\"}",
+        "livesteer_write_queue_depth{table=\"service_nodes\"}",
+        "livesteer_db_pool_connections{state=\"in_use\"}",
+        "livesteer_db_pool_max_connections ",
+        "# TYPE livesteer_process_cpu_seconds_total counter",
+        "livesteer_process_cpu_seconds_total{mode=\"user\"} ",
+        "livesteer_process_resident_memory_bytes ",
+        "livesteer_process_open_fds ",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
