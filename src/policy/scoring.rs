@@ -49,6 +49,11 @@ pub struct ScoringSpec {
     /// sessions, to gather the evidence fast (a canary).
     #[serde(default = "d_challenger_share")]
     pub challenger_share: Spanned<f64>,
+    /// Ingest evidence forgets more slowly than delivery: an anchor's uplink to a CDN is a
+    /// property of the anchor's network, and "how smoothly this anchor's uploads reached each
+    /// CDN before" spans broadcasts.
+    #[serde(default = "d_ingest_half_life")]
+    pub ingest_half_life_seconds: Spanned<f64>,
     /// Ingest: how much a viewer's report on an anchor's stream counts toward that anchor's
     /// upload smoothness to the provider (1 = as much as an ingest probe).
     #[serde(default = "d_viewer_weight")]
@@ -187,6 +192,7 @@ impl Default for ScoringSpec {
             hysteresis_hold_seconds: d_hold(),
             challenger_sigmas: d_challenger_sigmas(),
             challenger_share: d_challenger_share(),
+            ingest_half_life_seconds: d_ingest_half_life(),
             ingest_viewer_weight: d_viewer_weight(),
             ingest_margin: d_ingest_margin(),
             drained: Vec::new(),
@@ -218,6 +224,9 @@ fn d_challenger_sigmas() -> Spanned<f64> {
 }
 fn d_challenger_share() -> Spanned<f64> {
     unspanned(0.2)
+}
+fn d_ingest_half_life() -> Spanned<f64> {
+    unspanned(3600.0)
 }
 fn d_viewer_weight() -> Spanned<f64> {
     unspanned(0.2)
@@ -276,6 +285,7 @@ pub struct RegionControl {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoringSettings {
     pub half_life_ms: f64,
+    pub ingest_half_life_ms: f64,
     pub weights: WeightsSpec,
     pub bad_session: BadSessionSpec,
     pub prior: PriorSpec,
@@ -339,6 +349,14 @@ impl ScoringSettings {
             1.0,
             86_400.0,
             "half_life_seconds",
+            errs,
+        );
+        let ingest_half_life = range(
+            path,
+            &s.ingest_half_life_seconds,
+            1.0,
+            30.0 * 86_400.0,
+            "ingest_half_life_seconds",
             errs,
         );
         let prior_weight = range(path, &s.prior_weight, 0.0, 10_000.0, "prior_weight", errs);
@@ -499,6 +517,7 @@ impl ScoringSettings {
         }
         ScoringSettings {
             half_life_ms: half_life * 1000.0,
+            ingest_half_life_ms: ingest_half_life * 1000.0,
             weights: w.clone(),
             bad_session: s.bad_session.clone(),
             prior: s.prior.clone(),

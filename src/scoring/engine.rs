@@ -94,6 +94,14 @@ impl WindowKind {
         }
     }
 
+    /// How fast this kind of window forgets.
+    pub fn half_life_ms(self, s: &ScoringSettings) -> f64 {
+        match self {
+            WindowKind::Delivery => s.half_life_ms,
+            WindowKind::Ingest | WindowKind::IngestRegion => s.ingest_half_life_ms,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<WindowKind> {
         match s {
             "delivery" => Some(WindowKind::Delivery),
@@ -180,6 +188,7 @@ impl Engine {
     /// Applies one signal observed at `now_ms`.
     pub fn apply(&mut self, signal: &Signal, now_ms: i64, s: &ScoringSettings) {
         let hl = s.half_life_ms;
+        let ihl = s.ingest_half_life_ms;
         match signal {
             Signal::Delivery {
                 provider,
@@ -206,7 +215,7 @@ impl Engine {
                 };
                 self.add_delivery(provider, region, &obs, 1.0, now_ms, hl);
                 if let Some(a) = anchor_id {
-                    self.add_ingest(provider, a, !is_bad, s.ingest_viewer_weight, now_ms, hl);
+                    self.add_ingest(provider, a, !is_bad, s.ingest_viewer_weight, now_ms, ihl);
                 }
             }
             Signal::Switch {
@@ -222,7 +231,7 @@ impl Engine {
                 };
                 self.add_delivery(provider, region, &obs, s.switch_weight, now_ms, hl);
                 if let Some(a) = anchor_id {
-                    self.add_ingest(provider, a, false, s.ingest_viewer_weight, now_ms, hl);
+                    self.add_ingest(provider, a, false, s.ingest_viewer_weight, now_ms, ihl);
                 }
             }
             Signal::Ingest {
@@ -230,7 +239,7 @@ impl Engine {
                 anchor_id,
                 healthy,
                 ..
-            } => self.add_ingest(provider, anchor_id, *healthy, 1.0, now_ms, hl),
+            } => self.add_ingest(provider, anchor_id, *healthy, 1.0, now_ms, ihl),
         }
     }
 
@@ -305,13 +314,13 @@ impl Engine {
         now_ms: i64,
         s: &ScoringSettings,
     ) -> Vec<(WindowKind, String, String, Window)> {
-        let hl = s.half_life_ms;
         let mut out = Vec::new();
         for (kind, map) in [
             (WindowKind::Delivery, &self.delivery),
             (WindowKind::Ingest, &self.ingest),
             (WindowKind::IngestRegion, &self.ingest_region),
         ] {
+            let hl = kind.half_life_ms(s);
             for ((provider, key), w) in map {
                 let w = w.at(now_ms, hl);
                 if !w.is_empty() {
@@ -331,9 +340,9 @@ impl Engine {
         now_ms: i64,
         s: &ScoringSettings,
     ) {
-        let hl = s.half_life_ms;
         let mut r = Remote::default();
         for (kind, provider, key, w) in windows {
+            let hl = kind.half_life_ms(s);
             let w = w.at(now_ms, hl);
             match kind {
                 WindowKind::Delivery => {
@@ -493,7 +502,7 @@ impl Engine {
         now_ms: i64,
         s: &ScoringSettings,
     ) -> (f64, f64, f64) {
-        let hl = s.half_life_ms;
+        let hl = s.ingest_half_life_ms;
         let pw = s.prior_weight;
         let r = &self.remote;
         let reg_key = (provider.to_string(), region.to_string());
@@ -726,7 +735,7 @@ impl Engine {
 
     /// Forgets windows whose evidence has decayed away.
     fn prune(&mut self, now_ms: i64, s: &ScoringSettings) {
-        let hl = s.half_life_ms;
+        let hl = s.ingest_half_life_ms;
         self.ingest.retain(|_, w| {
             w.decay_to(now_ms, hl);
             w.unhealthy.w >= FORGET_BELOW

@@ -498,3 +498,27 @@ fn pins_and_exclusions_override_the_ranking() {
     assert_eq!(order[0], "local-nginx");
     assert!(!order.contains(&"alibaba"), "{order:?}");
 }
+
+#[test]
+fn an_anchors_poor_uplink_is_remembered_at_its_next_broadcast() {
+    let mut w = steady();
+    w.run(60);
+    let candidates: Vec<String> = ["tencent", "alibaba", "local-srs"]
+        .map(String::from)
+        .to_vec();
+    let s = w.catalog.policy.scoring.clone();
+    // One broadcast: probes see the stream stall on Tencent for five minutes.
+    for _ in 0..30 {
+        w.now_ms += 10_000;
+        w.engine
+            .apply(&ingest("tencent", "anchor-home-dsl", false), w.now_ms, &s);
+        w.engine
+            .apply(&ingest("alibaba", "anchor-home-dsl", true), w.now_ms, &s);
+    }
+    // Twenty minutes later, many delivery half-lives, the anchor goes live again.
+    w.now_ms += 20 * 60_000;
+    let r = w
+        .engine
+        .ingest_rank("anchor-home-dsl", TW, &candidates, w.now_ms, &s);
+    assert_ne!(r[0].provider, "tencent", "{r:#?}");
+}
