@@ -183,8 +183,11 @@ async fn reload_policy(state: Arc<AppState>) -> anyhow::Result<String> {
     }
 }
 
-/// How far back other replicas' windows are read (older ones have decayed to nothing).
-pub const SCORES_HORIZON_MS: i64 = 30 * 60 * 1000;
+/// How far back saved scoring windows are read, and when they are forgotten: eight of the
+/// longer half-life, after which a window holds under 0.4% of what it held.
+pub fn scores_horizon_ms(s: &crate::policy::scoring::ScoringSettings) -> i64 {
+    (8.0 * s.half_life_ms.max(s.ingest_half_life_ms)) as i64
+}
 
 /// Saves this replica's scoring windows and takes in the other replicas' latest ones, so that
 /// replicas sharing a database rank with what all of them heard, and a restart forgets nothing.
@@ -207,12 +210,13 @@ async fn persist_scores(state: Arc<AppState>) -> anyhow::Result<String> {
             updated_ms: now,
         });
     }
+    let horizon = scores_horizon_ms(&catalog.policy.scoring);
     let db = state.db.clone();
     let me = state.instance.clone();
     let (saved, remote) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let saved = db.save_score_windows(&me, &rows, now)?;
-        db.forget_score_windows(now - SCORES_HORIZON_MS)?;
-        Ok((saved, db.load_score_windows(&me, now - SCORES_HORIZON_MS)?))
+        db.forget_score_windows(now - horizon)?;
+        Ok((saved, db.load_score_windows(&me, now - horizon)?))
     })
     .await??;
     let loaded = remote.len();

@@ -86,6 +86,7 @@ impl AppState {
         let now = clock.now_ms();
         let version = catalog.policy.version.clone();
         let files = vec![catalog.policy.source.display().to_string()];
+        let horizon = crate::jobs::scores_horizon_ms(&catalog.policy.scoring);
         let (db, live, windows) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let db = Db::connect(&url, pool).context("cannot open the database")?;
             let applied = db.run_migrations().context("cannot migrate the database")?;
@@ -100,7 +101,7 @@ impl AppState {
             // Every replica's saved windows, this process's earlier life included: this new
             // instance has saved nothing yet, so they all count as others'.
             let windows = db
-                .load_score_windows("", now - crate::jobs::SCORES_HORIZON_MS)
+                .load_score_windows("", now - horizon)
                 .context("cannot load scoring windows")?;
             Ok((db, live, windows))
         })
