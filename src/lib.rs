@@ -25,3 +25,4 @@ pub mod state;
 pub mod steering;
 pub mod store;
 pub mod streams;
+pub mod writebehind;

@@ -18,14 +18,14 @@ use crate::scoring::{Engine, Snapshot, WindowKind};
 use crate::signals::SignalBus;
 use crate::steering::Signer;
 use crate::store::Db;
-use crate::streams::{Stream, StreamTable, WriteBehind};
+use crate::streams::{Stream, StreamTable, StreamWriter};
 
 /// Everything a request or a job reads.
 pub struct AppState {
     pub config: Config,
     pub catalog: ArcSwap<Catalog>,
     pub streams: StreamTable,
-    pub writer: WriteBehind,
+    pub writer: StreamWriter,
     pub db: Db,
     pub signer: Signer,
     pub clock: Arc<dyn Clock>,
@@ -126,7 +126,7 @@ impl AppState {
         metrics::gauge!(m::POLICY_ERRORS.name).set(0.0);
         init_provider_series(&catalog);
         let (writer, task) =
-            WriteBehind::spawn(db.clone(), Duration::from_millis(config.flush_interval_ms));
+            StreamWriter::spawn(db.clone(), Duration::from_millis(config.flush_interval_ms));
         let directory = crate::directory::Directory::start(
             &catalog.policy,
             secrets.as_ref(),

@@ -1,21 +1,14 @@
 //! Streams in memory, persisted behind the request.
 //!
-//! A stream is created or ended in memory at once (the hot path never waits on the database);
-//! [`WriteBehind`] coalesces changes and writes them in batches. A batch that fails to write is
-//! kept and retried, merged with newer changes, so nothing accepted is dropped while the process
-//! lives; [`WriteBehind::flush`] waits until everything accepted so far is written (shutdown,
-//! tests).
+//! A stream is created or ended in memory at once (the hot path never waits on the database)
+//! and written behind the request by a [`StreamWriter`] (see `writebehind`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
+use crate::store::{Db, StoreError, StreamRow};
+use crate::writebehind::{Persist, WriteBehind};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
-
-use crate::metrics as m;
-use crate::store::{Db, StreamRow};
 
 /// Where a stream is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -57,7 +50,8 @@ pub struct Stream {
 }
 
 impl Stream {
-    fn to_row(&self) -> StreamRow {
+    /// The row that stores it.
+    pub fn to_row(&self) -> StreamRow {
         StreamRow {
             id: self.id.clone(),
             anchor_id: self.anchor_id.clone(),
@@ -166,158 +160,18 @@ impl StreamTable {
     }
 }
 
-enum Msg {
-    Save(StreamRow),
-    Flush(oneshot::Sender<Result<(), String>>),
-}
-
-/// Sends stream changes to the background writer.
-#[derive(Debug, Clone)]
-pub struct WriteBehind {
-    tx: mpsc::UnboundedSender<Msg>,
-    depth: Arc<AtomicUsize>,
-}
-
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Msg::Save(r) => write!(f, "Save({})", r.id),
-            Msg::Flush(_) => f.write_str("Flush"),
-        }
+impl Persist for StreamRow {
+    const TABLE: &'static str = "streams";
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn stamp(&self) -> i64 {
+        self.updated_ms
+    }
+    fn save(db: &Db, rows: &[Self]) -> Result<usize, StoreError> {
+        db.save_streams(rows)
     }
 }
 
-/// Most rows written in one transaction.
-const MAX_BATCH: usize = 500;
-
-impl WriteBehind {
-    /// Starts the writer task on the current tokio runtime.
-    pub fn spawn(db: Db, interval: Duration) -> (WriteBehind, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let depth = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(db, rx, depth.clone(), interval));
-        (WriteBehind { tx, depth }, task)
-    }
-
-    /// Queues a stream's current state for writing.
-    pub fn save(&self, stream: &Stream) {
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!(m::WRITE_QUEUE.name, "table" => "streams")
-            .set(self.depth.load(Ordering::Relaxed) as f64);
-        if self.tx.send(Msg::Save(stream.to_row())).is_err() {
-            tracing::error!(stream = %stream.id, "write-behind task is gone; change not persisted");
-        }
-    }
-
-    /// Waits until everything queued before this call is written.
-    pub async fn flush(&self) -> Result<(), String> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(ack))
-            .map_err(|_| "write-behind task is gone".to_string())?;
-        done.await
-            .map_err(|_| "write-behind task stopped".to_string())?
-    }
-
-    /// Changes accepted and not yet written.
-    pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
-    }
-}
-
-async fn run(
-    db: Db,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    depth: Arc<AtomicUsize>,
-    interval: Duration,
-) {
-    // Pending rows by stream id: a later change to the same stream replaces an earlier one.
-    let mut pending: HashMap<String, StreamRow> = HashMap::new();
-    let mut waiters: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
-    let mut backoff = interval;
-    loop {
-        let msg = if pending.is_empty() && waiters.is_empty() {
-            match rx.recv().await {
-                Some(m) => Some(m),
-                None => break,
-            }
-        } else {
-            match tokio::time::timeout(backoff, rx.recv()).await {
-                Ok(Some(m)) => Some(m),
-                Ok(None) => {
-                    // Senders gone: write what is left and stop.
-                    let _ = write(&db, &mut pending, &depth).await;
-                    break;
-                }
-                Err(_) => None,
-            }
-        };
-        let mut flush_now = msg.is_none();
-        let mut take = |m: Msg, pending: &mut HashMap<String, StreamRow>| match m {
-            Msg::Save(row) => {
-                if let Some(prev) = pending.insert(row.id.clone(), row) {
-                    // Coalesced: the replaced change no longer needs writing.
-                    let _ = prev;
-                    depth.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
-            Msg::Flush(ack) => waiters.push(ack),
-        };
-        if let Some(m) = msg {
-            take(m, &mut pending);
-            while pending.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => take(m, &mut pending),
-                    Err(_) => break,
-                }
-            }
-        }
-        if !waiters.is_empty() || pending.len() >= MAX_BATCH {
-            flush_now = true;
-        }
-        if !flush_now {
-            continue;
-        }
-        match write(&db, &mut pending, &depth).await {
-            Ok(()) => {
-                backoff = interval;
-                for w in waiters.drain(..) {
-                    let _ = w.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, rows = pending.len(), "stream write failed; will retry");
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                for w in waiters.drain(..) {
-                    let _ = w.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-async fn write(
-    db: &Db,
-    pending: &mut HashMap<String, StreamRow>,
-    depth: &AtomicUsize,
-) -> Result<(), String> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<StreamRow> = pending.values().cloned().collect();
-    let n = rows.len();
-    let db = db.clone();
-    let res = tokio::task::spawn_blocking(move || db.save_streams(&rows))
-        .await
-        .map_err(|e| format!("writer thread failed: {e}"))
-        .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-    let outcome = if res.is_ok() { "ok" } else { "error" };
-    metrics::counter!(m::DB_FLUSHES.name, "table" => "streams", "outcome" => outcome).increment(1);
-    if res.is_ok() {
-        pending.clear();
-        depth.fetch_sub(n, Ordering::Relaxed);
-        metrics::gauge!(m::WRITE_QUEUE.name, "table" => "streams")
-            .set(depth.load(Ordering::Relaxed) as f64);
-    }
-    res
-}
+/// Streams written behind the request.
+pub type StreamWriter = WriteBehind<StreamRow>;

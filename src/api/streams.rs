@@ -158,7 +158,7 @@ pub async fn create(
         ended_ms: None,
         updated_ms: now_ms,
     };
-    state.writer.save(&stream);
+    state.writer.save(stream.to_row());
     state.streams.put(stream);
     tracing::info!(stream = %id, anchor = %body.anchor_id, region = %region.id,
         primary = %plan.targets[0].provider, "stream created");
@@ -218,7 +218,7 @@ pub async fn delete(
             ApiError::not_found("unknown_stream", format!("no stream {:?}", id.as_str()))
         })?;
     if changed {
-        state.writer.save(&stream);
+        state.writer.save(stream.to_row());
         tracing::info!(stream = %stream.id, "stream ended");
     }
     Ok(HttpResponse::Ok().json(stream.as_ref()))

@@ -204,7 +204,7 @@ impl Directory {
         let keys = resolve_heartbeat_keys(&policy.services, secrets)?;
         let loader = db.clone();
         let rows = tokio::task::spawn_blocking(move || loader.all_nodes()).await??;
-        let dir = Directory::with_keys(keys, NodeWriter::spawn(db, flush_interval));
+        let dir = Directory::with_keys(keys, NodeWriter::spawn(db, flush_interval).0);
         let n = dir.merge_rows(&rows);
         tracing::info!(nodes = n, "service directory loaded");
         Ok(dir)

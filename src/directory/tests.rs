@@ -35,7 +35,7 @@ fn services() -> ServicesPolicy {
 fn directory(db: &TestDb) -> Directory {
     Directory::with_keys(
         BTreeMap::new(),
-        NodeWriter::spawn(db.db().clone(), Duration::from_millis(10)),
+        NodeWriter::spawn(db.db().clone(), Duration::from_millis(10)).0,
     )
 }
 

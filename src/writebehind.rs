@@ -1,0 +1,240 @@
+//! Rows written behind the request, for every table the hot path changes (streams, rooms,
+//! service nodes).
+//!
+//! A change is applied in memory by its owner at once and queued here; the writer task
+//! coalesces queued rows by key (the newer change wins), writes them in batches (one
+//! transaction each), and keeps a batch that failed to write, retrying with backoff and merging
+//! newer changes into it, so nothing accepted is dropped while the process lives.
+//! [`WriteBehind::flush`] waits until everything queued so far is written (shutdown, tests).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics as m;
+use crate::store::{Db, StoreError};
+
+/// A row the writer can persist.
+pub trait Persist: Clone + Send + Sync + 'static {
+    /// The table, as the metrics' `table` label.
+    const TABLE: &'static str;
+    /// Rows with the same key coalesce.
+    fn key(&self) -> &str;
+    /// Of two rows with the same key, the one with the greater stamp (its last change) is kept.
+    fn stamp(&self) -> i64;
+    /// Writes a batch in one transaction (idempotent: a batch may be written again).
+    fn save(db: &Db, rows: &[Self]) -> Result<usize, StoreError>;
+}
+
+enum Msg<R> {
+    Save(R),
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+/// Sends rows to the background writer.
+pub struct WriteBehind<R> {
+    tx: mpsc::UnboundedSender<Msg<R>>,
+    depth: Arc<AtomicUsize>,
+}
+
+impl<R> Clone for WriteBehind<R> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            depth: self.depth.clone(),
+        }
+    }
+}
+
+impl<R: Persist> std::fmt::Debug for WriteBehind<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehind")
+            .field("table", &R::TABLE)
+            .field("depth", &self.depth())
+            .finish()
+    }
+}
+
+/// Most rows written in one transaction.
+const MAX_BATCH: usize = 500;
+
+impl<R: Persist> WriteBehind<R> {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn spawn(db: Db, interval: Duration) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let depth = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run::<R>(db, rx, depth.clone(), interval));
+        (WriteBehind { tx, depth }, task)
+    }
+
+    /// Queues a row for writing.
+    pub fn save(&self, row: R) {
+        let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!(m::WRITE_QUEUE.name, "table" => R::TABLE).set(d as f64);
+        if self.tx.send(Msg::Save(row)).is_err() {
+            tracing::error!(
+                table = R::TABLE,
+                "write-behind task is gone; change not persisted"
+            );
+        }
+    }
+
+    /// Waits until everything queued before this call is written.
+    pub async fn flush(&self) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(ack))
+            .map_err(|_| format!("{} write-behind task is gone", R::TABLE))?;
+        done.await
+            .map_err(|_| format!("{} write-behind task stopped", R::TABLE))?
+    }
+
+    /// Rows accepted and not yet written.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+async fn run<R: Persist>(
+    db: Db,
+    mut rx: mpsc::UnboundedReceiver<Msg<R>>,
+    depth: Arc<AtomicUsize>,
+    interval: Duration,
+) {
+    // Pending rows by key: a newer change to the same key replaces an older one.
+    let mut pending: HashMap<String, R> = HashMap::new();
+    let mut waiters: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut backoff = interval;
+    loop {
+        let msg = if pending.is_empty() && waiters.is_empty() {
+            match rx.recv().await {
+                Some(m) => Some(m),
+                None => break,
+            }
+        } else {
+            match tokio::time::timeout(backoff, rx.recv()).await {
+                Ok(Some(m)) => Some(m),
+                Ok(None) => {
+                    // Senders gone: write what is left and stop.
+                    let _ = write(&db, &mut pending, &depth).await;
+                    break;
+                }
+                Err(_) => None,
+            }
+        };
+        let mut flush_now = msg.is_none();
+        let mut take = |m: Msg<R>, pending: &mut HashMap<String, R>| match m {
+            Msg::Save(row) => {
+                let newer = pending
+                    .get(row.key())
+                    .is_none_or(|p| p.stamp() <= row.stamp());
+                let replaces = pending.contains_key(row.key());
+                if newer {
+                    pending.insert(row.key().to_string(), row);
+                }
+                // Either the row replaced a pending one or it was older than it: one change
+                // fewer to write.
+                if replaces || !newer {
+                    depth.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Msg::Flush(ack) => waiters.push(ack),
+        };
+        if let Some(m) = msg {
+            take(m, &mut pending);
+            while pending.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => take(m, &mut pending),
+                    Err(_) => break,
+                }
+            }
+        }
+        if !waiters.is_empty() || pending.len() >= MAX_BATCH {
+            flush_now = true;
+        }
+        if !flush_now {
+            continue;
+        }
+        match write(&db, &mut pending, &depth).await {
+            Ok(()) => {
+                backoff = interval;
+                for w in waiters.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(table = R::TABLE, error = %e, rows = pending.len(), "write failed; will retry");
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                for w in waiters.drain(..) {
+                    let _ = w.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn write<R: Persist>(
+    db: &Db,
+    pending: &mut HashMap<String, R>,
+    depth: &AtomicUsize,
+) -> Result<(), String> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<R> = pending.values().cloned().collect();
+    let n = rows.len();
+    let db = db.clone();
+    let res = tokio::task::spawn_blocking(move || R::save(&db, &rows))
+        .await
+        .map_err(|e| format!("writer thread failed: {e}"))
+        .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+    let outcome = if res.is_ok() { "ok" } else { "error" };
+    metrics::counter!(m::DB_FLUSHES.name, "table" => R::TABLE, "outcome" => outcome).increment(1);
+    if res.is_ok() {
+        pending.clear();
+        depth.fetch_sub(n, Ordering::Relaxed);
+        metrics::gauge!(m::WRITE_QUEUE.name, "table" => R::TABLE)
+            .set(depth.load(Ordering::Relaxed) as f64);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StreamRow;
+    use crate::store::testing::TestDb;
+
+    fn row(id: &str, state: &str, updated_ms: i64) -> StreamRow {
+        StreamRow {
+            id: id.into(),
+            anchor_id: "a".into(),
+            region: "tw".into(),
+            providers: "[\"p\"]".into(),
+            state: state.into(),
+            reason: String::new(),
+            started_ms: 1,
+            ended_ms: None,
+            updated_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_newer_change_wins_and_flush_writes_everything() {
+        let db = TestDb::sqlite();
+        let (w, _task) = WriteBehind::<StreamRow>::spawn(db.db().clone(), Duration::from_secs(60));
+        // Queued newest first: the older change that follows must not win.
+        w.save(row("s1", "ended", 30));
+        w.save(row("s1", "live", 20));
+        for i in 0..1200 {
+            w.save(row(&format!("bulk{i}"), "live", i));
+        }
+        w.flush().await.unwrap();
+        assert_eq!(w.depth(), 0);
+        assert_eq!(db.get_stream("s1").unwrap().unwrap().state, "ended");
+        assert_eq!(db.streams_in_state("live", 10_000).unwrap().len(), 1200);
+    }
+}
