@@ -21,7 +21,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::resolve::{answer_service, place};
+use super::place;
+use super::resolve::answer_service;
 use super::{ApiError, client_ip};
 use crate::policy::services::{ServiceKind, is_valid_hostname};
 use crate::state::AppState;

@@ -173,3 +173,31 @@ pub fn client_ip(
     }
     Ok(req.peer_addr().map(|a| a.ip()))
 }
+
+/// Places the client in a region: explicit `region`, the policy's trusted country header,
+/// `client_ip` (or the peer, or `X-Forwarded-For` when trusted), then the default region.
+pub fn place<'c>(
+    req: &HttpRequest,
+    catalog: &'c crate::catalog::Catalog,
+    region: Option<&str>,
+    ip: Option<&str>,
+) -> Result<(&'c crate::policy::Region, crate::geo::RegionSource), ApiError> {
+    let policy = &catalog.policy;
+    let header_country = policy
+        .geo
+        .trusted_header
+        .as_deref()
+        .and_then(|h| req.headers().get(h))
+        .and_then(|v| v.to_str().ok());
+    let ip = client_ip(req, ip, policy.geo.trust_forwarded_for)?;
+    crate::geo::resolve(
+        policy,
+        catalog.mmdb.as_ref(),
+        crate::geo::ClientHints {
+            region,
+            header_country,
+            ip,
+        },
+    )
+    .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
+}

@@ -15,7 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::streams::{known, parse_protocol, place};
+use super::place;
+use super::streams::{known, parse_protocol};
 use super::{ApiError, error};
 use crate::metrics as m;
 use crate::providers::Protocol;
@@ -133,14 +134,8 @@ fn check(
     };
     let protocol = parse_protocol(r.protocol.as_deref().or(format_hint), Protocol::Flv)
         .map_err(|e| refuse(index, e.code, e.message))?;
-    let (region, _) = place(
-        req,
-        state,
-        &catalog,
-        r.region.as_deref(),
-        r.client_ip.as_deref(),
-    )
-    .map_err(|e| refuse(index, e.code, e.message))?;
+    let (region, _) = place(req, &catalog, r.region.as_deref(), r.client_ip.as_deref())
+        .map_err(|e| refuse(index, e.code, e.message))?;
     for (name, v, max) in [
         ("played_ms", r.played_ms, DAY_MS),
         ("rebuffer_ms", r.rebuffer_ms, DAY_MS),

@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, client_ip};
+use super::{ApiError, place};
 use crate::directory::{Candidate, Outcome};
-use crate::geo::{self, ClientHints, RegionSource};
+use crate::geo::RegionSource;
 use crate::metrics as m;
-use crate::policy::Region;
 use crate::policy::services::{ChannelProfile, ServiceKind};
 use crate::state::AppState;
 
@@ -95,33 +94,6 @@ pub fn parse_services<'a>(
         out = ServiceKind::ALL.to_vec();
     }
     Ok(out)
-}
-
-/// Places the client: `region`, the trusted header, `client_ip` or the peer, then the default.
-pub fn place<'c>(
-    req: &HttpRequest,
-    catalog: &'c crate::catalog::Catalog,
-    region: Option<&str>,
-    ip: Option<&str>,
-) -> Result<(&'c Region, RegionSource), ApiError> {
-    let policy = &catalog.policy;
-    let header_country = policy
-        .geo
-        .trusted_header
-        .as_deref()
-        .and_then(|h| req.headers().get(h))
-        .and_then(|v| v.to_str().ok());
-    let ip = client_ip(req, ip, policy.geo.trust_forwarded_for)?;
-    geo::resolve(
-        policy,
-        catalog.mmdb.as_ref(),
-        ClientHints {
-            region,
-            header_country,
-            ip,
-        },
-    )
-    .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
 }
 
 /// Resolves one service for a region and counts the answer.

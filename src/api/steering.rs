@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
-use super::streams::{live, place};
+use super::place;
+use super::streams::live;
 use crate::providers::Protocol;
 use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
@@ -98,16 +99,7 @@ fn manifest(
         .unwrap_or_default();
     let region = match catalog.policy.region(&session.region) {
         Some(r) if q.region.is_none() => r,
-        _ => {
-            place(
-                req,
-                state,
-                &catalog,
-                q.region.as_deref(),
-                q.client_ip.as_deref(),
-            )?
-            .0
-        }
+        _ => place(req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?.0,
     };
     let answer = steering::steer(
         &catalog,
@@ -166,13 +158,7 @@ pub async fn master(
 ) -> Result<HttpResponse, ApiError> {
     let stream = live(&state, &id)?;
     let catalog = state.catalog.load();
-    let (region, _) = place(
-        &req,
-        &state,
-        &catalog,
-        q.region.as_deref(),
-        q.client_ip.as_deref(),
-    )?;
+    let (region, _) = place(&req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
     let decision = steering::play_candidates(
         &catalog,
         &state.signer,

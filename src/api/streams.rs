@@ -3,10 +3,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, client_ip};
-use crate::geo::{self, ClientHints, RegionSource};
+use super::{ApiError, place};
+use crate::geo::RegionSource;
 use crate::metrics as m;
-use crate::policy::Region;
 use crate::providers::{Protocol, is_valid_stream_key};
 use crate::scoring::Pick;
 use crate::signals::Signal;
@@ -83,34 +82,6 @@ fn new_stream_id() -> String {
     )
 }
 
-pub(crate) fn place<'c>(
-    req: &HttpRequest,
-    state: &AppState,
-    catalog: &'c crate::catalog::Catalog,
-    region: Option<&str>,
-    ip: Option<&str>,
-) -> Result<(&'c Region, RegionSource), ApiError> {
-    let policy = &catalog.policy;
-    let header_country = policy
-        .geo
-        .trusted_header
-        .as_deref()
-        .and_then(|h| req.headers().get(h))
-        .and_then(|v| v.to_str().ok());
-    let ip = client_ip(req, ip, policy.geo.trust_forwarded_for)?;
-    let _ = state;
-    geo::resolve(
-        policy,
-        catalog.mmdb.as_ref(),
-        ClientHints {
-            region,
-            header_country,
-            ip,
-        },
-    )
-    .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
-}
-
 /// Creates a stream and returns its signed push URL(s).
 pub async fn create(
     req: HttpRequest,
@@ -127,7 +98,6 @@ pub async fn create(
     let catalog = state.catalog.load();
     let (region, source) = place(
         &req,
-        &state,
         &catalog,
         body.region.as_deref(),
         body.client_ip.as_deref(),
@@ -355,7 +325,7 @@ fn answer(
     let catalog = state.catalog.load();
     let protocol = parse_protocol(protocol, catalog.policy.delivery.default_protocol)?;
     let stream = live(state, id)?;
-    let (region, source) = place(req, state, &catalog, region, client_ip)?;
+    let (region, source) = place(req, &catalog, region, client_ip)?;
     let now = state.clock.now_secs();
     let scores = state.scores.load();
     let decision = steering::play_candidates(
