@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use super::registry::BuildCtx;
 use super::spec::SigningSpec;
-use super::{
-    Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, signing, url_path, with_query,
-};
+use super::{Protocol, Provider, ProviderError, ProviderInfo, signing, url_path, with_query};
 
 #[derive(Debug)]
 pub struct Origin {
@@ -154,9 +152,6 @@ impl Provider for Origin {
         Ok(with_query(&url, &format!("token={token}")))
     }
 }
-
-/// Kinds served by this adapter.
-pub const KINDS: [ProviderKind; 2] = [ProviderKind::NginxRtmp, ProviderKind::Srs];
 
 #[cfg(test)]
 mod tests {

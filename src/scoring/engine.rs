@@ -48,8 +48,6 @@ pub struct Engine {
     delivery: HashMap<(String, String), Window>,
     /// provider → delivery window over every region.
     delivery_provider: HashMap<String, Window>,
-    /// Everyone, everywhere.
-    delivery_all: Window,
     /// (provider, anchor) → ingest window.
     ingest: HashMap<(String, String), Window>,
     /// (provider, region) → ingest window over the region's anchors.
@@ -117,7 +115,6 @@ impl WindowKind {
 struct Remote {
     delivery: HashMap<(String, String), Window>,
     delivery_provider: HashMap<String, Window>,
-    delivery_all: Window,
     ingest: HashMap<(String, String), Window>,
     ingest_region: HashMap<(String, String), Window>,
     ingest_provider: HashMap<String, Window>,
@@ -270,8 +267,6 @@ impl Engine {
             ),
             weight,
         );
-        self.delivery_all.decay_to(now_ms, hl);
-        obs.add_to(&mut self.delivery_all, weight);
     }
 
     fn add_ingest(
@@ -350,7 +345,6 @@ impl Engine {
                         .entry(provider.clone())
                         .or_default()
                         .merge(&w, now_ms, hl);
-                    r.delivery_all.merge(&w, now_ms, hl);
                     r.delivery
                         .entry((provider, key))
                         .or_default()
@@ -407,12 +401,6 @@ impl Engine {
         let hl = s.half_life_ms;
         let pw = s.prior_weight;
         let key = (provider.to_string(), region.to_string());
-        let all = layered(
-            Some(&self.delivery_all),
-            Some(&self.remote.delivery_all),
-            now_ms,
-            hl,
-        );
         let prov = layered(
             self.delivery_provider.get(provider),
             self.remote.delivery_provider.get(provider),
@@ -431,7 +419,6 @@ impl Engine {
         // data counts it twice. Borrowing from the other providers is biased: their data comes
         // mostly from the incumbent, the best of them, so every little-known provider would
         // look as good as the best.)
-        let _ = &all;
         let chain = |f: fn(&Window) -> &Moments, prior: f64| -> f64 {
             let elsewhere = f(&prov).minus(f(&own));
             let mid = elsewhere.shrunk_mean(prior, pw);
