@@ -56,6 +56,9 @@ pub enum Command {
         /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Simulate this many worlds (the scenario's seed, then the next ones) and pool them.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        seeds: u64,
     },
     /// Print, as JSON, the push URL and every play URL a provider would sign at an instant.
     Urls {
@@ -128,7 +131,8 @@ pub fn run(cli: Cli) -> ExitCode {
             scenario,
             policy,
             json,
-        } => simulate(&scenario, &policy, json),
+            seeds,
+        } => simulate(&scenario, &policy, json, seeds),
         Command::Urls {
             files,
             provider,
@@ -251,7 +255,7 @@ fn check(files: &FileArgs, secrets: bool) -> ExitCode {
     }
 }
 
-fn simulate(scenario: &Path, policy: &Path, json: bool) -> anyhow::Result<()> {
+fn simulate(scenario: &Path, policy: &Path, json: bool, seeds: u64) -> anyhow::Result<()> {
     let (catalog, world) =
         crate::sim::catalog(policy, scenario).map_err(|d| anyhow::anyhow!("{d}"))?;
     let name = scenario
@@ -260,7 +264,7 @@ fn simulate(scenario: &Path, policy: &Path, json: bool) -> anyhow::Result<()> {
         .unwrap_or_default();
     let started = std::time::Instant::now();
     let mut shown = -1i64;
-    let report = crate::sim::run(&catalog, &world, &name, |done| {
+    let report = crate::sim::run(&catalog, &world, &name, seeds, |done| {
         // A progress line on stderr every tenth, for long runs.
         let tenth = (done * 10.0) as i64;
         if tenth > shown {
@@ -282,6 +286,14 @@ fn simulate(scenario: &Path, policy: &Path, json: bool) -> anyhow::Result<()> {
             .map(|(k, v)| format!("{v:.2}x {k}"))
             .collect();
         println!("\nengine bad-session rate: {}", ratios.join(", "));
+        let ranges: Vec<String> = report
+            .ratio_ranges()
+            .iter()
+            .map(|(k, (lo, hi))| format!("{lo:.2}-{hi:.2}x {k}"))
+            .collect();
+        if !ranges.is_empty() {
+            println!("over single worlds: {}", ranges.join(", "));
+        }
     }
     Ok(())
 }

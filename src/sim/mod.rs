@@ -15,7 +15,8 @@ pub mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -166,10 +167,22 @@ pub struct Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub scenario: String,
-    pub seed: u64,
+    /// The worlds simulated, one per seed.
+    pub seeds: Vec<u64>,
     pub simulated_seconds: u64,
     /// Seconds at the start that were played but not counted.
     pub warmup_seconds: f64,
+    /// Per strategy, over every world.
+    pub outcomes: Vec<Outcome>,
+    /// Per world, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_seed: Vec<SeedRun>,
+}
+
+/// The outcomes of one world.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedRun {
+    pub seed: u64,
     pub outcomes: Vec<Outcome>,
 }
 
@@ -255,7 +268,7 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn new(strategy: Strategy, catalog: &'a Catalog, scenario: &'a Scenario) -> Self {
+    fn new(strategy: Strategy, catalog: &'a Catalog, scenario: &'a Scenario, seed: u64) -> Self {
         let mut engine = Engine::new();
         let snapshot = engine.refresh(T0_MS, catalog);
         Runner {
@@ -265,7 +278,7 @@ impl<'a> Runner<'a> {
             engine,
             snapshot,
             signer: Signer::new(10_000),
-            rng: SmallRng::seed_from_u64(scenario.seed ^ 0x5eed),
+            rng: SmallRng::seed_from_u64(seed ^ 0x5eed),
             history: HashMap::new(),
             firsts: HashMap::new(),
         }
@@ -467,29 +480,132 @@ fn shuffle<T>(v: &mut [T], rng: &mut SmallRng) {
     }
 }
 
-/// Runs every strategy over the scenario; `progress` is told the share done.
+/// Runs every strategy over the scenario once per seed (worlds `seed`, `seed + 1`, ...), on
+/// every core; `progress` is told the share done. The report pools the seeds' sessions.
 pub fn run(
     catalog: &Catalog,
     scenario: &Scenario,
     name: &str,
+    seeds: u64,
     mut progress: impl FnMut(f64),
 ) -> Report {
+    let seeds: Vec<u64> = (0..seeds.max(1))
+        .map(|i| scenario.seed.wrapping_add(i))
+        .collect();
+    let jobs: Vec<(u64, Strategy)> = seeds
+        .iter()
+        .flat_map(|&seed| Strategy::ALL.iter().map(move |&s| (seed, s)))
+        .collect();
+    // Per job, the share done in thousandths; the caller's thread reports the sum.
+    let done: Vec<AtomicU64> = jobs.iter().map(|_| AtomicU64::new(0)).collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; jobs.len()]);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(seed, strategy)) = jobs.get(i) else {
+                        break;
+                    };
+                    let outcome = run_one(strategy, catalog, scenario, seed, |f| {
+                        done[i].store((f * 1000.0) as u64, Ordering::Relaxed)
+                    });
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
+                }
+            });
+        }
+        loop {
+            let sum: u64 = done.iter().map(|d| d.load(Ordering::Relaxed)).sum();
+            progress(sum as f64 / (1000 * jobs.len()) as f64);
+            if sum >= 1000 * jobs.len() as u64 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let results: Vec<Outcome> = results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    let per_seed: Vec<SeedRun> = results
+        .chunks(Strategy::ALL.len())
+        .zip(&seeds)
+        .map(|(outcomes, &seed)| SeedRun {
+            seed,
+            outcomes: outcomes.to_vec(),
+        })
+        .collect();
     let outcomes = Strategy::ALL
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            run_one(*s, catalog, scenario, |f| {
-                progress((i as f64 + f) / Strategy::ALL.len() as f64)
-            })
+        .map(|&s| {
+            pool(
+                s,
+                per_seed
+                    .iter()
+                    .filter_map(|r| r.outcomes.iter().find(|o| o.strategy == s)),
+            )
         })
         .collect();
     Report {
         scenario: name.to_string(),
-        seed: scenario.seed,
+        seeds,
         simulated_seconds: scenario.duration_seconds.value,
         warmup_seconds: scenario.warmup_seconds,
         outcomes,
+        per_seed: if per_seed.len() > 1 {
+            per_seed
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// One strategy's outcomes over several worlds: sessions pooled, each incident's time to avoid
+/// the worst of the worlds (`None` if any world never avoided it).
+fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> Outcome {
+    let mut out = Outcome {
+        strategy,
+        sessions: 0,
+        bad_session_rate: 0.0,
+        mean_rebuffer_ratio: 0.0,
+        mean_startup_ms: 0.0,
+        switches_per_session: 0.0,
+        time_to_avoid_seconds: Vec::new(),
+    };
+    for (k, o) in outcomes.enumerate() {
+        let n = o.sessions as f64;
+        out.sessions += o.sessions;
+        out.bad_session_rate += o.bad_session_rate * n;
+        out.mean_rebuffer_ratio += o.mean_rebuffer_ratio * n;
+        out.mean_startup_ms += o.mean_startup_ms * n;
+        out.switches_per_session += o.switches_per_session * n;
+        if k == 0 {
+            out.time_to_avoid_seconds = o.time_to_avoid_seconds.clone();
+        } else {
+            for (worst, t) in out
+                .time_to_avoid_seconds
+                .iter_mut()
+                .zip(&o.time_to_avoid_seconds)
+            {
+                *worst = match (*worst, *t) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+        }
+    }
+    let n = out.sessions.max(1) as f64;
+    out.bad_session_rate /= n;
+    out.mean_rebuffer_ratio /= n;
+    out.mean_startup_ms /= n;
+    out.switches_per_session /= n;
+    out
 }
 
 /// Anchors of the world, with their uplinks.
@@ -520,14 +636,15 @@ fn run_one(
     strategy: Strategy,
     catalog: &Catalog,
     scenario: &Scenario,
+    seed: u64,
     mut progress: impl FnMut(f64),
 ) -> Outcome {
-    let mut runner = Runner::new(strategy, catalog, scenario);
+    let mut runner = Runner::new(strategy, catalog, scenario, seed);
     let anchors = anchors(scenario);
     // Independent streams of the world's randomness, the same for every strategy.
-    let mut arrivals = SmallRng::seed_from_u64(scenario.seed);
-    let mut broadcasts = SmallRng::seed_from_u64(scenario.seed ^ 0xb0ad);
-    let mut luck_rng = SmallRng::seed_from_u64(scenario.seed ^ 0x1ac4);
+    let mut arrivals = SmallRng::seed_from_u64(seed);
+    let mut broadcasts = SmallRng::seed_from_u64(seed ^ 0xb0ad);
+    let mut luck_rng = SmallRng::seed_from_u64(seed ^ 0x1ac4);
     let duration_ms = scenario.duration_seconds.value as i64 * 1000;
     let ss = &scenario.sessions;
     let regions: Vec<String> = scenario.regions.keys().cloned().collect();
@@ -772,9 +889,18 @@ fn time_to_avoid(start: f64, buckets: &BTreeMap<i64, (u32, u32)>) -> Option<f64>
 impl Report {
     /// A Markdown table, one row per strategy.
     pub fn table(&self) -> String {
+        let worlds = match self.seeds.as_slice() {
+            [one] => format!("seed {one}"),
+            seeds => format!(
+                "seeds {} to {} ({} worlds pooled; time to avoid is the worst world's)",
+                seeds.first().copied().unwrap_or(0),
+                seeds.last().copied().unwrap_or(0),
+                seeds.len()
+            ),
+        };
         let mut out = format!(
-            "scenario {}, seed {}, {} s simulated, the first {} s not counted\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | time to avoid each incident |\n|---|---|---|---|---|---|---|\n",
-            self.scenario, self.seed, self.simulated_seconds, self.warmup_seconds
+            "scenario {}, {worlds}, {} s simulated, the first {} s not counted\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | time to avoid each incident |\n|---|---|---|---|---|---|---|\n",
+            self.scenario, self.simulated_seconds, self.warmup_seconds
         );
         for o in &self.outcomes {
             let tta: Vec<String> = o
@@ -800,27 +926,45 @@ impl Report {
         out
     }
 
-    /// The engine's bad-session rate against each other strategy's.
+    /// The engine's bad-session rate against each other strategy's, over every world.
     pub fn ratios(&self) -> BTreeMap<&'static str, f64> {
-        let rate = |s: Strategy| {
-            self.outcomes
-                .iter()
-                .find(|o| o.strategy == s)
-                .map(|o| o.bad_session_rate)
-        };
-        let mut out = BTreeMap::new();
-        if let Some(e) = rate(Strategy::Engine) {
-            for s in [
-                Strategy::Oracle,
-                Strategy::Static,
-                Strategy::BestHistorical,
-                Strategy::Random,
-            ] {
-                if let Some(r) = rate(s).filter(|r| *r > 0.0) {
-                    out.insert(s.as_str(), e / r);
-                }
+        ratios(&self.outcomes)
+    }
+
+    /// Per other strategy, the lowest and highest of the engine's ratio over single worlds
+    /// (empty with one world).
+    pub fn ratio_ranges(&self) -> BTreeMap<&'static str, (f64, f64)> {
+        let mut out: BTreeMap<&'static str, (f64, f64)> = BTreeMap::new();
+        for run in &self.per_seed {
+            for (k, v) in ratios(&run.outcomes) {
+                let e = out.entry(k).or_insert((v, v));
+                e.0 = e.0.min(v);
+                e.1 = e.1.max(v);
             }
         }
         out
     }
+}
+
+fn ratios(outcomes: &[Outcome]) -> BTreeMap<&'static str, f64> {
+    let rate = |s: Strategy| {
+        outcomes
+            .iter()
+            .find(|o| o.strategy == s)
+            .map(|o| o.bad_session_rate)
+    };
+    let mut out = BTreeMap::new();
+    if let Some(e) = rate(Strategy::Engine) {
+        for s in [
+            Strategy::Oracle,
+            Strategy::Static,
+            Strategy::BestHistorical,
+            Strategy::Random,
+        ] {
+            if let Some(r) = rate(s).filter(|r| *r > 0.0) {
+                out.insert(s.as_str(), e / r);
+            }
+        }
+    }
+    out
 }

@@ -83,6 +83,36 @@ fn a_seed_replays_exactly_and_the_engine_avoids_the_incident() {
 }
 
 #[test]
+fn several_seeds_pool_their_worlds() {
+    let one = |seed: &str| {
+        let out = simulate(&SHORT.replace("seed: 5", seed), &["--json"]);
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (five, six) = (one("seed: 5"), one("seed: 6"));
+    let out = simulate(SHORT, &["--json", "--seeds", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(both["seeds"], serde_json::json!([5, 6]));
+    assert_eq!(both["per_seed"][0]["outcomes"], five["outcomes"]);
+    assert_eq!(both["per_seed"][1]["outcomes"], six["outcomes"]);
+    for k in 0..5 {
+        let n = |r: &serde_json::Value| r["outcomes"][k]["sessions"].as_u64().unwrap();
+        let bad = |r: &serde_json::Value| {
+            r["outcomes"][k]["bad_session_rate"].as_f64().unwrap() * n(r) as f64
+        };
+        assert_eq!(n(&both), n(&five) + n(&six));
+        assert!((bad(&both) - bad(&five) - bad(&six)).abs() < 1e-6);
+    }
+    let out = simulate(SHORT, &["--seeds", "0"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses --seeds 0");
+}
+
+#[test]
 fn bad_scenarios_are_refused_with_their_line() {
     for (from, to, message) in [
         (
