@@ -59,6 +59,9 @@ pub enum Command {
         /// Simulate this many worlds (the scenario's seed, then the next ones) and pool them.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
         seeds: u64,
+        /// Also print, per viewer region, each strategy's bad sessions and first choices.
+        #[arg(long)]
+        by_region: bool,
     },
     /// Print, as JSON, the push URL and every play URL a provider would sign at an instant.
     Urls {
@@ -132,7 +135,8 @@ pub fn run(cli: Cli) -> ExitCode {
             policy,
             json,
             seeds,
-        } => simulate(&scenario, &policy, json, seeds),
+            by_region,
+        } => simulate(&scenario, &policy, json, seeds, by_region),
         Command::Urls {
             files,
             provider,
@@ -255,7 +259,13 @@ fn check(files: &FileArgs, secrets: bool) -> ExitCode {
     }
 }
 
-fn simulate(scenario: &Path, policy: &Path, json: bool, seeds: u64) -> anyhow::Result<()> {
+fn simulate(
+    scenario: &Path,
+    policy: &Path,
+    json: bool,
+    seeds: u64,
+    by_region: bool,
+) -> anyhow::Result<()> {
     let (catalog, world) =
         crate::sim::catalog(policy, scenario).map_err(|d| anyhow::anyhow!("{d}"))?;
     let name = scenario
@@ -280,6 +290,9 @@ fn simulate(scenario: &Path, policy: &Path, json: bool, seeds: u64) -> anyhow::R
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
+        if by_region {
+            print!("\n{}", report.region_table());
+        }
         let ratios: Vec<String> = report
             .ratios()
             .iter()

@@ -161,6 +161,27 @@ pub struct Outcome {
     /// Per incident (in scenario order): seconds from its start until 95% of new sessions in
     /// its region avoid its provider and keep avoiding it; `None` if that never happened.
     pub time_to_avoid_seconds: Vec<Option<f64>>,
+    /// Per viewer region: where the sessions went.
+    pub regions: BTreeMap<String, RegionOutcome>,
+}
+
+/// What a strategy did in one viewer region.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegionOutcome {
+    pub sessions: u64,
+    pub bad_sessions: u64,
+    /// Provider → sessions that started on it.
+    pub firsts: BTreeMap<String, u64>,
+}
+
+impl RegionOutcome {
+    fn add(&mut self, other: &RegionOutcome) {
+        self.sessions += other.sessions;
+        self.bad_sessions += other.bad_sessions;
+        for (p, n) in &other.firsts {
+            *self.firsts.entry(p.clone()).or_default() += n;
+        }
+    }
 }
 
 /// A whole run.
@@ -577,6 +598,7 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
         mean_startup_ms: 0.0,
         switches_per_session: 0.0,
         time_to_avoid_seconds: Vec::new(),
+        regions: BTreeMap::new(),
     };
     for (k, o) in outcomes.enumerate() {
         let n = o.sessions as f64;
@@ -585,6 +607,9 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
         out.mean_rebuffer_ratio += o.mean_rebuffer_ratio * n;
         out.mean_startup_ms += o.mean_startup_ms * n;
         out.switches_per_session += o.switches_per_session * n;
+        for (r, ro) in &o.regions {
+            out.regions.entry(r.clone()).or_default().add(ro);
+        }
         if k == 0 {
             out.time_to_avoid_seconds = o.time_to_avoid_seconds.clone();
         } else {
@@ -664,6 +689,7 @@ fn run_one(
     let (mut sessions, mut bad, mut ratio_sum, mut startup_sum, mut switches) =
         (0u64, 0u64, 0.0, 0.0, 0u64);
     // incident → second → (sessions in its region, sessions starting on its provider)
+    let mut by_region: BTreeMap<String, RegionOutcome> = BTreeMap::new();
     let mut incident_buckets: Vec<BTreeMap<i64, (u32, u32)>> =
         vec![BTreeMap::new(); scenario.incidents.len()];
     let mut next_probe = T0_MS + PROBE_EVERY_MS;
@@ -767,13 +793,16 @@ fn run_one(
                 let session_error = error && !switched || tail.as_ref().is_some_and(|t| t.2);
                 // Sessions of the warm-up are played and reported, not counted.
                 if t >= scenario.warmup_seconds {
+                    let is_bad = session_error || ratio > 0.01 || startup > 3000.0;
                     sessions += 1;
                     ratio_sum += ratio;
                     startup_sum += startup;
                     switches += u64::from(switched);
-                    if session_error || ratio > 0.01 || startup > 3000.0 {
-                        bad += 1;
-                    }
+                    bad += u64::from(is_bad);
+                    let r = by_region.entry(region.clone()).or_default();
+                    r.sessions += 1;
+                    r.bad_sessions += u64::from(is_bad);
+                    *r.firsts.entry(first.clone()).or_default() += 1;
                 }
                 // What the player reports, when it does.
                 let report_at = now + (ss.report_after_seconds.min(length_s) * 1000.0) as i64;
@@ -850,6 +879,7 @@ fn run_one(
             .zip(&incident_buckets)
             .map(|(inc, buckets)| time_to_avoid(inc.value.start_seconds, buckets))
             .collect(),
+        regions: by_region,
     }
 }
 
@@ -922,6 +952,39 @@ impl Report {
                     tta.join(", ")
                 }
             ));
+        }
+        out
+    }
+
+    /// Per viewer region, each strategy's bad sessions and where its sessions started.
+    pub fn region_table(&self) -> String {
+        let mut out = String::from(
+            "| region | strategy | sessions | bad sessions | sessions started on |\n|---|---|---|---|---|\n",
+        );
+        let regions: BTreeSet<&String> = self
+            .outcomes
+            .iter()
+            .flat_map(|o| o.regions.keys())
+            .collect();
+        for region in regions {
+            for o in &self.outcomes {
+                let Some(r) = o.regions.get(region) else {
+                    continue;
+                };
+                let n = r.sessions.max(1) as f64;
+                let firsts: Vec<String> = r
+                    .firsts
+                    .iter()
+                    .map(|(p, k)| format!("{p} {:.1}%", *k as f64 * 100.0 / n))
+                    .collect();
+                out.push_str(&format!(
+                    "| {region} | {} | {} | {:.2}% | {} |\n",
+                    o.strategy.as_str(),
+                    r.sessions,
+                    r.bad_sessions as f64 * 100.0 / n,
+                    firsts.join(", ")
+                ));
+            }
         }
         out
     }
