@@ -253,18 +253,19 @@ impl Snapshot {
             return Pick::Challenger;
         }
         if self.exploration_rate > 0.0 && rng.random::<f64>() < self.exploration_rate {
-            // Thompson sampling among the others: each one's cost is drawn from its posterior
-            // and the lowest draw goes first. The incumbent is left out of the draw, or, being
-            // the best known, it would win most of the share meant for learning about the rest.
-            let drawn = (1..ranked.len())
+            // Thompson sampling: each one's cost is drawn from its posterior and the lowest
+            // draw goes first. The incumbent takes part in the draw, so a provider known to be
+            // far worse is left alone, while one whose estimate has grown uncertain (its
+            // reports decayed) is tried again.
+            let drawn = (0..ranked.len())
                 .map(|i| (i, ranked[i].1 + ranked[i].2 * normal(rng)))
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .map_or(0, |(i, _)| i);
             if drawn != 0 {
                 let r = ranked.remove(drawn);
                 ranked.insert(0, r);
+                pick = Pick::Explore;
             }
-            pick = Pick::Explore;
         }
         pick
     }
