@@ -207,6 +207,7 @@ fn bench(c: &mut Criterion) {
                 "anchor7",
                 "s0123456789abcdef01234567",
                 now * 1000,
+                &mut rng,
             )
         })
     });

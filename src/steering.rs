@@ -163,8 +163,10 @@ fn ordered<'c>(
 
 /// Chooses the primary and backup push targets for `anchor` going live in `region`, anchor
 /// first: by how smoothly this anchor's uploads reached each provider before (a new anchor gets
-/// its region's prior), then signs them.
-pub fn push_plan(
+/// its region's prior) and how well each serves the anchor's audience, then signs them. `rng`
+/// draws the backups (see [`Engine::ingest_rank`]).
+#[allow(clippy::too_many_arguments)]
+pub fn push_plan<R: rand::Rng + ?Sized>(
     catalog: &Catalog,
     signer: &Signer,
     engine: &mut Engine,
@@ -172,6 +174,7 @@ pub fn push_plan(
     anchor: &str,
     stream: &str,
     now_ms: i64,
+    rng: &mut R,
 ) -> Result<PushPlan, DecisionError> {
     let policy = &catalog.policy;
     let mut candidates = ordered(catalog, region, |p| {
@@ -192,7 +195,7 @@ pub fn push_plan(
         );
     }
     let ids: Vec<String> = candidates.iter().map(|p| p.id().to_string()).collect();
-    let mut ranked = engine.ingest_rank(anchor, &region.id, &ids, now_ms, &policy.scoring);
+    let mut ranked = engine.ingest_rank(anchor, &region.id, &ids, now_ms, &policy.scoring, rng);
     if ranked.is_empty() {
         // Every candidate is drained: push anyway rather than not at all.
         why = format!("{why}; every candidate is drained");

@@ -114,6 +114,7 @@ pub async fn create(
             &body.anchor_id,
             &id,
             now_ms,
+            &mut rand::rng(),
         )
     }
     .map_err(|e| ApiError::unavailable("no_provider", e.to_string()))?;

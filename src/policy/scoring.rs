@@ -51,7 +51,7 @@ pub struct ScoringSpec {
     pub challenger_share: Spanned<f64>,
     /// Ingest evidence forgets more slowly than delivery: an anchor's uplink to a CDN is a
     /// property of the anchor's network, and "how smoothly this anchor's uploads reached each
-    /// CDN before" spans broadcasts.
+    /// CDN before" spans broadcasts. Push decisions rank delivery over this longer past too.
     #[serde(default = "d_ingest_half_life")]
     pub ingest_half_life_seconds: Spanned<f64>,
     /// Ingest: how much a viewer's report on an anchor's stream counts toward that anchor's

@@ -5,9 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{RegionRank, Snapshot};
+use super::snapshot::{RegionRank, Snapshot, normal};
 use super::window::{Moments, Window};
 use crate::catalog::Catalog;
 use crate::policy::scoring::ScoringSettings;
@@ -48,6 +49,11 @@ pub struct Engine {
     delivery: HashMap<(String, String), Window>,
     /// provider → delivery window over every region.
     delivery_provider: HashMap<String, Window>,
+    /// (provider, region) → delivery over a longer past (the ingest half-life), for push
+    /// decisions, which commit for a whole broadcast.
+    history: HashMap<(String, String), Window>,
+    /// provider → the same over every region.
+    history_provider: HashMap<String, Window>,
     /// (provider, anchor) → ingest window.
     ingest: HashMap<(String, String), Window>,
     /// (provider, region) → ingest window over the region's anchors.
@@ -58,6 +64,8 @@ pub struct Engine {
     anchor_region: HashMap<String, String>,
     /// Each anchor's last primary.
     anchor_primary: HashMap<String, String>,
+    /// anchor → where its viewers watch from: decayed counts of delivery reports per region.
+    audience: HashMap<String, Audience>,
     /// region → incumbent.
     incumbents: HashMap<String, Incumbency>,
     /// (region, provider) → decayed count of first places.
@@ -72,6 +80,24 @@ pub struct Engine {
     last_prune_ms: i64,
 }
 
+/// Where one anchor's viewers watch from, decayed with the ingest half-life.
+#[derive(Debug, Default)]
+struct Audience {
+    regions: HashMap<String, f64>,
+    last_ms: i64,
+}
+
+impl Audience {
+    fn add(&mut self, region: &str, now_ms: i64, half_life_ms: f64) {
+        if self.last_ms > 0 && now_ms > self.last_ms && half_life_ms > 0.0 {
+            let f = 0.5f64.powf((now_ms - self.last_ms) as f64 / half_life_ms);
+            self.regions.values_mut().for_each(|w| *w *= f);
+        }
+        self.last_ms = self.last_ms.max(now_ms);
+        *self.regions.entry(region.to_string()).or_default() += 1.0;
+    }
+}
+
 /// Which window a saved row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WindowKind {
@@ -81,6 +107,8 @@ pub enum WindowKind {
     Ingest,
     /// (provider, region) ingest over the region's anchors.
     IngestRegion,
+    /// (provider, region) delivery over the longer past push decisions look at.
+    DeliveryHistory,
 }
 
 impl WindowKind {
@@ -89,6 +117,7 @@ impl WindowKind {
             WindowKind::Delivery => "delivery",
             WindowKind::Ingest => "ingest",
             WindowKind::IngestRegion => "ingest_region",
+            WindowKind::DeliveryHistory => "delivery_history",
         }
     }
 
@@ -96,7 +125,9 @@ impl WindowKind {
     pub fn half_life_ms(self, s: &ScoringSettings) -> f64 {
         match self {
             WindowKind::Delivery => s.half_life_ms,
-            WindowKind::Ingest | WindowKind::IngestRegion => s.ingest_half_life_ms,
+            WindowKind::Ingest | WindowKind::IngestRegion | WindowKind::DeliveryHistory => {
+                s.ingest_half_life_ms
+            }
         }
     }
 
@@ -105,6 +136,7 @@ impl WindowKind {
             "delivery" => Some(WindowKind::Delivery),
             "ingest" => Some(WindowKind::Ingest),
             "ingest_region" => Some(WindowKind::IngestRegion),
+            "delivery_history" => Some(WindowKind::DeliveryHistory),
             _ => None,
         }
     }
@@ -115,6 +147,8 @@ impl WindowKind {
 struct Remote {
     delivery: HashMap<(String, String), Window>,
     delivery_provider: HashMap<String, Window>,
+    history: HashMap<(String, String), Window>,
+    history_provider: HashMap<String, Window>,
     ingest: HashMap<(String, String), Window>,
     ingest_region: HashMap<(String, String), Window>,
     ingest_provider: HashMap<String, Window>,
@@ -184,7 +218,6 @@ impl Engine {
 
     /// Applies one signal observed at `now_ms`.
     pub fn apply(&mut self, signal: &Signal, now_ms: i64, s: &ScoringSettings) {
-        let hl = s.half_life_ms;
         let ihl = s.ingest_half_life_ms;
         match signal {
             Signal::Delivery {
@@ -210,8 +243,12 @@ impl Engine {
                     error: Some(*error),
                     bad: is_bad,
                 };
-                self.add_delivery(provider, region, &obs, 1.0, now_ms, hl);
+                self.add_delivery(provider, region, &obs, 1.0, now_ms, s);
                 if let Some(a) = anchor_id {
+                    self.audience
+                        .entry(a.clone())
+                        .or_default()
+                        .add(region, now_ms, ihl);
                     self.add_ingest(provider, a, !is_bad, s.ingest_viewer_weight, now_ms, ihl);
                 }
             }
@@ -226,7 +263,7 @@ impl Engine {
                     error: None,
                     bad: true,
                 };
-                self.add_delivery(provider, region, &obs, s.switch_weight, now_ms, hl);
+                self.add_delivery(provider, region, &obs, s.switch_weight, now_ms, s);
                 if let Some(a) = anchor_id {
                     self.add_ingest(provider, a, false, s.ingest_viewer_weight, now_ms, ihl);
                 }
@@ -247,26 +284,24 @@ impl Engine {
         obs: &Obs,
         weight: f64,
         now_ms: i64,
-        hl: f64,
+        s: &ScoringSettings,
     ) {
-        obs.add_to(
-            touch(
+        let key = (provider.to_string(), region.to_string());
+        for (map, by_provider, hl) in [
+            (
                 &mut self.delivery,
-                (provider.to_string(), region.to_string()),
-                now_ms,
-                hl,
-            ),
-            weight,
-        );
-        obs.add_to(
-            touch(
                 &mut self.delivery_provider,
-                provider.to_string(),
-                now_ms,
-                hl,
+                s.half_life_ms,
             ),
-            weight,
-        );
+            (
+                &mut self.history,
+                &mut self.history_provider,
+                s.ingest_half_life_ms,
+            ),
+        ] {
+            obs.add_to(touch(map, key.clone(), now_ms, hl), weight);
+            obs.add_to(touch(by_provider, provider.to_string(), now_ms, hl), weight);
+        }
     }
 
     fn add_ingest(
@@ -312,6 +347,7 @@ impl Engine {
         let mut out = Vec::new();
         for (kind, map) in [
             (WindowKind::Delivery, &self.delivery),
+            (WindowKind::DeliveryHistory, &self.history),
             (WindowKind::Ingest, &self.ingest),
             (WindowKind::IngestRegion, &self.ingest_region),
         ] {
@@ -346,6 +382,16 @@ impl Engine {
                         .or_default()
                         .merge(&w, now_ms, hl);
                     r.delivery
+                        .entry((provider, key))
+                        .or_default()
+                        .merge(&w, now_ms, hl);
+                }
+                WindowKind::DeliveryHistory => {
+                    r.history_provider
+                        .entry(provider.clone())
+                        .or_default()
+                        .merge(&w, now_ms, hl);
+                    r.history
                         .entry((provider, key))
                         .or_default()
                         .merge(&w, now_ms, hl);
@@ -398,21 +444,55 @@ impl Engine {
         now_ms: i64,
         s: &ScoringSettings,
     ) -> Score {
-        let hl = s.half_life_ms;
+        self.delivery_score_over(WindowKind::Delivery, provider, region, now_ms, s)
+    }
+
+    /// As [`Engine::delivery_score`] over the longer past (the ingest half-life): what a push,
+    /// which commits for a whole broadcast, is decided on. The recent window knows the
+    /// incumbent well and every other provider from a handful of reports; an hour knows them
+    /// all.
+    pub fn history_score(
+        &self,
+        provider: &str,
+        region: &str,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> Score {
+        self.delivery_score_over(WindowKind::DeliveryHistory, provider, region, now_ms, s)
+    }
+
+    fn delivery_score_over(
+        &self,
+        kind: WindowKind,
+        provider: &str,
+        region: &str,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> Score {
+        let hl = kind.half_life_ms(s);
         let pw = s.prior_weight;
         let key = (provider.to_string(), region.to_string());
+        let (local, local_provider, remote, remote_provider) = match kind {
+            WindowKind::DeliveryHistory => (
+                &self.history,
+                &self.history_provider,
+                &self.remote.history,
+                &self.remote.history_provider,
+            ),
+            _ => (
+                &self.delivery,
+                &self.delivery_provider,
+                &self.remote.delivery,
+                &self.remote.delivery_provider,
+            ),
+        };
         let prov = layered(
-            self.delivery_provider.get(provider),
-            self.remote.delivery_provider.get(provider),
+            local_provider.get(provider),
+            remote_provider.get(provider),
             now_ms,
             hl,
         );
-        let own = layered(
-            self.delivery.get(&key),
-            self.remote.delivery.get(&key),
-            now_ms,
-            hl,
-        );
+        let own = layered(local.get(&key), remote.get(&key), now_ms, hl);
         let p = &s.prior;
         // Each level borrows only from data it does not hold itself: the same provider in its
         // other regions, then the policy's prior. (Borrowing from a group that holds one's own
@@ -539,48 +619,138 @@ impl Engine {
     /// Ranks the push candidates (already filtered to providers that cover the region and take
     /// ingest, in the policy's order) for an anchor going live in `region`, remembering the
     /// choice so that the anchor's primary stays put unless a challenger is clearly better.
-    pub fn ingest_rank(
+    ///
+    /// A candidate's cost is how well it would serve this anchor's audience: its delivery cost
+    /// in each region the anchor's viewers watched from lately (the anchor's own region counts
+    /// as `prior_weight` viewers, so a new anchor is placed for its home), plus how poorly this
+    /// anchor's upload reaches it. The primary is the cheapest; each backup after it is the one
+    /// that adds most, every viewer region being served by the best of the chosen, so that a
+    /// provider that is poor at home but best for the viewers abroad still carries the stream.
+    ///
+    /// Backups are chosen on costs drawn from their posteriors (Thompson sampling) unless
+    /// exploration is off, the way play decisions explore: viewers can only be sent to, and so only learn about, the
+    /// providers a stream is pushed to, and a provider never pushed to would stay unknown.
+    pub fn ingest_rank<R: Rng + ?Sized>(
         &mut self,
         anchor: &str,
         region: &str,
         candidates: &[String],
         now_ms: i64,
         s: &ScoringSettings,
+        rng: &mut R,
     ) -> Vec<Score> {
         self.anchor_region
             .insert(anchor.to_string(), region.to_string());
-        let mut scored: Vec<Score> = candidates
+        let mut audience: Vec<(String, f64)> = self
+            .audience
+            .get(anchor)
+            .map(|a| {
+                let f = 0.5f64.powf((now_ms - a.last_ms).max(0) as f64 / s.ingest_half_life_ms);
+                a.regions
+                    .iter()
+                    .map(|(r, w)| (r.clone(), w * f))
+                    .filter(|(_, w)| *w >= FORGET_BELOW)
+                    .collect()
+            })
+            .unwrap_or_default();
+        match audience.iter_mut().find(|(r, _)| r == region) {
+            Some((_, w)) => *w += s.prior_weight,
+            None => audience.push((region.to_string(), s.prior_weight)),
+        }
+        let total: f64 = audience.iter().map(|(_, w)| w).sum();
+        // Per candidate: its score at home (for the admin view and the reason), and its cost
+        // for each audience region with the upload penalty added.
+        let mut scored: Vec<(Score, Vec<f64>)> = candidates
             .iter()
             .filter(|p| !self.is_drained(s, p))
             .map(|p| {
-                let mut sc = self.delivery_score(p, region, now_ms, s);
+                let mut sc = self.history_score(p, region, now_ms, s);
                 let (unhealthy, _, evidence) = self.ingest_estimate(p, anchor, region, now_ms, s);
                 let w = s.weights.ingest_unhealthy;
+                let upload = w * unhealthy;
+                let per_region: Vec<f64> = audience
+                    .iter()
+                    .map(|(r, _)| {
+                        let c = if r == region {
+                            sc.cost
+                        } else {
+                            self.history_score(p, r, now_ms, s).cost
+                        };
+                        c + upload
+                    })
+                    .collect();
                 sc.ingest_unhealthy = unhealthy;
-                sc.cost += w * unhealthy;
+                sc.cost = audience
+                    .iter()
+                    .zip(&per_region)
+                    .map(|((_, aw), c)| aw * c)
+                    .sum::<f64>()
+                    / total;
                 let var = w * w * (unhealthy * (1.0 - unhealthy)).max(1e-4)
                     / (evidence + s.prior_weight).max(1e-9);
                 sc.sigma = (sc.sigma * sc.sigma + var).sqrt();
-                sc
+                (sc, per_region)
             })
             .collect();
         // A stream's primary is a commitment: rank by the pessimistic cost (one standard
         // deviation worse), so a provider known from a handful of reports does not win on luck.
         // Stable: ties keep the policy's order.
-        scored.sort_by(|a, b| (a.cost + a.sigma).total_cmp(&(b.cost + b.sigma)));
+        scored.sort_by(|a, b| (a.0.cost + a.0.sigma).total_cmp(&(b.0.cost + b.0.sigma)));
         if let Some(prev) = self.anchor_primary.get(anchor)
-            && let Some(pos) = scored.iter().position(|sc| &sc.provider == prev)
+            && let Some(pos) = scored.iter().position(|sc| &sc.0.provider == prev)
             && pos > 0
-            && scored[0].cost + scored[0].sigma >= scored[pos].cost * (1.0 - s.ingest_margin)
+            && scored[0].0.cost + scored[0].0.sigma >= scored[pos].0.cost * (1.0 - s.ingest_margin)
         {
             let keep = scored.remove(pos);
             scored.insert(0, keep);
         }
         if let Some(first) = scored.first() {
             self.anchor_primary
-                .insert(anchor.to_string(), first.provider.clone());
+                .insert(anchor.to_string(), first.0.provider.clone());
         }
-        scored
+        // The backups, one at a time: the one that lowers the audience's best cost most; among
+        // those that add nothing (the chosen serve every region best), the cheapest, which is
+        // where viewers go when the primary stalls. Both on costs drawn from their posteriors,
+        // the upload's uncertainty included: a new anchor's backups spread over the providers
+        // that serve its viewers about as well, and what its upload does on each is learned.
+        // With exploration off (`exploration_rate: 0`) the backups are the expected best.
+        if s.exploration_rate > 0.0 {
+            for (sc, per_region) in scored.iter_mut().skip(1) {
+                let d = sc.sigma * normal(rng);
+                per_region.iter_mut().for_each(|c| *c += d);
+            }
+        }
+        let drawn = |c: &[f64]| -> f64 {
+            audience
+                .iter()
+                .zip(c)
+                .map(|((_, aw), c)| aw * c)
+                .sum::<f64>()
+                / total
+        };
+        let mut best: Vec<f64> = scored.first().map(|f| f.1.clone()).unwrap_or_default();
+        for k in 1..scored.len() {
+            let gain = |c: &[f64]| -> f64 {
+                audience
+                    .iter()
+                    .zip(c.iter().zip(&best))
+                    .map(|((_, aw), (c, b))| aw * (b - c).max(0.0))
+                    .sum()
+            };
+            let pick = (k..scored.len())
+                .min_by(|&a, &b| {
+                    gain(&scored[b].1)
+                        .total_cmp(&gain(&scored[a].1))
+                        .then(drawn(&scored[a].1).total_cmp(&drawn(&scored[b].1)))
+                })
+                .unwrap_or(k);
+            let chosen = scored.remove(pick);
+            for (b, c) in best.iter_mut().zip(&chosen.1) {
+                *b = b.min(*c);
+            }
+            scored.insert(k, chosen);
+        }
+        scored.into_iter().map(|(sc, ..)| sc).collect()
     }
 
     /// Builds the snapshot the hot path ranks with, moving incumbents where a challenger has
@@ -730,6 +900,7 @@ impl Engine {
         let live: BTreeSet<&String> = self.ingest.keys().map(|(_, a)| a).collect();
         self.anchor_region.retain(|a, _| live.contains(a));
         self.anchor_primary.retain(|a, _| live.contains(a));
+        self.audience.retain(|a, _| live.contains(a));
         self.shares.retain(|_, m| m.w >= FORGET_BELOW);
         self.last_prune_ms = now_ms;
     }
@@ -747,7 +918,12 @@ impl Engine {
 
 /// Reorders `scores` (sorted by cost) so that the incumbent stays first unless the best
 /// challenger has been cheaper by the margin for the hold time.
-fn hysteresis(inc: &mut Incumbency, scores: &mut Vec<Score>, now_ms: i64, s: &ScoringSettings) {
+pub(super) fn hysteresis(
+    inc: &mut Incumbency,
+    scores: &mut Vec<Score>,
+    now_ms: i64,
+    s: &ScoringSettings,
+) {
     let Some(best) = scores.first().map(|b| b.provider.clone()) else {
         inc.provider = None;
         inc.challenger = None;
@@ -773,21 +949,27 @@ fn hysteresis(inc: &mut Incumbency, scores: &mut Vec<Score>, now_ms: i64, s: &Sc
     // (the challenger that much worse, the incumbent that much better), for the hold time: it
     // takes first place. A provider known from a handful of lucky reports regresses under the
     // canary traffic and never gets there; a new incumbent still known from its canary share
-    // cannot be unseated on its own noise.
+    // cannot be unseated on its own noise. Confidently better by twice the margin, it takes
+    // first place at once: an incumbent failing that plainly is not noise, and every second of
+    // the hold sends viewers into it.
     let challenger = &scores[0];
     let incumbent = &scores[pos];
     let factor = 1.0 - s.hysteresis_margin;
     if challenger.cost < incumbent.cost * factor {
         let z = s.challenger_sigmas;
-        let confident = challenger.cost + z * challenger.sigma
-            < (incumbent.cost - z * incumbent.sigma) * factor;
+        let doubted = (
+            challenger.cost + z * challenger.sigma,
+            incumbent.cost - z * incumbent.sigma,
+        );
+        let confident = doubted.0 < doubted.1 * factor;
+        let decisive = doubted.0 < doubted.1 * (1.0 - 2.0 * s.hysteresis_margin);
         let since = match &inc.challenger {
             Some((c, since)) if *c == best && *since > 0 => *since,
             _ if confident => now_ms,
             _ => 0,
         };
         let since = if confident { since } else { 0 };
-        if confident && now_ms - since >= s.hysteresis_hold_ms {
+        if confident && (decisive || now_ms - since >= s.hysteresis_hold_ms) {
             inc.provider = Some(best);
             inc.challenger = None;
             return;

@@ -67,7 +67,7 @@ pub struct Snapshot {
 }
 
 /// A standard normal draw (Box-Muller).
-fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+pub(crate) fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()

@@ -7,7 +7,9 @@
 //!
 //! The engine strategy uses `steering::push_plan`, `steering::play_candidates` and
 //! `scoring::Engine` exactly as the server does; players report once per session, switch on a
-//! stall, and probes report whether each stream flows on each provider it is pushed to.
+//! stall, and probes report whether each stream flows on each provider it is pushed to. Each
+//! strategy's sessions load the providers they play on; past a provider's capacity in a region,
+//! quality degrades (`Quality::under_load`).
 //!
 //! **Architecture invariant:** no copy of the engine's logic lives here.
 
@@ -30,7 +32,7 @@ use crate::scoring::{Engine, Snapshot};
 use crate::signals::{IngestSource, Signal};
 use crate::steering::{self, Signer};
 use crate::streams::{Stream, StreamState};
-pub use scenario::Scenario;
+pub use scenario::{Quality, Scenario};
 
 /// A provider of the simulated world: it signs nothing, its URLs only name it.
 #[derive(Debug)]
@@ -124,7 +126,8 @@ pub enum Strategy {
     Random,
     /// The lowest stall rate seen so far, all history alike, no exploration.
     BestHistorical,
-    /// Knows the truth at every instant.
+    /// Knows the truth at every instant, under its own load: pushes each stream to the
+    /// providers that serve its whole audience best, plays the best of them.
     Oracle,
 }
 
@@ -258,20 +261,27 @@ fn normal(rng: &mut SmallRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-/// A report waiting for its time (min-heap on time, then sequence).
-#[derive(PartialEq)]
-struct Due(i64, u64, Signal);
-impl Eq for Due {}
-impl PartialOrd for Due {
+/// Something that happens at a time: a min-heap entry on (time, sequence).
+struct At<T>(i64, u64, T);
+impl<T> PartialEq for At<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+impl<T> Eq for At<T> {}
+impl<T> PartialOrd for At<T> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Due {
+impl<T> Ord for At<T> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (other.0, other.1).cmp(&(self.0, self.1))
     }
 }
+
+/// A session's load moving: (region, from, to); `to` is `None` when the session ends.
+type Move = (String, String, Option<String>);
 
 struct Runner<'a> {
     strategy: Strategy,
@@ -286,6 +296,8 @@ struct Runner<'a> {
     /// Baselines: (region, provider) → decayed count of first places, for the policy's
     /// maximum shares (the engine keeps its own).
     firsts: HashMap<(String, String), f64>,
+    /// (provider, region) → sessions being served now, by this strategy's decisions.
+    load: HashMap<(String, String), f64>,
 }
 
 impl<'a> Runner<'a> {
@@ -302,14 +314,84 @@ impl<'a> Runner<'a> {
             rng: SmallRng::seed_from_u64(seed ^ 0x5eed),
             history: HashMap::new(),
             firsts: HashMap::new(),
+            load: HashMap::new(),
         }
     }
 
-    /// True stall chance of a provider for a stream of `anchor` seen from `region`.
+    /// What a new session on `provider` in `region` meets at `t`, under the current load.
+    fn quality(&self, provider: &str, region: &str, t: f64) -> Quality {
+        let load = self
+            .load
+            .get(&(provider.to_string(), region.to_string()))
+            .copied()
+            .unwrap_or(0.0);
+        self.scenario.quality(provider, region, t).under_load(load)
+    }
+
+    /// Moves one session's load: off `from`, onto `to`.
+    fn carry(&mut self, region: &str, from: Option<&str>, to: Option<&str>) {
+        for (p, d) in [(from, -1.0), (to, 1.0)] {
+            if let Some(p) = p {
+                *self
+                    .load
+                    .entry((p.to_string(), region.to_string()))
+                    .or_default() += d;
+            }
+        }
+    }
+
+    /// True chance that a session of `anchor`'s stream on `provider` seen from `region` stalls
+    /// or fails.
     fn truth(&self, provider: &str, region: &str, anchor: &Anchor, t: f64) -> f64 {
-        let q = self.scenario.quality(provider, region, t);
+        let q = self.quality(provider, region, t);
         let u = anchor.uplink.get(provider).copied().unwrap_or(0.0);
         1.0 - (1.0 - q.stall) * (1.0 - u) + q.error
+    }
+
+    /// The oracle's push: the providers that serve the stream's whole audience best, each
+    /// viewer region weighted by its arrivals and served by the best of the set. Chosen one at
+    /// a time, each the one that most lowers that expectation.
+    fn oracle_push(&self, anchor: &Anchor, order: &[String], want: usize, t: f64) -> Vec<String> {
+        let audience: Vec<(&String, f64)> = self
+            .scenario
+            .regions
+            .keys()
+            .map(|r| (r, self.scenario.arrival_rate(r, t)))
+            .collect();
+        let expected = |set: &[&String]| -> f64 {
+            audience
+                .iter()
+                .map(|(r, w)| {
+                    w * set
+                        .iter()
+                        .map(|p| self.truth(p, r, anchor, t))
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .sum()
+        };
+        // Ties (a provider that adds nothing over the ones chosen) go to the better alone: it
+        // is the one viewers fall back to when the best is capped or stalls.
+        let mut order: Vec<&String> = order.iter().collect();
+        order.sort_by(|a, b| expected(&[a]).total_cmp(&expected(&[b])));
+        let mut chosen: Vec<&String> = Vec::with_capacity(want);
+        while chosen.len() < want.min(order.len()) {
+            let best = order
+                .iter()
+                .copied()
+                .filter(|p| !chosen.contains(p))
+                .map(|p| {
+                    let mut set = chosen.clone();
+                    set.push(p);
+                    (p, expected(&set))
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(p, _)| p);
+            match best {
+                Some(p) => chosen.push(p),
+                None => break,
+            }
+        }
+        chosen.into_iter().cloned().collect()
     }
 
     fn static_order(&self, region: &str) -> Vec<String> {
@@ -351,16 +433,14 @@ impl<'a> Runner<'a> {
                     &anchor.id,
                     stream,
                     now_ms,
+                    &mut self.rng,
                 )
                 .map(|p| p.targets.into_iter().map(|t| t.provider).collect())
                 .unwrap_or_default();
             }
             Strategy::Static | Strategy::BestHistorical => {}
             Strategy::Random => shuffle(&mut order, &mut self.rng),
-            Strategy::Oracle => order.sort_by(|a, b| {
-                self.truth(a, &anchor.region, anchor, t)
-                    .total_cmp(&self.truth(b, &anchor.region, anchor, t))
-            }),
+            Strategy::Oracle => order = self.oracle_push(anchor, &order, want, t),
         }
         order.truncate(want);
         order
@@ -684,7 +764,8 @@ fn run_one(
         });
     }
     let mut broadcast_no = vec![0u32; anchors.len()];
-    let mut due: BinaryHeap<Due> = BinaryHeap::new();
+    let mut due: BinaryHeap<At<Signal>> = BinaryHeap::new();
+    let mut moves: BinaryHeap<At<Move>> = BinaryHeap::new();
     let mut seq = 0u64;
     let (mut sessions, mut bad, mut ratio_sum, mut startup_sum, mut switches) =
         (0u64, 0u64, 0.0, 0.0, 0u64);
@@ -713,9 +794,15 @@ fn run_one(
                 };
             }
         }
+        // Sessions that switch or end move their load.
+        while moves.peek().is_some_and(|m| m.0 <= now) {
+            if let Some(At(_, _, (region, from, to))) = moves.pop() {
+                runner.carry(&region, Some(&from), to.as_deref());
+            }
+        }
         // Reports that are due reach the strategy.
         while due.peek().is_some_and(|d| d.0 <= now) {
-            if let Some(Due(at, _, signal)) = due.pop() {
+            if let Some(At(at, _, signal)) = due.pop() {
                 runner.observe(&signal, at);
             }
         }
@@ -769,7 +856,7 @@ fn run_one(
                 }
                 let length_s = -ss.mean_seconds * luck.length.max(1e-9).ln();
                 let play_one = |p: &str, k: usize| {
-                    let q = scenario.quality(p, region, t);
+                    let q = runner.quality(p, region, t);
                     let u = anchor.uplink.get(p).copied().unwrap_or(0.0);
                     let stalled = luck.stall[k] < 1.0 - (1.0 - q.stall) * (1.0 - u);
                     let error = luck.error[k] < q.error;
@@ -791,6 +878,22 @@ fn run_one(
                     (if stalled { stall_ratio } else { 0.0 }, None)
                 };
                 let session_error = error && !switched || tail.as_ref().is_some_and(|t| t.2);
+                // The session is served until it ends, on its second candidate after a switch.
+                runner.carry(region, None, Some(&first));
+                let end_ms = now + (length_s * 1000.0) as i64;
+                let mut last = first.clone();
+                if let Some((p2, ..)) = &tail {
+                    seq += 1;
+                    let at = now + (length_s * 1000.0 / 3.0) as i64;
+                    moves.push(At(
+                        at,
+                        seq,
+                        (region.clone(), first.clone(), Some(p2.clone())),
+                    ));
+                    last = p2.clone();
+                }
+                seq += 1;
+                moves.push(At(end_ms, seq, (region.clone(), last, None)));
                 // Sessions of the warm-up are played and reported, not counted.
                 if t >= scenario.warmup_seconds {
                     let is_bad = session_error || ratio > 0.01 || startup > 3000.0;
@@ -838,7 +941,7 @@ fn run_one(
                     );
                 }
                 seq += 1;
-                due.push(Due(
+                due.push(At(
                     report_at,
                     seq,
                     report(
@@ -851,7 +954,7 @@ fn run_one(
                 ));
                 if let Some((p2, s2, e2, r2)) = tail {
                     seq += 1;
-                    due.push(Due(report_at, seq, report(&p2, s2, e2, r2, None)));
+                    due.push(At(report_at, seq, report(&p2, s2, e2, r2, None)));
                 }
             }
         }

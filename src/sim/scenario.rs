@@ -87,6 +87,28 @@ pub struct Quality {
     /// Chance that a session fails.
     #[serde(default)]
     pub error: f64,
+    /// Concurrent sessions the provider serves well in the region; past it the excess share
+    /// of sessions cannot get their bitrate (they stall) and startup slows in proportion.
+    /// Unlimited when absent.
+    #[serde(default)]
+    pub capacity_sessions: Option<f64>,
+}
+
+impl Quality {
+    /// The quality a new session meets while `load` sessions are already being served.
+    pub fn under_load(self, load: f64) -> Quality {
+        match self.capacity_sessions {
+            Some(cap) if load > cap => {
+                let util = load / cap.max(1.0);
+                Quality {
+                    stall: 1.0 - (1.0 - self.stall) / util,
+                    startup_ms: self.startup_ms * util,
+                    ..self
+                }
+            }
+            _ => self,
+        }
+    }
 }
 
 fn d_stall_ratio() -> f64 {
@@ -220,6 +242,15 @@ fn quality(path: &Path, line: u64, what: &str, q: &Quality, errs: &mut Vec<Diagn
             path,
             line,
             format!("{what}.startup_ms must be from 0 to 600000"),
+        ));
+    }
+    if q.capacity_sessions
+        .is_some_and(|c| !(c.is_finite() && c >= 1.0))
+    {
+        errs.push(Diagnostic::at(
+            path,
+            line,
+            format!("{what}.capacity_sessions must be at least 1"),
         ));
     }
 }
@@ -418,7 +449,10 @@ impl Scenario {
                 continue;
             }
             if t < i.end_seconds {
-                return i.quality;
+                return Quality {
+                    capacity_sessions: i.quality.capacity_sessions.or(base.capacity_sessions),
+                    ..i.quality
+                };
             }
             let into = t - i.end_seconds;
             if into < i.recovery_seconds {
@@ -429,6 +463,10 @@ impl Scenario {
                     stall_ratio: mix(i.quality.stall_ratio, base.stall_ratio),
                     startup_ms: mix(i.quality.startup_ms, base.startup_ms),
                     error: mix(i.quality.error, base.error),
+                    capacity_sessions: match (i.quality.capacity_sessions, base.capacity_sessions) {
+                        (Some(a), Some(b)) => Some(mix(a, b)),
+                        _ => base.capacity_sessions,
+                    },
                 };
             }
         }

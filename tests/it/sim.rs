@@ -131,6 +131,11 @@ fn bad_scenarios_are_refused_with_their_line() {
             "region \"mars\" is not a region of the policy",
         ),
         ("seed: 5", "sed: 5", "unknown field `sed`"),
+        (
+            "startup_ms: 800 }",
+            "startup_ms: 800, capacity_sessions: 0 }",
+            "tencent.capacity_sessions must be at least 1",
+        ),
     ] {
         let out = simulate(&SHORT.replacen(from, to, 1), &[]);
         assert_eq!(out.status.code(), Some(1), "{to}");
@@ -162,4 +167,79 @@ fn shipped_scenarios_load() {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
+}
+
+/// A provider's capacity: past it, the excess share of sessions stalls and startup slows; an
+/// incident that names no capacity keeps the provider's.
+#[test]
+fn capacity_degrades_quality_under_load() {
+    let q = livesteer::sim::Quality {
+        stall: 0.03,
+        stall_ratio: 0.05,
+        startup_ms: 900.0,
+        error: 0.0,
+        capacity_sessions: Some(30_000.0),
+    };
+    let same = q.under_load(29_000.0);
+    assert_eq!((same.stall, same.startup_ms), (0.03, 900.0));
+    let twice = q.under_load(60_000.0);
+    assert!(
+        (twice.stall - (1.0 - 0.97 / 2.0)).abs() < 1e-12,
+        "{}",
+        twice.stall
+    );
+    assert!((twice.startup_ms - 1800.0).abs() < 1e-9);
+    let unlimited = livesteer::sim::Quality {
+        capacity_sessions: None,
+        ..q
+    };
+    assert_eq!(unlimited.under_load(1e9).stall, 0.03);
+}
+
+/// In a world where the best CDN cannot carry a surge alone, sending everyone to it (best
+/// historical) is far worse than spreading the load; the engine spreads it.
+#[test]
+fn a_surge_past_capacity_is_spread() {
+    let world = "\
+description: a surge past one CDN's capacity
+seed: 3
+duration_seconds: 900
+warmup_seconds: 300
+regions:
+  tw:
+    sessions_per_second: 20
+    surges:
+      - { start_seconds: 450, end_seconds: 750, extra_per_second: 60 }
+providers:
+  tencent: { stall: 0.07, startup_ms: 1200, capacity_sessions: 9000 }
+  alibaba: { stall: 0.03, startup_ms: 900, capacity_sessions: 8000 }
+  local-srs: { stall: 0.05, startup_ms: 1000, capacity_sessions: 8000 }
+anchors:
+  per_region: { tw: 20 }
+sessions: { mean_seconds: 300 }
+";
+    let out = simulate(world, &["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bad = |name: &str| {
+        report["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["strategy"] == name)
+            .unwrap()["bad_session_rate"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        bad("engine") < 0.8 * bad("best_historical"),
+        "engine {} vs best historical {}",
+        bad("engine"),
+        bad("best_historical")
+    );
+    assert!(bad("oracle") < bad("best_historical"));
 }
