@@ -85,15 +85,29 @@ async fn qos_reorders_play_and_steering() {
         ))
         .await;
     assert_eq!(steer["PATHWAY-PRIORITY"][0], "alibaba");
-    // Scores are visible to ops.
-    let res = app
-        .client
-        .get(app.url("/admin/scores?region=tw"))
-        .bearer_auth("secret-admin-token")
-        .send()
-        .await
-        .unwrap();
-    let scores: Value = res.json().await.unwrap();
+    // Scores are visible to ops, once the whole batch is applied (the consumer applies what
+    // has arrived and publishes at most every 100 ms).
+    let admin_scores = async || -> Value {
+        let res = app
+            .client
+            .get(app.url("/admin/scores?region=tw"))
+            .bearer_auth("secret-admin-token")
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    };
+    // Alibaba's reports come last in the batch.
+    let applied = eventually(async || {
+        let scores = admin_scores().await;
+        scores["regions"][0]["order"].as_array().is_some_and(|o| {
+            o.iter()
+                .any(|s| s["provider"] == "alibaba" && s["samples"].as_f64().unwrap_or(0.0) > 10.0)
+        })
+    })
+    .await;
+    let scores = admin_scores().await;
+    assert!(applied, "the batch was not applied: {scores}");
     let order: Vec<&str> = scores["regions"][0]["order"]
         .as_array()
         .unwrap()
