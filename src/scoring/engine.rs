@@ -375,44 +375,19 @@ impl Engine {
         for (kind, provider, key, w) in windows {
             let hl = kind.half_life_ms(s);
             let w = w.at(now_ms, hl);
-            match kind {
-                WindowKind::Delivery => {
-                    r.delivery_provider
-                        .entry(provider.clone())
-                        .or_default()
-                        .merge(&w, now_ms, hl);
-                    r.delivery
-                        .entry((provider, key))
-                        .or_default()
-                        .merge(&w, now_ms, hl);
-                }
-                WindowKind::DeliveryHistory => {
-                    r.history_provider
-                        .entry(provider.clone())
-                        .or_default()
-                        .merge(&w, now_ms, hl);
-                    r.history
-                        .entry((provider, key))
-                        .or_default()
-                        .merge(&w, now_ms, hl);
-                }
-                WindowKind::Ingest => {
-                    r.ingest_provider
-                        .entry(provider.clone())
-                        .or_default()
-                        .merge(&w, now_ms, hl);
-                    r.ingest
-                        .entry((provider, key))
-                        .or_default()
-                        .merge(&w, now_ms, hl);
-                }
-                WindowKind::IngestRegion => {
-                    r.ingest_region
-                        .entry((provider, key))
-                        .or_default()
-                        .merge(&w, now_ms, hl);
-                }
+            let (by_key, by_provider) = match kind {
+                WindowKind::Delivery => (&mut r.delivery, Some(&mut r.delivery_provider)),
+                WindowKind::DeliveryHistory => (&mut r.history, Some(&mut r.history_provider)),
+                WindowKind::Ingest => (&mut r.ingest, Some(&mut r.ingest_provider)),
+                WindowKind::IngestRegion => (&mut r.ingest_region, None),
+            };
+            if let Some(m) = by_provider {
+                m.entry(provider.clone()).or_default().merge(&w, now_ms, hl);
             }
+            by_key
+                .entry((provider, key))
+                .or_default()
+                .merge(&w, now_ms, hl);
         }
         self.remote = r;
     }
