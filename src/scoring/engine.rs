@@ -632,7 +632,9 @@ impl Engine {
             Some((_, w)) => *w += s.prior_weight,
             None => audience.push((region.to_string(), s.prior_weight)),
         }
-        let total: f64 = audience.iter().map(|(_, w)| w).sum();
+        // A fixed order, so that sums (and ties) replay exactly.
+        audience.sort_by(|a, b| a.0.cmp(&b.0));
+        let total: f64 = audience.iter().map(|(_, w)| w).sum::<f64>().max(1e-9);
         // Per candidate: its score at home (for the admin view and the reason), and its cost
         // for each audience region with the upload penalty added.
         let mut scored: Vec<(Score, Vec<f64>)> = candidates
