@@ -603,8 +603,9 @@ impl Engine {
     /// provider that is poor at home but best for the viewers abroad still carries the stream.
     ///
     /// Backups are chosen on costs drawn from their posteriors (Thompson sampling) unless
-    /// exploration is off, the way play decisions explore: viewers can only be sent to, and so only learn about, the
-    /// providers a stream is pushed to, and a provider never pushed to would stay unknown.
+    /// exploration is off, the way play decisions explore: viewers can only be sent to, and so
+    /// only learn about, the providers a stream is pushed to, and a provider never pushed to
+    /// would stay unknown.
     pub fn ingest_rank<R: Rng + ?Sized>(
         &mut self,
         anchor: &str,
@@ -635,6 +636,15 @@ impl Engine {
         // A fixed order, so that sums (and ties) replay exactly.
         audience.sort_by(|a, b| a.0.cmp(&b.0));
         let total: f64 = audience.iter().map(|(_, w)| w).sum::<f64>().max(1e-9);
+        // A candidate's cost over the audience, from its cost in each audience region.
+        let over_audience = |c: &[f64]| -> f64 {
+            audience
+                .iter()
+                .zip(c)
+                .map(|((_, aw), c)| aw * c)
+                .sum::<f64>()
+                / total
+        };
         // Per candidate: its score at home (for the admin view and the reason), and its cost
         // for each audience region with the upload penalty added.
         let mut scored: Vec<(Score, Vec<f64>)> = candidates
@@ -657,12 +667,7 @@ impl Engine {
                     })
                     .collect();
                 sc.ingest_unhealthy = unhealthy;
-                sc.cost = audience
-                    .iter()
-                    .zip(&per_region)
-                    .map(|((_, aw), c)| aw * c)
-                    .sum::<f64>()
-                    / total;
+                sc.cost = over_audience(&per_region);
                 let var = w * w * (unhealthy * (1.0 - unhealthy)).max(1e-4)
                     / (evidence + s.prior_weight).max(1e-9);
                 sc.sigma = (sc.sigma * sc.sigma + var).sqrt();
@@ -697,14 +702,6 @@ impl Engine {
                 per_region.iter_mut().for_each(|c| *c += d);
             }
         }
-        let drawn = |c: &[f64]| -> f64 {
-            audience
-                .iter()
-                .zip(c)
-                .map(|((_, aw), c)| aw * c)
-                .sum::<f64>()
-                / total
-        };
         let mut best: Vec<f64> = scored.first().map(|f| f.1.clone()).unwrap_or_default();
         for k in 1..scored.len() {
             let gain = |c: &[f64]| -> f64 {
@@ -718,7 +715,7 @@ impl Engine {
                 .min_by(|&a, &b| {
                     gain(&scored[b].1)
                         .total_cmp(&gain(&scored[a].1))
-                        .then(drawn(&scored[a].1).total_cmp(&drawn(&scored[b].1)))
+                        .then(over_audience(&scored[a].1).total_cmp(&over_audience(&scored[b].1)))
                 })
                 .unwrap_or(k);
             let chosen = scored.remove(pick);
