@@ -413,10 +413,12 @@ pub struct SteeringAnswer {
 
 /// The pathway (provider) priority for a player of `stream` in `region`, currently on
 /// `current` and measuring `throughput_bps` there. A player on a pathway that is still about as
-/// good as the best stays on it (no bouncing); a pathway the player struggled on goes to the
-/// back of its list for the policy's penalty time.
+/// good as the best stays on it (no bouncing); one on a worse pathway is moved with the
+/// policy's `move_share` chance per reload, so that a crowd moves over several reloads; a
+/// pathway the player struggled on (its throughput under `min_throughput_bps`) goes to the back
+/// of its list for the policy's penalty time, so that a struggling player moves at once.
 #[allow(clippy::too_many_arguments)]
-pub fn steer(
+pub fn steer<R: rand::Rng + ?Sized>(
     catalog: &Catalog,
     scores: &Snapshot,
     region: &Region,
@@ -425,6 +427,7 @@ pub fn steer(
     throughput_bps: Option<u64>,
     mut session: SteeringSession,
     now_secs: i64,
+    rng: &mut R,
 ) -> SteeringAnswer {
     let st = &catalog.policy.steering;
     session.region = region.id.clone();
@@ -452,8 +455,12 @@ pub fn steer(
     {
         let best = scores.cost(&region.id, order[0]);
         let mine = scores.cost(&region.id, cur);
+        // A player doing well on a worse pathway moves with the policy's chance per reload:
+        // moving a whole crowd at once would overload the best before its scores could show
+        // it. A player struggling there was penalized above and moves at once.
         if let (Some(best), Some(mine)) = (best, mine)
-            && mine <= best * (1.0 + catalog.policy.scoring.hysteresis_margin)
+            && (mine <= best * (1.0 + catalog.policy.scoring.hysteresis_margin)
+                || rand::RngExt::random::<f64>(rng) >= st.move_share)
         {
             let p = order.remove(pos);
             order.insert(0, p);
@@ -516,6 +523,110 @@ mod tests {
              #EXT-X-STREAM-INF:BANDWIDTH=2000000,PATHWAY-ID=\"a\"\nhttps://a.example/live/s.m3u8\n\
              #EXT-X-STREAM-INF:BANDWIDTH=2000000,PATHWAY-ID=\"b\"\nhttps://b.example/live/s.m3u8\n"
         );
+    }
+
+    /// The shipped policy over every vendor, and scores from Taiwan's viewers: Tencent
+    /// stalls, Alibaba plays well.
+    fn tw_with_tencent_stalling() -> (Catalog, Arc<Snapshot>, Stream) {
+        use crate::signals::Signal;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let secrets: std::collections::HashMap<String, String> = [
+            ("TENCENT_CSS_PUSH_KEY", "k1"),
+            ("TENCENT_CSS_PLAY_KEY", "k2"),
+            ("ALIBABA_LIVE_PUSH_KEY", "k3"),
+            ("ALIBABA_LIVE_PLAY_KEY", "k4"),
+            ("AKAMAI_EDGEAUTH_KEY", "0a0b0c0d"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let catalog = Catalog::load(
+            &root.join("tests/data/providers-all"),
+            &root.join("policies/default.yaml"),
+            &secrets,
+            crate::providers::registry::SecretMode::Require,
+        )
+        .unwrap();
+        let mut engine = Engine::new();
+        let now_ms = 1_800_000_000_000;
+        for i in 0..400 {
+            let provider = if i % 2 == 0 { "tencent" } else { "alibaba" };
+            let report = Signal::Delivery {
+                provider: provider.into(),
+                region: "tw".into(),
+                protocol: Protocol::Hls,
+                anchor_id: None,
+                played_ms: 30_000,
+                rebuffer_ms: if provider == "tencent" { 3_000 } else { 0 },
+                rebuffer_count: u32::from(provider == "tencent"),
+                startup_ms: Some(900),
+                error: false,
+            };
+            engine.apply(&report, now_ms, &catalog.policy.scoring);
+        }
+        engine.refresh(now_ms, &catalog);
+        let scores = engine.refresh(now_ms + 10_000, &catalog);
+        let stream = Stream {
+            id: "s1".into(),
+            anchor_id: "a1".into(),
+            region: "tw".into(),
+            providers: vec!["tencent".into(), "alibaba".into()],
+            state: crate::streams::StreamState::Live,
+            reason: String::new(),
+            started_ms: 0,
+            ended_ms: None,
+            updated_ms: 0,
+        };
+        (catalog, scores, stream)
+    }
+
+    #[test]
+    fn steering_moves_a_struggling_player_at_once_and_a_crowd_gradually() {
+        use rand::SeedableRng;
+        let (catalog, scores, stream) = tw_with_tencent_stalling();
+        let tw = catalog.policy.region("tw").unwrap();
+        let now = 1_800_000_010;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let mut reload = |current: &str, throughput: u64, session: SteeringSession| {
+            steer(
+                &catalog,
+                &scores,
+                tw,
+                &stream,
+                Some(current),
+                Some(throughput),
+                session,
+                now,
+                &mut rng,
+            )
+        };
+        // On the best pathway: stays.
+        for _ in 0..100 {
+            let a = reload("alibaba", 6_000_000, SteeringSession::default());
+            assert_eq!(a.priority, ["alibaba", "tencent"]);
+        }
+        // Doing well on the worse pathway: moved in about `move_share` of the reloads.
+        let share = catalog.policy.steering.move_share;
+        let moved = (0..4000)
+            .filter(|_| {
+                reload("tencent", 6_000_000, SteeringSession::default()).priority[0] == "alibaba"
+            })
+            .count() as f64
+            / 4000.0;
+        assert!(
+            (share * 0.7..share * 1.3).contains(&moved),
+            "moved {moved}, move_share {share}"
+        );
+        // Struggling there: moved at once, and kept off it on the next reloads.
+        let min = catalog.policy.steering.min_throughput_bps;
+        assert!(min > 0, "the shipped policy steers struggling players");
+        let a = reload("tencent", min - 1, SteeringSession::default());
+        assert_eq!(a.priority, ["alibaba", "tencent"]);
+        assert_eq!(a.session.penalized.len(), 1);
+        assert_eq!(a.session.penalized[0].0, "tencent");
+        let again = reload("alibaba", 6_000_000, a.session);
+        assert_eq!(again.priority, ["alibaba", "tencent"]);
+        assert_eq!(again.session.penalized.len(), 1);
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn manifest(
         throughput,
         session,
         state.clock.now_secs(),
+        &mut rand::rng(),
     );
     if answer.priority.is_empty() {
         return Err(ApiError::not_found(

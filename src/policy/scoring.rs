@@ -553,6 +553,12 @@ pub struct SteeringSpec {
     /// How long a pathway stays at the back of one player's list after it struggled there.
     #[serde(default = "d_penalty")]
     pub penalty_seconds: Spanned<u64>,
+    /// Of the players doing well on a pathway that is no longer about as good as the best,
+    /// the share moved at each reload; the rest stay until a later one. A crowd then moves over
+    /// many reloads, while the scores see where the load went, instead of all at once onto one
+    /// pathway. Players struggling (under `min_throughput_bps`) always move.
+    #[serde(default = "d_move_share")]
+    pub move_share: Spanned<f64>,
 }
 
 impl Default for SteeringSpec {
@@ -562,8 +568,13 @@ impl Default for SteeringSpec {
             bandwidth_bps: d_bandwidth(),
             min_throughput_bps: unspanned(0),
             penalty_seconds: d_penalty(),
+            move_share: d_move_share(),
         }
     }
+}
+
+fn d_move_share() -> Spanned<f64> {
+    unspanned(0.05)
 }
 
 fn d_steering_ttl() -> Spanned<u64> {
@@ -586,6 +597,7 @@ pub struct SteeringSettings {
     pub bandwidth_bps: u64,
     pub min_throughput_bps: u64,
     pub penalty_seconds: u64,
+    pub move_share: f64,
 }
 
 impl SteeringSettings {
@@ -613,8 +625,17 @@ impl SteeringSettings {
                 ));
             }
         }
+        let share = s.move_share.value;
+        if !(share.is_finite() && share > 0.0 && share <= 1.0) {
+            errs.push(Diagnostic::spanned(
+                path,
+                &s.move_share,
+                format!("steering.move_share is {share}, must be over 0 and at most 1"),
+            ));
+        }
         SteeringSettings {
             ttl_seconds: s.ttl_seconds.value,
+            move_share: share,
             bandwidth_bps: s.bandwidth_bps.value,
             min_throughput_bps: s.min_throughput_bps.value,
             penalty_seconds: s.penalty_seconds.value,

@@ -15,7 +15,7 @@
 
 pub mod scenario;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,8 +30,9 @@ use crate::providers::spec::{EndpointSpec, ProviderInfo};
 use crate::providers::{Protocol, Provider, ProviderError, ProviderKind, Registry};
 use crate::scoring::{Engine, Snapshot};
 use crate::signals::{IngestSource, Signal};
-use crate::steering::{self, Signer};
+use crate::steering::{self, Signer, SteeringSession};
 use crate::streams::{Stream, StreamState};
+use scenario::SessionSpec;
 pub use scenario::{Quality, Scenario};
 
 /// A provider of the simulated world: it signs nothing, its URLs only name it.
@@ -223,18 +224,8 @@ struct Anchor {
 }
 
 struct Live {
-    stream: Stream,
+    stream: Arc<Stream>,
     until_s: f64,
-}
-
-/// Draws of one session, the same for every strategy.
-struct Luck {
-    anchor: f64,
-    stall: [f64; 2],
-    error: [f64; 2],
-    startup: [f64; 2],
-    switch: f64,
-    length: f64,
 }
 
 fn poisson(rng: &mut SmallRng, lambda: f64) -> u64 {
@@ -261,28 +252,6 @@ fn normal(rng: &mut SmallRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-/// Something that happens at a time: a min-heap entry on (time, sequence).
-struct At<T>(i64, u64, T);
-impl<T> PartialEq for At<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.0, self.1) == (other.0, other.1)
-    }
-}
-impl<T> Eq for At<T> {}
-impl<T> PartialOrd for At<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for At<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (other.0, other.1).cmp(&(self.0, self.1))
-    }
-}
-
-/// A session's load moving: (region, from, to); `to` is `None` when the session ends.
-type Move = (String, String, Option<String>);
-
 struct Runner<'a> {
     strategy: Strategy,
     catalog: &'a Catalog,
@@ -291,13 +260,15 @@ struct Runner<'a> {
     snapshot: Arc<Snapshot>,
     signer: Signer,
     rng: SmallRng,
-    /// Best-historical: (provider, region) → (sessions, stalls).
-    history: HashMap<(String, String), (f64, f64)>,
+    /// Best-historical: provider → region → (sessions, stalls).
+    history: HashMap<String, HashMap<String, (f64, f64)>>,
     /// Baselines: (region, provider) → decayed count of first places, for the policy's
     /// maximum shares (the engine keeps its own).
     firsts: HashMap<(String, String), f64>,
-    /// (provider, region) → sessions being served now, by this strategy's decisions.
-    load: HashMap<(String, String), f64>,
+    /// provider → region → sessions being served now, by this strategy's decisions.
+    load: HashMap<String, HashMap<String, f64>>,
+    /// Region → the policy's order, then every other provider.
+    static_orders: HashMap<String, Vec<String>>,
 }
 
 impl<'a> Runner<'a> {
@@ -315,6 +286,11 @@ impl<'a> Runner<'a> {
             history: HashMap::new(),
             firsts: HashMap::new(),
             load: HashMap::new(),
+            static_orders: scenario
+                .regions
+                .keys()
+                .map(|r| (r.clone(), static_order(catalog, r)))
+                .collect(),
         }
     }
 
@@ -322,7 +298,8 @@ impl<'a> Runner<'a> {
     fn quality(&self, provider: &str, region: &str, t: f64) -> Quality {
         let load = self
             .load
-            .get(&(provider.to_string(), region.to_string()))
+            .get(provider)
+            .and_then(|m| m.get(region))
             .copied()
             .unwrap_or(0.0);
         self.scenario.quality(provider, region, t).under_load(load)
@@ -332,10 +309,16 @@ impl<'a> Runner<'a> {
     fn carry(&mut self, region: &str, from: Option<&str>, to: Option<&str>) {
         for (p, d) in [(from, -1.0), (to, 1.0)] {
             if let Some(p) = p {
-                *self
-                    .load
-                    .entry((p.to_string(), region.to_string()))
-                    .or_default() += d;
+                let by_region = match self.load.get_mut(p) {
+                    Some(m) => m,
+                    None => self.load.entry(p.to_string()).or_default(),
+                };
+                match by_region.get_mut(region) {
+                    Some(n) => *n += d,
+                    None => {
+                        by_region.insert(region.to_string(), d);
+                    }
+                }
             }
         }
     }
@@ -395,23 +378,10 @@ impl<'a> Runner<'a> {
     }
 
     fn static_order(&self, region: &str) -> Vec<String> {
-        let r = self
-            .catalog
-            .policy
-            .region(region)
-            .expect("scenario regions are the policy's");
-        let mut out: Vec<String> = r
-            .providers
-            .iter()
-            .filter(|p| self.catalog.registry.get(p).is_some())
+        self.static_orders
+            .get(region)
             .cloned()
-            .collect();
-        for p in self.catalog.registry.iter() {
-            if !out.iter().any(|x| x == p.id()) {
-                out.push(p.id().to_string());
-            }
-        }
-        out
+            .unwrap_or_else(|| static_order(self.catalog, region))
     }
 
     fn push(&mut self, anchor: &Anchor, stream: &str, now_ms: i64) -> Vec<String> {
@@ -446,17 +416,88 @@ impl<'a> Runner<'a> {
         order
     }
 
-    fn play(&mut self, region: &str, live: &Live, anchor: &Anchor, now_ms: i64) -> Vec<String> {
-        let mut order = self.order(region, live, anchor, now_ms);
+    fn play(
+        &mut self,
+        region: &str,
+        stream: &Stream,
+        carriers: &[String],
+        anchor: &Anchor,
+        now_ms: i64,
+    ) -> Vec<String> {
+        let mut order = self.order(region, stream, carriers.to_vec(), anchor, now_ms);
         if self.strategy != Strategy::Engine {
-            self.cap(region, &mut order);
+            self.cap(region, &mut order, true);
         }
         order
     }
 
+    /// A steering reload of a player of `stream` on `current`: the pathway priority, and the
+    /// session for the next reload. The engine answers through `steering::steer`, as the server
+    /// does; the baselines with their own order under the same share caps (random, which knows
+    /// nothing, keeps the player where it is).
+    #[allow(clippy::too_many_arguments)]
+    fn steer(
+        &mut self,
+        region: &str,
+        stream: &Stream,
+        carriers: &[String],
+        anchor: &Anchor,
+        current: (&str, Reload),
+        session: SteeringSession,
+        now_ms: i64,
+    ) -> (Vec<String>, SteeringSession) {
+        let (current, reload) = current;
+        match self.strategy {
+            Strategy::Engine => {
+                let r = self.catalog.policy.region(region).expect("known region");
+                let answer = steering::steer(
+                    self.catalog,
+                    &self.snapshot,
+                    r,
+                    stream,
+                    Some(current),
+                    Some(reload.throughput_bps),
+                    session,
+                    now_ms / 1000,
+                    &mut self.rng,
+                );
+                (answer.priority, answer.session)
+            }
+            Strategy::Random => {
+                let mut order = carriers.to_vec();
+                if let Some(pos) = order.iter().position(|p| p == current) {
+                    let p = order.remove(pos);
+                    order.insert(0, p);
+                }
+                (order, session)
+            }
+            _ => {
+                // A share cap keeps players from moving onto a provider over its share; it
+                // does not move those already there.
+                let mut order = self.order(region, stream, carriers.to_vec(), anchor, now_ms);
+                if order.first().is_some_and(|p| p != current) {
+                    self.cap(region, &mut order, false);
+                }
+                // The oracle hears what the engine hears from the player: a player that cannot
+                // sustain the bitrate where it is moves.
+                let min = self.catalog.policy.steering.min_throughput_bps;
+                if self.strategy == Strategy::Oracle
+                    && min > 0
+                    && reload.throughput_bps < min
+                    && let Some(pos) = order.iter().position(|p| p == current)
+                {
+                    let p = order.remove(pos);
+                    order.push(p);
+                }
+                (order, session)
+            }
+        }
+    }
+
     /// The policy's maximum shares hold for every strategy alike: a provider over its share of
-    /// first places in a region (over about the last thousand sessions) goes second.
-    fn cap(&mut self, region: &str, order: &mut [String]) {
+    /// first places in a region (over about the last thousand sessions) goes second. `count`:
+    /// a new session's first place (a steering reload counts nothing).
+    fn cap(&mut self, region: &str, order: &mut [String], count: bool) {
         let Some(control) = self.catalog.policy.scoring.regions.get(region) else {
             return;
         };
@@ -482,6 +523,9 @@ impl<'a> Runner<'a> {
         {
             order.swap(0, 1);
         }
+        if !count {
+            return;
+        }
         for ((r, _), n) in self.firsts.iter_mut() {
             if r == region {
                 *n *= 0.999;
@@ -493,13 +537,29 @@ impl<'a> Runner<'a> {
             .or_default() += 1.0;
     }
 
-    fn order(&mut self, region: &str, live: &Live, anchor: &Anchor, now_ms: i64) -> Vec<String> {
+    /// The providers carrying `stream`, in the policy's order for `region`.
+    fn carriers(&self, region: &str, stream: &Stream) -> Vec<String> {
+        match self.static_orders.get(region) {
+            Some(order) => order
+                .iter()
+                .filter(|p| stream.providers.contains(p))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The strategy's order of `carriers` (the providers carrying `stream`, in the policy's
+    /// order) for a viewer in `region`.
+    fn order(
+        &mut self,
+        region: &str,
+        stream: &Stream,
+        carriers: Vec<String>,
+        anchor: &Anchor,
+        now_ms: i64,
+    ) -> Vec<String> {
         let t = (now_ms - T0_MS) as f64 / 1000.0;
-        let carriers: Vec<String> = self
-            .static_order(region)
-            .into_iter()
-            .filter(|p| live.stream.providers.contains(p))
-            .collect();
         match self.strategy {
             Strategy::Engine => {
                 let r = self.catalog.policy.region(region).expect("known region");
@@ -508,7 +568,7 @@ impl<'a> Runner<'a> {
                     &self.signer,
                     &self.snapshot,
                     r,
-                    &live.stream,
+                    stream,
                     Protocol::Flv,
                     &[],
                     now_ms / 1000,
@@ -523,23 +583,13 @@ impl<'a> Runner<'a> {
                 shuffle(&mut c, &mut self.rng);
                 c
             }
-            Strategy::BestHistorical => {
-                let mut c = carriers;
-                let rate = |p: &String| match self.history.get(&(p.clone(), region.to_string())) {
+            Strategy::BestHistorical => sort_by_value(carriers, |p| {
+                match self.history.get(p).and_then(|m| m.get(region)) {
                     Some((n, s)) if *n > 0.0 => s / n,
                     _ => 0.0,
-                };
-                c.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
-                c
-            }
-            Strategy::Oracle => {
-                let mut c = carriers;
-                c.sort_by(|a, b| {
-                    self.truth(a, region, anchor, t)
-                        .total_cmp(&self.truth(b, region, anchor, t))
-                });
-                c
-            }
+                }
+            }),
+            Strategy::Oracle => sort_by_value(carriers, |p| self.truth(p, region, anchor, t)),
         }
     }
 
@@ -560,7 +610,9 @@ impl<'a> Runner<'a> {
                 {
                     let e = self
                         .history
-                        .entry((provider.clone(), region.clone()))
+                        .entry(provider.clone())
+                        .or_default()
+                        .entry(region.clone())
                         .or_default();
                     e.0 += 1.0;
                     let ratio = *rebuffer_ms as f64 / (*played_ms + *rebuffer_ms).max(1) as f64;
@@ -572,6 +624,33 @@ impl<'a> Runner<'a> {
             _ => {}
         }
     }
+}
+
+/// `items` by a value computed once each, lowest first; ties keep their order.
+fn sort_by_value(items: Vec<String>, value: impl Fn(&str) -> f64) -> Vec<String> {
+    let mut keyed: Vec<(f64, String)> = items.into_iter().map(|p| (value(&p), p)).collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    keyed.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The policy's order for `region`, then every other provider of the world.
+fn static_order(catalog: &Catalog, region: &str) -> Vec<String> {
+    let r = catalog
+        .policy
+        .region(region)
+        .expect("scenario regions are the policy's");
+    let mut out: Vec<String> = r
+        .providers
+        .iter()
+        .filter(|p| catalog.registry.get(p).is_some())
+        .cloned()
+        .collect();
+    for p in catalog.registry.iter() {
+        if !out.iter().any(|x| x == p.id()) {
+            out.push(p.id().to_string());
+        }
+    }
+    out
 }
 
 fn shuffle<T>(v: &mut [T], rng: &mut SmallRng) {
@@ -737,6 +816,491 @@ fn anchors(scenario: &Scenario) -> Vec<Anchor> {
     out
 }
 
+/// What happens to a session at a time.
+#[derive(Debug, Clone, Copy)]
+enum Ev {
+    /// A steering reload, or the session's end.
+    Boundary,
+    /// The player's report on a stint (by number), if it has not reported it yet.
+    Report(u32),
+}
+
+/// What a reloading player tells: the throughput it measured.
+#[derive(Debug, Clone, Copy)]
+struct Reload {
+    throughput_bps: u64,
+}
+
+/// A session event: (time, sequence, slot, session id, event).
+type Timed = (i64, u64, usize, u64, Ev);
+
+/// A viewer session in play.
+struct Session {
+    id: u64,
+    slot: usize,
+    region: String,
+    anchor: usize,
+    stream: Arc<Stream>,
+    /// The providers carrying it, in the policy's order for the region.
+    carriers: Vec<String>,
+    start_ms: i64,
+    end_ms: i64,
+    /// The session's own draws, the same sequence for every strategy.
+    rng: SmallRng,
+    /// Joined after the warm-up.
+    counted: bool,
+    /// The pathway it plays on (empty before its first).
+    on: String,
+    stint: Stint,
+    /// The current segment (from one reload to the next): since when, whether it stalls, its
+    /// rebuffer ratio and the throughput the player measures.
+    seg_ms: i64,
+    seg_stalled: bool,
+    seg_ratio: f64,
+    seg_throughput: f64,
+    rebuffer_ms: f64,
+    startup_ms: f64,
+    failed: bool,
+    switches: u32,
+    /// Pathways the player keeps off, until (ms).
+    avoid: Vec<(String, i64)>,
+    steering: SteeringSession,
+}
+
+/// A stretch of a session on one pathway.
+#[derive(Debug, Default)]
+struct Stint {
+    no: u32,
+    from_ms: i64,
+    /// Its luck: the session stalls on this pathway while `stall` is below the pathway's
+    /// stall chance; it leaves on a stall or an error if `switch` is below the player's
+    /// switch chance.
+    stall: f64,
+    switch: f64,
+    error: bool,
+    /// Whether its first segment stalled, and how much (what its report tells).
+    first: Option<(bool, f64)>,
+    startup_ms: Option<f64>,
+    reported: bool,
+}
+
+/// What one strategy's counted sessions came to.
+#[derive(Default)]
+struct Tally {
+    sessions: u64,
+    bad: u64,
+    ratio_sum: f64,
+    startup_sum: f64,
+    switches: u64,
+    by_region: BTreeMap<String, RegionOutcome>,
+}
+
+/// The sessions in play and what happens to them: players start on their first candidate
+/// that plays, report once per pathway, reload steering every TTL and follow its answer, and
+/// leave a pathway they stall or fail on (keeping off it for a while, as hls.js does).
+struct Viewers<'s> {
+    ss: &'s SessionSpec,
+    ttl_ms: i64,
+    bandwidth_bps: f64,
+    slots: Vec<Option<Session>>,
+    free: Vec<usize>,
+    /// Per simulation step (a calendar queue: cheaper than one heap of every event), what is
+    /// due in it: (time, sequence, slot, session id, event).
+    events: BTreeMap<i64, Vec<Timed>>,
+    seq: u64,
+    next_id: u64,
+    tally: Tally,
+}
+
+impl<'s> Viewers<'s> {
+    fn new(ss: &'s SessionSpec, catalog: &Catalog) -> Self {
+        let st = &catalog.policy.steering;
+        Viewers {
+            ss,
+            ttl_ms: (st.ttl_seconds.max(1) * 1000) as i64,
+            bandwidth_bps: st.bandwidth_bps as f64,
+            slots: Vec::new(),
+            free: Vec::new(),
+            events: BTreeMap::new(),
+            seq: 0,
+            next_id: 0,
+            tally: Tally::default(),
+        }
+    }
+
+    fn schedule(&mut self, at: i64, s: &Session, ev: Ev) {
+        self.seq += 1;
+        let step = (at + STEP_MS - 1).div_euclid(STEP_MS);
+        self.events
+            .entry(step)
+            .or_default()
+            .push((at, self.seq, s.slot, s.id, ev));
+    }
+
+    /// A new viewer of `live` in `region`: asks for candidates and starts on the first that
+    /// plays. Returns the first candidate.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        runner: &mut Runner,
+        anchors: &[Anchor],
+        region: &str,
+        ai: usize,
+        live: &Live,
+        seed: u64,
+        length_s: f64,
+        counted: bool,
+        now: i64,
+    ) -> Option<String> {
+        let carriers = runner.carriers(region, &live.stream);
+        let order = runner.play(region, &live.stream, &carriers, &anchors[ai], now);
+        let first = order.first()?.clone();
+        self.next_id += 1;
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let mut s = Session {
+            id: self.next_id,
+            slot,
+            region: region.to_string(),
+            anchor: ai,
+            stream: Arc::clone(&live.stream),
+            carriers,
+            start_ms: now,
+            end_ms: now + ((length_s * 1000.0) as i64).max(1),
+            rng: SmallRng::seed_from_u64(seed),
+            counted,
+            on: String::new(),
+            stint: Stint::default(),
+            seg_ms: now,
+            seg_stalled: false,
+            seg_ratio: 0.0,
+            seg_throughput: 0.0,
+            rebuffer_ms: 0.0,
+            startup_ms: 0.0,
+            failed: false,
+            switches: 0,
+            avoid: Vec::new(),
+            steering: SteeringSession {
+                region: region.to_string(),
+                penalized: Vec::new(),
+            },
+        };
+        if counted {
+            let r = self.tally.by_region.entry(region.to_string()).or_default();
+            *r.firsts.entry(first.clone()).or_default() += 1;
+        }
+        self.settle(runner, anchors, &mut s, &order, now);
+        self.next(runner, s, now);
+        Some(first)
+    }
+
+    /// Puts the session back in play until its next reload, or ends it.
+    fn next(&mut self, runner: &mut Runner, mut s: Session, now: i64) {
+        if s.failed {
+            // The viewer gives up.
+            s.end_ms = now;
+        }
+        if now >= s.end_ms {
+            self.finish(runner, s, now);
+            return;
+        }
+        self.schedule((now + self.ttl_ms).min(s.end_ms), &s, Ev::Boundary);
+        let slot = s.slot;
+        self.slots[slot] = Some(s);
+    }
+
+    /// Moves the player along `candidates` to the first it does not keep off (staying where
+    /// it is if that is where it plays). A pathway that fails is left for the next with the
+    /// player's switch chance; otherwise the session has failed. Starts the next segment.
+    fn settle(
+        &mut self,
+        runner: &mut Runner,
+        anchors: &[Anchor],
+        s: &mut Session,
+        candidates: &[String],
+        now: i64,
+    ) {
+        let kept_off = |s: &Session, p: &str| s.avoid.iter().any(|(a, _)| a == p);
+        let mut next = candidates.iter().find(|p| !kept_off(s, p));
+        while let Some(p) = next {
+            if *p == s.on {
+                break;
+            }
+            if s.on.is_empty() {
+                runner.carry(&s.region, None, Some(p));
+            } else {
+                self.report(runner, s, now);
+                runner.carry(&s.region, Some(&s.on), Some(p));
+                s.switches += 1;
+            }
+            s.on.clone_from(p);
+            let joining = s.stint.no == 0 || s.stint.startup_ms.is_some() && s.stint.error;
+            self.begin_stint(runner, s, joining, now);
+            if !s.stint.error {
+                break;
+            }
+            if s.stint.switch >= self.ss.switch_on_stall {
+                s.failed = true;
+                return;
+            }
+            self.leave(runner, s, now);
+            next = candidates.iter().find(|p| !kept_off(s, p));
+            if next.is_none() {
+                s.failed = true;
+                return;
+            }
+        }
+        self.segment(runner, anchors, s, now);
+    }
+
+    /// The player leaves its pathway on a stall or an error: says so (the switch call) and
+    /// keeps off it for a while.
+    fn leave(&mut self, runner: &mut Runner, s: &mut Session, now: i64) {
+        runner.observe(
+            &Signal::Switch {
+                provider: s.on.clone(),
+                region: s.region.clone(),
+                anchor_id: Some(s.stream.anchor_id.clone()),
+            },
+            now,
+        );
+        let until = now + (self.ss.pathway_penalty_seconds * 1000.0) as i64;
+        s.avoid.push((s.on.clone(), until));
+    }
+
+    /// A new stint on `s.on`: its luck, whether it fails, and (while the session is starting)
+    /// the time to its first frame.
+    fn begin_stint(&mut self, runner: &Runner, s: &mut Session, joining: bool, now: i64) {
+        let q = runner.quality(&s.on, &s.region, secs(now));
+        let (stall, switch, error) = (
+            s.rng.random::<f64>(),
+            s.rng.random::<f64>(),
+            s.rng.random::<f64>(),
+        );
+        let z = normal(&mut s.rng);
+        let startup = joining.then(|| q.startup_ms * (self.ss.noise * z).exp());
+        if let Some(ms) = startup {
+            s.startup_ms += ms;
+        }
+        s.stint = Stint {
+            no: s.stint.no + 1,
+            from_ms: now,
+            stall,
+            switch,
+            error: error < q.error,
+            first: None,
+            startup_ms: startup,
+            reported: false,
+        };
+        let report_at = now + (self.ss.report_after_seconds * 1000.0) as i64;
+        if report_at < s.end_ms {
+            let no = s.stint.no;
+            self.schedule(report_at, s, Ev::Report(no));
+        }
+    }
+
+    /// The segment from `now` to the next reload: whether the session stalls on its pathway,
+    /// by the truth now.
+    fn segment(&mut self, runner: &Runner, anchors: &[Anchor], s: &mut Session, now: i64) {
+        let q = runner.quality(&s.on, &s.region, secs(now));
+        let u = anchors[s.anchor].uplink.get(&s.on).copied().unwrap_or(0.0);
+        let stalled = s.stint.stall < 1.0 - (1.0 - q.stall) * (1.0 - u);
+        s.seg_ms = now;
+        s.seg_stalled = stalled;
+        s.seg_ratio = if stalled { q.stall_ratio } else { 0.0 };
+        // A stalled player cannot sustain the bitrate.
+        let tp = if stalled {
+            q.throughput_bps
+                .min(self.bandwidth_bps * (1.0 - q.stall_ratio))
+        } else {
+            q.throughput_bps
+        };
+        s.seg_throughput = tp * (self.ss.noise * normal(&mut s.rng)).exp();
+        s.stint.first.get_or_insert((stalled, s.seg_ratio));
+    }
+
+    /// The player's report on its current stint, once.
+    fn report(&mut self, runner: &mut Runner, s: &mut Session, now: i64) {
+        if s.stint.reported || s.stint.no == 0 {
+            return;
+        }
+        s.stint.reported = true;
+        let played_s = ((now - s.stint.from_ms) as f64 / 1000.0)
+            .min(self.ss.report_after_seconds)
+            .max(1.0);
+        let played = (played_s * 1000.0) as u64;
+        let (stalled, r) = s.stint.first.unwrap_or((false, 0.0));
+        let r = r.min(0.99);
+        runner.observe(
+            &Signal::Delivery {
+                provider: s.on.clone(),
+                region: s.region.clone(),
+                protocol: Protocol::Flv,
+                anchor_id: Some(s.stream.anchor_id.clone()),
+                played_ms: played,
+                rebuffer_ms: if stalled {
+                    (played as f64 * r / (1.0 - r)) as u64
+                } else {
+                    0
+                },
+                rebuffer_count: u32::from(stalled),
+                startup_ms: s.stint.startup_ms.map(|ms| ms as u64),
+                error: s.stint.error,
+            },
+            now,
+        );
+    }
+
+    /// The truth of `provider` in `region` changed (an incident began, ended or is
+    /// recovering): every session playing there starts a new segment now.
+    fn resegment(
+        &mut self,
+        runner: &Runner,
+        anchors: &[Anchor],
+        provider: &str,
+        region: &str,
+        now: i64,
+    ) {
+        for slot in 0..self.slots.len() {
+            let Some(mut s) = self.slots[slot].take() else {
+                continue;
+            };
+            if s.on == provider && s.region == region {
+                s.rebuffer_ms += s.seg_ratio * (now - s.seg_ms) as f64;
+                self.segment(runner, anchors, &mut s, now);
+            }
+            self.slots[slot] = Some(s);
+        }
+    }
+
+    /// The player's beacon at a reload, once its stint has reported: how the segment since
+    /// (what the stint's first report did not cover) played.
+    fn beacon(&mut self, runner: &mut Runner, s: &Session, now: i64) {
+        if !s.stint.reported {
+            return;
+        }
+        let covered = s.stint.from_ms + (self.ss.report_after_seconds * 1000.0) as i64;
+        let played = now - s.seg_ms.max(covered);
+        if played < 1000 {
+            return;
+        }
+        let r = s.seg_ratio.min(0.99);
+        runner.observe(
+            &Signal::Delivery {
+                provider: s.on.clone(),
+                region: s.region.clone(),
+                protocol: Protocol::Flv,
+                anchor_id: Some(s.stream.anchor_id.clone()),
+                played_ms: played as u64,
+                rebuffer_ms: (played as f64 * r / (1.0 - r)) as u64,
+                rebuffer_count: u32::from(s.seg_stalled),
+                startup_ms: None,
+                error: false,
+            },
+            now,
+        );
+    }
+
+    /// Whatever is due by `now`.
+    fn advance(&mut self, runner: &mut Runner, anchors: &[Anchor], now: i64) {
+        while let Some(entry) = self.events.first_entry()
+            && *entry.key() <= now.div_euclid(STEP_MS)
+        {
+            let mut due = entry.remove();
+            due.sort_unstable_by_key(|e| (e.0, e.1));
+            for (at, _, slot, id, ev) in due {
+                if self.slots[slot].as_ref().is_none_or(|s| s.id != id) {
+                    continue;
+                }
+                match ev {
+                    Ev::Report(no) => {
+                        if let Some(mut s) = self.slots[slot].take() {
+                            if s.stint.no == no {
+                                self.report(runner, &mut s, at);
+                            }
+                            self.slots[slot] = Some(s);
+                        }
+                    }
+                    Ev::Boundary => {
+                        if let Some(s) = self.slots[slot].take() {
+                            self.reload(runner, anchors, s, at);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A segment ends: the session ends, or the player reloads steering and follows it.
+    fn reload(&mut self, runner: &mut Runner, anchors: &[Anchor], mut s: Session, now: i64) {
+        s.rebuffer_ms += s.seg_ratio * (now - s.seg_ms) as f64;
+        if now >= s.end_ms {
+            self.finish(runner, s, now);
+            return;
+        }
+        self.beacon(runner, &s, now);
+        s.avoid.retain(|(_, until)| *until > now);
+        if s.seg_stalled && s.stint.switch < self.ss.switch_on_stall {
+            self.leave(runner, &mut s, now);
+        }
+        let reload = Reload {
+            throughput_bps: s.seg_throughput as u64,
+        };
+        let (priority, session) = runner.steer(
+            &s.region,
+            &s.stream,
+            &s.carriers,
+            &anchors[s.anchor],
+            (&s.on, reload),
+            std::mem::take(&mut s.steering),
+            now,
+        );
+        s.steering = session;
+        self.settle(runner, anchors, &mut s, &priority, now);
+        self.next(runner, s, now);
+    }
+
+    /// The session ends: its last report, its load off, and its count.
+    fn finish(&mut self, runner: &mut Runner, mut s: Session, now: i64) {
+        self.report(runner, &mut s, now);
+        if !s.on.is_empty() {
+            runner.carry(&s.region, Some(&s.on), None);
+        }
+        self.free.push(s.slot);
+        if !s.counted {
+            return;
+        }
+        let length = (now - s.start_ms).max(1) as f64;
+        let ratio = s.rebuffer_ms / length;
+        let is_bad = s.failed || ratio > 0.01 || s.startup_ms > 3000.0;
+        let t = &mut self.tally;
+        t.sessions += 1;
+        t.ratio_sum += ratio;
+        t.startup_sum += s.startup_ms;
+        t.switches += u64::from(s.switches);
+        t.bad += u64::from(is_bad);
+        let r = t.by_region.entry(s.region.clone()).or_default();
+        r.sessions += 1;
+        r.bad_sessions += u64::from(is_bad);
+    }
+
+    /// Ends every session still playing (the end of the simulated time).
+    fn finish_all(&mut self, runner: &mut Runner, now: i64) {
+        for slot in 0..self.slots.len() {
+            if let Some(mut s) = self.slots[slot].take() {
+                s.rebuffer_ms += s.seg_ratio * (now - s.seg_ms) as f64;
+                self.finish(runner, s, now);
+            }
+        }
+    }
+}
+
+fn secs(ms: i64) -> f64 {
+    (ms - T0_MS) as f64 / 1000.0
+}
+
 fn run_one(
     strategy: Strategy,
     catalog: &Catalog,
@@ -759,18 +1323,30 @@ fn run_one(
         let stream_id = format!("s{i}x0");
         let providers = runner.push(a, &stream_id, T0_MS);
         live.push(Live {
-            stream: new_stream(&stream_id, a, providers),
+            stream: Arc::new(new_stream(&stream_id, a, providers)),
             until_s: broadcasts.random::<f64>() * scenario.anchors.broadcast_seconds * 2.0,
         });
     }
     let mut broadcast_no = vec![0u32; anchors.len()];
-    let mut due: BinaryHeap<At<Signal>> = BinaryHeap::new();
-    let mut moves: BinaryHeap<At<Move>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let (mut sessions, mut bad, mut ratio_sum, mut startup_sum, mut switches) =
-        (0u64, 0u64, 0.0, 0.0, 0u64);
+    let mut viewers = Viewers::new(ss, catalog);
+    // Per incident, when its truth changes: its start, its end, and every ten seconds of its
+    // recovery.
+    let mut changes: Vec<Vec<f64>> = scenario
+        .incidents
+        .iter()
+        .map(|i| {
+            let i = &i.value;
+            let mut at = vec![i.start_seconds, i.end_seconds];
+            let mut r = 10.0;
+            while r < i.recovery_seconds {
+                at.push(i.end_seconds + r);
+                r += 10.0;
+            }
+            at.push(i.end_seconds + i.recovery_seconds);
+            at
+        })
+        .collect();
     // incident → second → (sessions in its region, sessions starting on its provider)
-    let mut by_region: BTreeMap<String, RegionOutcome> = BTreeMap::new();
     let mut incident_buckets: Vec<BTreeMap<i64, (u32, u32)>> =
         vec![BTreeMap::new(); scenario.incidents.len()];
     let mut next_probe = T0_MS + PROBE_EVERY_MS;
@@ -779,8 +1355,9 @@ fn run_one(
     let mut now = T0_MS;
     while now < T0_MS + duration_ms {
         now += STEP_MS;
-        let t = (now - T0_MS) as f64 / 1000.0;
-        // Broadcasts that end are replaced by a new one: a new push decision.
+        let t = secs(now);
+        // Broadcasts that end are replaced by a new one: a new push decision. Its viewers
+        // play the old one out.
         for (i, a) in anchors.iter().enumerate() {
             if live[i].until_s <= t {
                 broadcast_no[i] += 1;
@@ -789,21 +1366,21 @@ fn run_one(
                 let len =
                     -scenario.anchors.broadcast_seconds * broadcasts.random::<f64>().max(1e-9).ln();
                 live[i] = Live {
-                    stream: new_stream(&stream_id, a, providers),
+                    stream: Arc::new(new_stream(&stream_id, a, providers)),
                     until_s: t + len.max(60.0),
                 };
             }
         }
-        // Sessions that switch or end move their load.
-        while moves.peek().is_some_and(|m| m.0 <= now) {
-            if let Some(At(_, _, (region, from, to))) = moves.pop() {
-                runner.carry(&region, Some(&from), to.as_deref());
-            }
-        }
-        // Reports that are due reach the strategy.
-        while due.peek().is_some_and(|d| d.0 <= now) {
-            if let Some(At(at, _, signal)) = due.pop() {
-                runner.observe(&signal, at);
+        // Reloads, reports and ends that are due.
+        viewers.advance(&mut runner, &anchors, now);
+        // Sessions on a provider whose truth just changed meet the change at once.
+        for (k, inc) in scenario.incidents.iter().enumerate() {
+            let inc = &inc.value;
+            if let Some(&at) = changes[k].first()
+                && t >= at
+            {
+                changes[k].remove(0);
+                viewers.resegment(&runner, &anchors, &inc.provider, &inc.region, now);
             }
         }
         // Probes: does each stream flow on each provider it is pushed to?
@@ -832,18 +1409,24 @@ fn run_one(
                 scenario.arrival_rate(region, t) * STEP_MS as f64 / 1000.0,
             );
             for _ in 0..n {
-                let luck = Luck {
-                    anchor: arrivals.random(),
-                    stall: [arrivals.random(), arrivals.random()],
-                    error: [arrivals.random(), arrivals.random()],
-                    startup: [normal(&mut arrivals), normal(&mut arrivals)],
-                    switch: arrivals.random(),
-                    length: arrivals.random(),
-                };
-                let ai = ((luck.anchor * anchors.len() as f64) as usize).min(anchors.len() - 1);
-                let anchor = &anchors[ai];
-                let order = runner.play(region, &live[ai], anchor, now);
-                let Some(first) = order.first().cloned() else {
+                let pick: f64 = arrivals.random();
+                let length: f64 = arrivals.random();
+                let session_seed: u64 = arrivals.random();
+                let ai = ((pick * anchors.len() as f64) as usize).min(anchors.len() - 1);
+                let length_s = -ss.mean_seconds * length.max(1e-9).ln();
+                // Sessions of the warm-up are played and reported, not counted.
+                let counted = t >= scenario.warmup_seconds;
+                let Some(first) = viewers.join(
+                    &mut runner,
+                    &anchors,
+                    region,
+                    ai,
+                    &live[ai],
+                    session_seed,
+                    length_s,
+                    counted,
+                    now,
+                ) else {
                     continue;
                 };
                 for (k, inc) in scenario.incidents.iter().enumerate() {
@@ -853,108 +1436,6 @@ fn run_one(
                         b.0 += 1;
                         b.1 += u32::from(first == inc.provider);
                     }
-                }
-                let length_s = -ss.mean_seconds * luck.length.max(1e-9).ln();
-                let play_one = |p: &str, k: usize| {
-                    let q = runner.quality(p, region, t);
-                    let u = anchor.uplink.get(p).copied().unwrap_or(0.0);
-                    let stalled = luck.stall[k] < 1.0 - (1.0 - q.stall) * (1.0 - u);
-                    let error = luck.error[k] < q.error;
-                    let startup = q.startup_ms * (ss.noise * luck.startup[k]).exp();
-                    (stalled, error, startup, q.stall_ratio)
-                };
-                let (stalled, error, startup, stall_ratio) = play_one(&first, 0);
-                let switched =
-                    (stalled || error) && luck.switch < ss.switch_on_stall && order.len() > 1;
-                // A switch happens a third of the way in; the rest plays on the next candidate.
-                let (ratio, tail) = if switched {
-                    let (s2, e2, _, r2) = play_one(&order[1], 1);
-                    let first_part = if stalled { stall_ratio } else { 0.0 } / 3.0;
-                    (
-                        first_part + if s2 { r2 * 2.0 / 3.0 } else { 0.0 },
-                        Some((order[1].clone(), s2, e2, r2)),
-                    )
-                } else {
-                    (if stalled { stall_ratio } else { 0.0 }, None)
-                };
-                let session_error = error && !switched || tail.as_ref().is_some_and(|t| t.2);
-                // The session is served until it ends, on its second candidate after a switch.
-                runner.carry(region, None, Some(&first));
-                let end_ms = now + (length_s * 1000.0) as i64;
-                let mut last = first.clone();
-                if let Some((p2, ..)) = &tail {
-                    seq += 1;
-                    let at = now + (length_s * 1000.0 / 3.0) as i64;
-                    moves.push(At(
-                        at,
-                        seq,
-                        (region.clone(), first.clone(), Some(p2.clone())),
-                    ));
-                    last = p2.clone();
-                }
-                seq += 1;
-                moves.push(At(end_ms, seq, (region.clone(), last, None)));
-                // Sessions of the warm-up are played and reported, not counted.
-                if t >= scenario.warmup_seconds {
-                    let is_bad = session_error || ratio > 0.01 || startup > 3000.0;
-                    sessions += 1;
-                    ratio_sum += ratio;
-                    startup_sum += startup;
-                    switches += u64::from(switched);
-                    bad += u64::from(is_bad);
-                    let r = by_region.entry(region.clone()).or_default();
-                    r.sessions += 1;
-                    r.bad_sessions += u64::from(is_bad);
-                    *r.firsts.entry(first.clone()).or_default() += 1;
-                }
-                // What the player reports, when it does.
-                let report_at = now + (ss.report_after_seconds.min(length_s) * 1000.0) as i64;
-                let report =
-                    |provider: &str, stalled: bool, error: bool, r: f64, startup: Option<f64>| {
-                        let played =
-                            (length_s.min(ss.report_after_seconds).max(1.0) * 1000.0) as u64;
-                        let rebuffer = if stalled {
-                            (played as f64 * r / (1.0 - r)) as u64
-                        } else {
-                            0
-                        };
-                        Signal::Delivery {
-                            provider: provider.to_string(),
-                            region: region.clone(),
-                            protocol: Protocol::Flv,
-                            anchor_id: Some(anchor.id.clone()),
-                            played_ms: played,
-                            rebuffer_ms: rebuffer,
-                            rebuffer_count: u32::from(stalled),
-                            startup_ms: startup.map(|s| s as u64),
-                            error,
-                        }
-                    };
-                if switched {
-                    runner.observe(
-                        &Signal::Switch {
-                            provider: first.clone(),
-                            region: region.clone(),
-                            anchor_id: Some(anchor.id.clone()),
-                        },
-                        now,
-                    );
-                }
-                seq += 1;
-                due.push(At(
-                    report_at,
-                    seq,
-                    report(
-                        &first,
-                        stalled,
-                        error && !switched,
-                        stall_ratio,
-                        Some(startup),
-                    ),
-                ));
-                if let Some((p2, s2, e2, r2)) = tail {
-                    seq += 1;
-                    due.push(At(report_at, seq, report(&p2, s2, e2, r2, None)));
                 }
             }
         }
@@ -967,22 +1448,24 @@ fn run_one(
             progress(done);
         }
     }
+    viewers.finish_all(&mut runner, now);
     progress(1.0);
-    let n = sessions.max(1) as f64;
+    let tally = viewers.tally;
+    let n = tally.sessions.max(1) as f64;
     Outcome {
         strategy,
-        sessions,
-        bad_session_rate: bad as f64 / n,
-        mean_rebuffer_ratio: ratio_sum / n,
-        mean_startup_ms: startup_sum / n,
-        switches_per_session: switches as f64 / n,
+        sessions: tally.sessions,
+        bad_session_rate: tally.bad as f64 / n,
+        mean_rebuffer_ratio: tally.ratio_sum / n,
+        mean_startup_ms: tally.startup_sum / n,
+        switches_per_session: tally.switches as f64 / n,
         time_to_avoid_seconds: scenario
             .incidents
             .iter()
             .zip(&incident_buckets)
             .map(|(inc, buckets)| time_to_avoid(inc.value.start_seconds, buckets))
             .collect(),
-        regions: by_region,
+        regions: tally.by_region,
     }
 }
 

@@ -87,8 +87,13 @@ pub struct Quality {
     /// Chance that a session fails.
     #[serde(default)]
     pub error: f64,
+    /// Throughput a player measures on the pathway (bits per second), what steering's
+    /// `min_throughput_bps` is compared with.
+    #[serde(default = "d_throughput")]
+    pub throughput_bps: f64,
     /// Concurrent sessions the provider serves well in the region; past it the excess share
-    /// of sessions cannot get their bitrate (they stall) and startup slows in proportion.
+    /// of sessions cannot get their bitrate (they stall), startup slows and throughput falls in
+    /// proportion.
     /// Unlimited when absent.
     #[serde(default)]
     pub capacity_sessions: Option<f64>,
@@ -103,6 +108,7 @@ impl Quality {
                 Quality {
                     stall: 1.0 - (1.0 - self.stall) / util,
                     startup_ms: self.startup_ms * util,
+                    throughput_bps: self.throughput_bps / util,
                     ..self
                 }
             }
@@ -116,6 +122,9 @@ fn d_stall_ratio() -> f64 {
 }
 fn d_startup() -> f64 {
     900.0
+}
+fn d_throughput() -> f64 {
+    6_000_000.0
 }
 
 /// One provider degrading in one region.
@@ -188,9 +197,12 @@ pub struct SessionSpec {
     /// Spread of measurement noise on reported startup (log-normal sigma).
     #[serde(default = "d_noise")]
     pub noise: f64,
-    /// Chance that a stalled player switches to its next candidate.
+    /// Chance that a stalled or failing player switches to its next candidate.
     #[serde(default = "d_switch")]
     pub switch_on_stall: f64,
+    /// How long a player keeps off a pathway it left on a stall or an error (hls.js: 300 s).
+    #[serde(default = "d_pathway_penalty")]
+    pub pathway_penalty_seconds: f64,
 }
 
 impl Default for SessionSpec {
@@ -200,6 +212,7 @@ impl Default for SessionSpec {
             report_after_seconds: d_report_after(),
             noise: d_noise(),
             switch_on_stall: d_switch(),
+            pathway_penalty_seconds: d_pathway_penalty(),
         }
     }
 }
@@ -215,6 +228,9 @@ fn d_noise() -> f64 {
 }
 fn d_switch() -> f64 {
     0.7
+}
+fn d_pathway_penalty() -> f64 {
+    300.0
 }
 
 fn prob(path: &Path, line: u64, name: &str, v: f64, errs: &mut Vec<Diagnostic>) {
@@ -242,6 +258,13 @@ fn quality(path: &Path, line: u64, what: &str, q: &Quality, errs: &mut Vec<Diagn
             path,
             line,
             format!("{what}.startup_ms must be from 0 to 600000"),
+        ));
+    }
+    if !(q.throughput_bps.is_finite() && q.throughput_bps > 0.0 && q.throughput_bps <= 1e11) {
+        errs.push(Diagnostic::at(
+            path,
+            line,
+            format!("{what}.throughput_bps must be from 0 to 100000000000"),
         ));
     }
     if q.capacity_sessions
@@ -412,13 +435,16 @@ impl Scenario {
         }
         let ss = &s.sessions;
         if !(ss.mean_seconds > 0.0
-            && ss.report_after_seconds >= 0.0
+            && ss.mean_seconds <= 86_400.0
+            && (0.0..=86_400.0).contains(&ss.report_after_seconds)
+            && (0.0..=86_400.0).contains(&ss.pathway_penalty_seconds)
             && ss.noise >= 0.0
             && ss.noise < 5.0)
         {
             errs.push(Diagnostic::file(
                 path,
-                "sessions: mean_seconds > 0, report_after_seconds >= 0, noise from 0 to 5",
+                "sessions: mean_seconds from 0 to 86400, report_after_seconds and \
+                 pathway_penalty_seconds from 0 to 86400, noise from 0 to 5",
             ));
         }
         prob(
@@ -463,6 +489,7 @@ impl Scenario {
                     stall_ratio: mix(i.quality.stall_ratio, base.stall_ratio),
                     startup_ms: mix(i.quality.startup_ms, base.startup_ms),
                     error: mix(i.quality.error, base.error),
+                    throughput_bps: mix(i.quality.throughput_bps, base.throughput_bps),
                     capacity_sessions: match (i.quality.capacity_sessions, base.capacity_sessions) {
                         (Some(a), Some(b)) => Some(mix(a, b)),
                         _ => base.capacity_sessions,

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, all_providers_dir, test_secrets};
 use livesteer::store::testing::TestDb;
 
-/// Every vendor enabled, decisions without exploration or hold time, so that orders are exact.
+/// Every vendor enabled, decisions without exploration or hold time, and every steered player
+/// moved at once, so that orders are exact.
 async fn app(db: &TestDb) -> TestApp {
     TestApp::builder(db)
         .providers(all_providers_dir())
@@ -17,6 +18,7 @@ async fn app(db: &TestDb) -> TestApp {
         .policy_edit(&[
             ("exploration_rate: 0.03", "exploration_rate: 0"),
             ("hysteresis_hold_seconds: 5", "hysteresis_hold_seconds: 0"),
+            ("move_share: 0.05", "move_share: 1"),
         ])
         .admin_token("secret-admin-token")
         .start()

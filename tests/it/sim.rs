@@ -82,6 +82,43 @@ fn a_seed_replays_exactly_and_the_engine_avoids_the_incident() {
     assert_ne!(a.stdout, c.stdout);
 }
 
+/// Players reload steering every TTL and follow it: players that never leave a pathway on
+/// their own are still moved off the incident by the engine's steering, while static steering
+/// leaves them where they are.
+#[test]
+fn players_follow_the_steering_ttl() {
+    let out = simulate(
+        &format!("{SHORT}sessions: {{ switch_on_stall: 0 }}\n"),
+        &["--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcome = |name: &str| {
+        report["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["strategy"] == name)
+            .unwrap()
+            .clone()
+    };
+    let switches = |name: &str| outcome(name)["switches_per_session"].as_f64().unwrap();
+    assert_eq!(switches("static"), 0.0);
+    assert!(switches("engine") > 0.05, "{}", switches("engine"));
+    assert!(switches("oracle") > 0.05, "{}", switches("oracle"));
+    let bad = |name: &str| outcome(name)["bad_session_rate"].as_f64().unwrap();
+    assert!(
+        bad("engine") < bad("static"),
+        "{} vs {}",
+        bad("engine"),
+        bad("static")
+    );
+}
+
 #[test]
 fn several_seeds_pool_their_worlds() {
     let one = |seed: &str| {
@@ -136,6 +173,11 @@ fn bad_scenarios_are_refused_with_their_line() {
             "startup_ms: 800, capacity_sessions: 0 }",
             "tencent.capacity_sessions must be at least 1",
         ),
+        (
+            "startup_ms: 800 }",
+            "startup_ms: 800, throughput_bps: -1 }",
+            "tencent.throughput_bps must be",
+        ),
     ] {
         let out = simulate(&SHORT.replacen(from, to, 1), &[]);
         assert_eq!(out.status.code(), Some(1), "{to}");
@@ -178,10 +220,14 @@ fn capacity_degrades_quality_under_load() {
         stall_ratio: 0.05,
         startup_ms: 900.0,
         error: 0.0,
+        throughput_bps: 6_000_000.0,
         capacity_sessions: Some(30_000.0),
     };
     let same = q.under_load(29_000.0);
-    assert_eq!((same.stall, same.startup_ms), (0.03, 900.0));
+    assert_eq!(
+        (same.stall, same.startup_ms, same.throughput_bps),
+        (0.03, 900.0, 6e6)
+    );
     let twice = q.under_load(60_000.0);
     assert!(
         (twice.stall - (1.0 - 0.97 / 2.0)).abs() < 1e-12,
@@ -189,6 +235,7 @@ fn capacity_degrades_quality_under_load() {
         twice.stall
     );
     assert!((twice.startup_ms - 1800.0).abs() < 1e-9);
+    assert!((twice.throughput_bps - 3e6).abs() < 1e-6);
     let unlimited = livesteer::sim::Quality {
         capacity_sessions: None,
         ..q
