@@ -430,7 +430,9 @@ pub fn steer<R: rand::Rng + ?Sized>(
     rng: &mut R,
 ) -> SteeringAnswer {
     let st = &catalog.policy.steering;
-    session.region = region.id.clone();
+    if session.region != region.id {
+        session.region.clone_from(&region.id);
+    }
     session.penalized.retain(|(_, until)| *until > now_secs);
     if let (Some(cur), Some(tp)) = (current, throughput_bps)
         && st.min_throughput_bps > 0

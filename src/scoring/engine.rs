@@ -94,7 +94,12 @@ impl Audience {
             self.regions.values_mut().for_each(|w| *w *= f);
         }
         self.last_ms = self.last_ms.max(now_ms);
-        *self.regions.entry(region.to_string()).or_default() += 1.0;
+        match self.regions.get_mut(region) {
+            Some(w) => *w += 1.0,
+            None => {
+                self.regions.insert(region.to_string(), 1.0);
+            }
+        }
     }
 }
 
@@ -177,13 +182,21 @@ fn bad(
         || startup_ms.is_some_and(|s| s > settings.bad_session.startup_ms)
 }
 
-fn touch<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, Window>,
-    key: K,
+fn touch<'m, K, Q>(
+    map: &'m mut HashMap<K, Window>,
+    key: &Q,
     now_ms: i64,
     half_life_ms: f64,
-) -> &mut Window {
-    let w = map.entry(key).or_default();
+) -> &'m mut Window
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    // The key is copied only for a new window: reports mostly land on existing ones.
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), Window::default());
+    }
+    let w = map.get_mut(key).expect("inserted above when missing");
     w.decay_to(now_ms, half_life_ms);
     w
 }
@@ -245,10 +258,12 @@ impl Engine {
                 };
                 self.add_delivery(provider, region, &obs, 1.0, now_ms, s);
                 if let Some(a) = anchor_id {
-                    self.audience
-                        .entry(a.clone())
-                        .or_default()
-                        .add(region, now_ms, ihl);
+                    if !self.audience.contains_key(a) {
+                        self.audience.insert(a.clone(), Audience::default());
+                    }
+                    if let Some(audience) = self.audience.get_mut(a) {
+                        audience.add(region, now_ms, ihl);
+                    }
                     self.add_ingest(provider, a, !is_bad, s.ingest_viewer_weight, now_ms, ihl);
                 }
             }
@@ -299,8 +314,8 @@ impl Engine {
                 s.ingest_half_life_ms,
             ),
         ] {
-            obs.add_to(touch(map, key.clone(), now_ms, hl), weight);
-            obs.add_to(touch(by_provider, provider.to_string(), now_ms, hl), weight);
+            obs.add_to(touch(map, &key, now_ms, hl), weight);
+            obs.add_to(touch(by_provider, provider, now_ms, hl), weight);
         }
     }
 
@@ -316,7 +331,7 @@ impl Engine {
         let x = f64::from(u8::from(!healthy));
         touch(
             &mut self.ingest,
-            (provider.to_string(), anchor.to_string()),
+            &(provider.to_string(), anchor.to_string()),
             now_ms,
             hl,
         )
@@ -325,14 +340,14 @@ impl Engine {
         if let Some(region) = self.anchor_region.get(anchor).cloned() {
             touch(
                 &mut self.ingest_region,
-                (provider.to_string(), region),
+                &(provider.to_string(), region),
                 now_ms,
                 hl,
             )
             .unhealthy
             .add(x, weight);
         }
-        touch(&mut self.ingest_provider, provider.to_string(), now_ms, hl)
+        touch(&mut self.ingest_provider, provider, now_ms, hl)
             .unhealthy
             .add(x, weight);
     }

@@ -5,9 +5,11 @@
 //! come from random streams seeded by the scenario, independent of the decisions (common random
 //! numbers), so differences between strategies are differences of decisions.
 //!
-//! The engine strategy uses `steering::push_plan`, `steering::play_candidates` and
-//! `scoring::Engine` exactly as the server does; players report once per session, switch on a
-//! stall, and probes report whether each stream flows on each provider it is pushed to. Each
+//! The engine strategy uses `steering::push_plan`, `steering::play_candidates`,
+//! `steering::steer` and `scoring::Engine` exactly as the server does. Players start on their
+//! first candidate that plays, report 10 s into each pathway and beacon at every steering
+//! reload, reload steering every TTL and follow it, and leave a pathway they stall or fail on
+//! (`Viewers`); probes report whether each stream flows on each provider it is pushed to. Each
 //! strategy's sessions load the providers they play on; past a provider's capacity in a region,
 //! quality degrades (`Quality::under_load`).
 //!
@@ -156,7 +158,10 @@ impl Strategy {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub strategy: Strategy,
+    /// Sessions counted (joined after the warm-up).
     pub sessions: u64,
+    /// Sessions played, the warm-up's included.
+    pub simulated_sessions: u64,
     /// Rebuffer ratio over 1%, startup over 3 s, or an error.
     pub bad_session_rate: f64,
     pub mean_rebuffer_ratio: f64,
@@ -593,6 +598,11 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Whether reports reach this strategy at all (the others decide without them).
+    fn listens(&self) -> bool {
+        matches!(self.strategy, Strategy::Engine | Strategy::BestHistorical)
+    }
+
     fn observe(&mut self, signal: &Signal, now_ms: i64) {
         match self.strategy {
             Strategy::Engine => self
@@ -752,6 +762,7 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
     let mut out = Outcome {
         strategy,
         sessions: 0,
+        simulated_sessions: 0,
         bad_session_rate: 0.0,
         mean_rebuffer_ratio: 0.0,
         mean_startup_ms: 0.0,
@@ -762,6 +773,7 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
     for (k, o) in outcomes.enumerate() {
         let n = o.sessions as f64;
         out.sessions += o.sessions;
+        out.simulated_sessions += o.simulated_sessions;
         out.bad_session_rate += o.bad_session_rate * n;
         out.mean_rebuffer_ratio += o.mean_rebuffer_ratio * n;
         out.mean_startup_ms += o.mean_startup_ms * n;
@@ -902,7 +914,8 @@ struct Viewers<'s> {
     ss: &'s SessionSpec,
     ttl_ms: i64,
     bandwidth_bps: f64,
-    slots: Vec<Option<Session>>,
+    /// Boxed: a session moves in and out of its slot at every event.
+    slots: Vec<Option<Box<Session>>>,
     free: Vec<usize>,
     /// Per simulation step (a calendar queue: cheaper than one heap of every event), what is
     /// due in it: (time, sequence, slot, session id, event).
@@ -960,7 +973,7 @@ impl<'s> Viewers<'s> {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let mut s = Session {
+        let mut s = Box::new(Session {
             id: self.next_id,
             slot,
             region: region.to_string(),
@@ -986,7 +999,7 @@ impl<'s> Viewers<'s> {
                 region: region.to_string(),
                 penalized: Vec::new(),
             },
-        };
+        });
         if counted {
             let r = self.tally.by_region.entry(region.to_string()).or_default();
             *r.firsts.entry(first.clone()).or_default() += 1;
@@ -997,7 +1010,7 @@ impl<'s> Viewers<'s> {
     }
 
     /// Puts the session back in play until its next reload, or ends it.
-    fn next(&mut self, runner: &mut Runner, mut s: Session, now: i64) {
+    fn next(&mut self, runner: &mut Runner, mut s: Box<Session>, now: i64) {
         if s.failed {
             // The viewer gives up.
             s.end_ms = now;
@@ -1058,14 +1071,16 @@ impl<'s> Viewers<'s> {
     /// The player leaves its pathway on a stall or an error: says so (the switch call) and
     /// keeps off it for a while.
     fn leave(&mut self, runner: &mut Runner, s: &mut Session, now: i64) {
-        runner.observe(
-            &Signal::Switch {
-                provider: s.on.clone(),
-                region: s.region.clone(),
-                anchor_id: Some(s.stream.anchor_id.clone()),
-            },
-            now,
-        );
+        if runner.listens() {
+            runner.observe(
+                &Signal::Switch {
+                    provider: s.on.clone(),
+                    region: s.region.clone(),
+                    anchor_id: Some(s.stream.anchor_id.clone()),
+                },
+                now,
+            );
+        }
         let until = now + (self.ss.pathway_penalty_seconds * 1000.0) as i64;
         s.avoid.push((s.on.clone(), until));
     }
@@ -1127,6 +1142,9 @@ impl<'s> Viewers<'s> {
             return;
         }
         s.stint.reported = true;
+        if !runner.listens() {
+            return;
+        }
         let played_s = ((now - s.stint.from_ms) as f64 / 1000.0)
             .min(self.ss.report_after_seconds)
             .max(1.0);
@@ -1178,7 +1196,7 @@ impl<'s> Viewers<'s> {
     /// The player's beacon at a reload, once its stint has reported: how the segment since
     /// (what the stint's first report did not cover) played.
     fn beacon(&mut self, runner: &mut Runner, s: &Session, now: i64) {
-        if !s.stint.reported {
+        if !s.stint.reported || !runner.listens() {
             return;
         }
         let covered = s.stint.from_ms + (self.ss.report_after_seconds * 1000.0) as i64;
@@ -1234,7 +1252,7 @@ impl<'s> Viewers<'s> {
     }
 
     /// A segment ends: the session ends, or the player reloads steering and follows it.
-    fn reload(&mut self, runner: &mut Runner, anchors: &[Anchor], mut s: Session, now: i64) {
+    fn reload(&mut self, runner: &mut Runner, anchors: &[Anchor], mut s: Box<Session>, now: i64) {
         s.rebuffer_ms += s.seg_ratio * (now - s.seg_ms) as f64;
         if now >= s.end_ms {
             self.finish(runner, s, now);
@@ -1263,7 +1281,7 @@ impl<'s> Viewers<'s> {
     }
 
     /// The session ends: its last report, its load off, and its count.
-    fn finish(&mut self, runner: &mut Runner, mut s: Session, now: i64) {
+    fn finish(&mut self, runner: &mut Runner, mut s: Box<Session>, now: i64) {
         self.report(runner, &mut s, now);
         if !s.on.is_empty() {
             runner.carry(&s.region, Some(&s.on), None);
@@ -1351,6 +1369,7 @@ fn run_one(
         vec![BTreeMap::new(); scenario.incidents.len()];
     let mut next_probe = T0_MS + PROBE_EVERY_MS;
     let mut last_progress = 0.0;
+    let mut arrived = 0u64;
 
     let mut now = T0_MS;
     while now < T0_MS + duration_ms {
@@ -1409,6 +1428,7 @@ fn run_one(
                 scenario.arrival_rate(region, t) * STEP_MS as f64 / 1000.0,
             );
             for _ in 0..n {
+                arrived += 1;
                 let pick: f64 = arrivals.random();
                 let length: f64 = arrivals.random();
                 let session_seed: u64 = arrivals.random();
@@ -1455,6 +1475,7 @@ fn run_one(
     Outcome {
         strategy,
         sessions: tally.sessions,
+        simulated_sessions: arrived,
         bad_session_rate: tally.bad as f64 / n,
         mean_rebuffer_ratio: tally.ratio_sum / n,
         mean_startup_ms: tally.startup_sum / n,
@@ -1515,8 +1536,11 @@ impl Report {
             ),
         };
         let mut out = format!(
-            "scenario {}, {worlds}, {} s simulated, the first {} s not counted\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | time to avoid each incident |\n|---|---|---|---|---|---|---|\n",
-            self.scenario, self.simulated_seconds, self.warmup_seconds
+            "scenario {}, {worlds}, {} s simulated, the first {} s not counted ({} sessions played per strategy)\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | time to avoid each incident |\n|---|---|---|---|---|---|---|\n",
+            self.scenario,
+            self.simulated_seconds,
+            self.warmup_seconds,
+            self.outcomes.first().map_or(0, |o| o.simulated_sessions)
         );
         for o in &self.outcomes {
             let tta: Vec<String> = o
