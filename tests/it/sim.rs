@@ -119,6 +119,48 @@ fn players_follow_the_steering_ttl() {
     );
 }
 
+/// An outage (every session on the provider fails) is an incident like any other: the engine
+/// avoids it within seconds, and players that fail there move to their next candidate.
+#[test]
+fn an_outage_is_avoided() {
+    let outage = SHORT.replace(
+        "quality: { stall: 0.5, startup_ms: 2000, error: 0.05 }",
+        "quality: { stall: 1, startup_ms: 2000, error: 1 }",
+    );
+    assert_ne!(outage, SHORT);
+    let out = simulate(&outage, &["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcome = |name: &str| {
+        report["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["strategy"] == name)
+            .unwrap()
+            .clone()
+    };
+    let avoid = outcome("engine")["time_to_avoid_seconds"][0]
+        .as_f64()
+        .expect("the engine avoided the outage");
+    assert!(avoid <= 30.0, "{avoid}");
+    assert_eq!(
+        outcome("static")["time_to_avoid_seconds"][0],
+        serde_json::Value::Null
+    );
+    let bad = |name: &str| outcome(name)["bad_session_rate"].as_f64().unwrap();
+    assert!(
+        bad("engine") < 0.5 * bad("static"),
+        "{} vs {}",
+        bad("engine"),
+        bad("static")
+    );
+}
+
 #[test]
 fn several_seeds_pool_their_worlds() {
     let one = |seed: &str| {
