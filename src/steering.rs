@@ -531,24 +531,7 @@ mod tests {
     /// stalls, Alibaba plays well.
     fn tw_with_tencent_stalling() -> (Catalog, Arc<Snapshot>, Stream) {
         use crate::signals::Signal;
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let secrets: std::collections::HashMap<String, String> = [
-            ("TENCENT_CSS_PUSH_KEY", "k1"),
-            ("TENCENT_CSS_PLAY_KEY", "k2"),
-            ("ALIBABA_LIVE_PUSH_KEY", "k3"),
-            ("ALIBABA_LIVE_PLAY_KEY", "k4"),
-            ("AKAMAI_EDGEAUTH_KEY", "0a0b0c0d"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let catalog = Catalog::load(
-            &root.join("tests/data/providers-all"),
-            &root.join("policies/default.yaml"),
-            &secrets,
-            crate::providers::registry::SecretMode::Require,
-        )
-        .unwrap();
+        let catalog = crate::scoring::tests::catalog();
         let mut engine = Engine::new();
         let now_ms = 1_800_000_000_000;
         for i in 0..400 {

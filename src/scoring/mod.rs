@@ -29,4 +29,4 @@ pub use engine::{Engine, Incumbency, Score, WindowKind};
 pub use snapshot::{Pick, RegionRank, Snapshot};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,7 +14,8 @@ use crate::providers::Protocol;
 use crate::providers::registry::SecretMode;
 use crate::signals::{IngestSource, Signal};
 
-fn catalog() -> Catalog {
+/// Every vendor (test keys) under the shipped policy.
+pub(crate) fn catalog() -> Catalog {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let secrets: HashMap<String, String> = [
         ("TENCENT_CSS_PUSH_KEY", "k1"),

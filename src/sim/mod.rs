@@ -837,6 +837,33 @@ enum Ev {
     Report(u32),
 }
 
+/// A player's report on its pathway: `played_ms` played, stalling (and at what rebuffer ratio)
+/// or not.
+fn delivery(
+    s: &Session,
+    played_ms: u64,
+    (stalled, ratio): (bool, f64),
+    startup_ms: Option<f64>,
+    error: bool,
+) -> Signal {
+    let r = ratio.min(0.99);
+    Signal::Delivery {
+        provider: s.on.clone(),
+        region: s.region.clone(),
+        protocol: Protocol::Flv,
+        anchor_id: Some(s.stream.anchor_id.clone()),
+        played_ms,
+        rebuffer_ms: if stalled {
+            (played_ms as f64 * r / (1.0 - r)) as u64
+        } else {
+            0
+        },
+        rebuffer_count: u32::from(stalled),
+        startup_ms: startup_ms.map(|ms| ms as u64),
+        error,
+    }
+}
+
 /// What a reloading player tells: the throughput it measured.
 #[derive(Debug, Clone, Copy)]
 struct Reload {
@@ -1149,26 +1176,9 @@ impl<'s> Viewers<'s> {
             .min(self.ss.report_after_seconds)
             .max(1.0);
         let played = (played_s * 1000.0) as u64;
-        let (stalled, r) = s.stint.first.unwrap_or((false, 0.0));
-        let r = r.min(0.99);
-        runner.observe(
-            &Signal::Delivery {
-                provider: s.on.clone(),
-                region: s.region.clone(),
-                protocol: Protocol::Flv,
-                anchor_id: Some(s.stream.anchor_id.clone()),
-                played_ms: played,
-                rebuffer_ms: if stalled {
-                    (played as f64 * r / (1.0 - r)) as u64
-                } else {
-                    0
-                },
-                rebuffer_count: u32::from(stalled),
-                startup_ms: s.stint.startup_ms.map(|ms| ms as u64),
-                error: s.stint.error,
-            },
-            now,
-        );
+        let first = s.stint.first.unwrap_or((false, 0.0));
+        let signal = delivery(s, played, first, s.stint.startup_ms, s.stint.error);
+        runner.observe(&signal, now);
     }
 
     /// The truth of `provider` in `region` changed (an incident began, ended or is
@@ -1204,19 +1214,8 @@ impl<'s> Viewers<'s> {
         if played < 1000 {
             return;
         }
-        let r = s.seg_ratio.min(0.99);
         runner.observe(
-            &Signal::Delivery {
-                provider: s.on.clone(),
-                region: s.region.clone(),
-                protocol: Protocol::Flv,
-                anchor_id: Some(s.stream.anchor_id.clone()),
-                played_ms: played as u64,
-                rebuffer_ms: (played as f64 * r / (1.0 - r)) as u64,
-                rebuffer_count: u32::from(s.seg_stalled),
-                startup_ms: None,
-                error: false,
-            },
+            &delivery(s, played as u64, (s.seg_stalled, s.seg_ratio), None, false),
             now,
         );
     }

@@ -34,6 +34,17 @@ fn simulate(scenario: &str, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// One strategy's outcome in a JSON report.
+fn outcome(report: &serde_json::Value, strategy: &str) -> serde_json::Value {
+    report["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["strategy"] == strategy)
+        .unwrap()
+        .clone()
+}
+
 #[test]
 fn a_seed_replays_exactly_and_the_engine_avoids_the_incident() {
     let a = simulate(SHORT, &["--json"]);
@@ -61,11 +72,7 @@ fn a_seed_replays_exactly_and_the_engine_avoids_the_incident() {
             .all(|o| o["sessions"] == outcomes[0]["sessions"]),
         "same arrivals for all"
     );
-    let bad = |name: &str| {
-        outcomes.iter().find(|o| o["strategy"] == name).unwrap()["bad_session_rate"]
-            .as_f64()
-            .unwrap()
-    };
+    let bad = |name: &str| outcome(&report, name)["bad_session_rate"].as_f64().unwrap();
     assert!(
         bad("engine") < bad("static"),
         "engine {} vs static {}",
@@ -97,15 +104,7 @@ fn players_follow_the_steering_ttl() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let outcome = |name: &str| {
-        report["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["strategy"] == name)
-            .unwrap()
-            .clone()
-    };
+    let outcome = |name: &str| outcome(&report, name);
     let switches = |name: &str| outcome(name)["switches_per_session"].as_f64().unwrap();
     assert_eq!(switches("static"), 0.0);
     assert!(switches("engine") > 0.05, "{}", switches("engine"));
@@ -135,15 +134,7 @@ fn an_outage_is_avoided() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let outcome = |name: &str| {
-        report["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["strategy"] == name)
-            .unwrap()
-            .clone()
-    };
+    let outcome = |name: &str| outcome(&report, name);
     let avoid = outcome("engine")["time_to_avoid_seconds"][0]
         .as_f64()
         .expect("the engine avoided the outage");
@@ -314,16 +305,7 @@ sessions: { mean_seconds: 300 }
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let bad = |name: &str| {
-        report["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["strategy"] == name)
-            .unwrap()["bad_session_rate"]
-            .as_f64()
-            .unwrap()
-    };
+    let bad = |name: &str| outcome(&report, name)["bad_session_rate"].as_f64().unwrap();
     assert!(
         bad("engine") < 0.8 * bad("best_historical"),
         "engine {} vs best historical {}",
