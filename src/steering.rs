@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use rand::RngExt;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
@@ -462,7 +463,7 @@ pub fn steer<R: rand::Rng + ?Sized>(
         // it. A player struggling there was penalized above and moves at once.
         if let (Some(best), Some(mine)) = (best, mine)
             && (mine <= best * (1.0 + catalog.policy.scoring.hysteresis_margin)
-                || rand::RngExt::random::<f64>(rng) >= st.move_share)
+                || rng.random::<f64>() >= st.move_share)
         {
             let p = order.remove(pos);
             order.insert(0, p);

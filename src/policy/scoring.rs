@@ -546,9 +546,9 @@ pub struct SteeringSpec {
     /// `BANDWIDTH` of each pathway's variant in the multivariant playlist.
     #[serde(default = "d_bandwidth")]
     pub bandwidth_bps: Spanned<u64>,
-    /// A player reporting less throughput than this on its pathway is steered off it for
-    /// `penalty_seconds` (0 turns this off).
-    #[serde(default = "d_zero")]
+    /// A player reporting less throughput than this on its pathway (it cannot sustain the
+    /// bitrate) is steered off it for `penalty_seconds` (0 turns this off).
+    #[serde(default = "d_bandwidth")]
     pub min_throughput_bps: Spanned<u64>,
     /// How long a pathway stays at the back of one player's list after it struggled there.
     #[serde(default = "d_penalty")]
@@ -566,7 +566,7 @@ impl Default for SteeringSpec {
         Self {
             ttl_seconds: d_steering_ttl(),
             bandwidth_bps: d_bandwidth(),
-            min_throughput_bps: unspanned(0),
+            min_throughput_bps: d_bandwidth(),
             penalty_seconds: d_penalty(),
             move_share: d_move_share(),
         }
@@ -582,9 +582,6 @@ fn d_steering_ttl() -> Spanned<u64> {
 }
 fn d_bandwidth() -> Spanned<u64> {
     unspanned(2_500_000)
-}
-fn d_zero() -> Spanned<u64> {
-    unspanned(0)
 }
 fn d_penalty() -> Spanned<u64> {
     unspanned(120)

@@ -30,6 +30,7 @@ use crate::catalog::Catalog;
 use crate::policy::{Diagnostics, Policy, diag, raw};
 use crate::providers::spec::{EndpointSpec, ProviderInfo};
 use crate::providers::{Protocol, Provider, ProviderError, ProviderKind, Registry};
+use crate::scoring::snapshot::normal;
 use crate::scoring::{Engine, Snapshot};
 use crate::signals::{IngestSource, Signal};
 use crate::steering::{self, Signer, SteeringSession};
@@ -251,12 +252,6 @@ fn poisson(rng: &mut SmallRng, lambda: f64) -> u64 {
     }
 }
 
-fn normal(rng: &mut SmallRng) -> f64 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
 struct Runner<'a> {
     strategy: Strategy,
     catalog: &'a Catalog,
@@ -391,7 +386,7 @@ impl<'a> Runner<'a> {
 
     fn push(&mut self, anchor: &Anchor, stream: &str, now_ms: i64) -> Vec<String> {
         let want = 1 + self.catalog.policy.ingest.backups;
-        let t = (now_ms - T0_MS) as f64 / 1000.0;
+        let t = secs(now_ms);
         let mut order = self.static_order(&anchor.region);
         match self.strategy {
             Strategy::Engine => {
@@ -447,11 +442,11 @@ impl<'a> Runner<'a> {
         stream: &Stream,
         carriers: &[String],
         anchor: &Anchor,
-        current: (&str, Reload),
+        current: &str,
+        throughput_bps: u64,
         session: SteeringSession,
         now_ms: i64,
     ) -> (Vec<String>, SteeringSession) {
-        let (current, reload) = current;
         match self.strategy {
             Strategy::Engine => {
                 let r = self.catalog.policy.region(region).expect("known region");
@@ -461,7 +456,7 @@ impl<'a> Runner<'a> {
                     r,
                     stream,
                     Some(current),
-                    Some(reload.throughput_bps),
+                    Some(throughput_bps),
                     session,
                     now_ms / 1000,
                     &mut self.rng,
@@ -488,7 +483,7 @@ impl<'a> Runner<'a> {
                 let min = self.catalog.policy.steering.min_throughput_bps;
                 if self.strategy == Strategy::Oracle
                     && min > 0
-                    && reload.throughput_bps < min
+                    && throughput_bps < min
                     && let Some(pos) = order.iter().position(|p| p == current)
                 {
                     let p = order.remove(pos);
@@ -564,7 +559,7 @@ impl<'a> Runner<'a> {
         anchor: &Anchor,
         now_ms: i64,
     ) -> Vec<String> {
-        let t = (now_ms - T0_MS) as f64 / 1000.0;
+        let t = secs(now_ms);
         match self.strategy {
             Strategy::Engine => {
                 let r = self.catalog.policy.region(region).expect("known region");
@@ -862,12 +857,6 @@ fn delivery(
         startup_ms: startup_ms.map(|ms| ms as u64),
         error,
     }
-}
-
-/// What a reloading player tells: the throughput it measured.
-#[derive(Debug, Clone, Copy)]
-struct Reload {
-    throughput_bps: u64,
 }
 
 /// A session event: (time, sequence, slot, session id, event).
@@ -1262,15 +1251,13 @@ impl<'s> Viewers<'s> {
         if s.seg_stalled && s.stint.switch < self.ss.switch_on_stall {
             self.leave(runner, &mut s, now);
         }
-        let reload = Reload {
-            throughput_bps: s.seg_throughput as u64,
-        };
         let (priority, session) = runner.steer(
             &s.region,
             &s.stream,
             &s.carriers,
             &anchors[s.anchor],
-            (&s.on, reload),
+            &s.on,
+            s.seg_throughput as u64,
             std::mem::take(&mut s.steering),
             now,
         );

@@ -76,6 +76,12 @@ fn check_names_file_and_line_of_each_error() {
             "tencnet",
             "unknown provider id \"tencnet\"",
         ),
+        (
+            "move_share: 0.05",
+            "move_share: 2",
+            "move_share: 2",
+            "steering.move_share is 2, must be over 0 and at most 1",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let file = policy_with(dir.path(), from, to);

@@ -34,6 +34,17 @@ fn simulate(scenario: &str, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The JSON report on `scenario`, which must simulate.
+fn report(scenario: &str) -> serde_json::Value {
+    let out = simulate(scenario, &["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// One strategy's outcome in a JSON report.
 fn outcome(report: &serde_json::Value, strategy: &str) -> serde_json::Value {
     report["outcomes"]
@@ -94,16 +105,7 @@ fn a_seed_replays_exactly_and_the_engine_avoids_the_incident() {
 /// leaves them where they are.
 #[test]
 fn players_follow_the_steering_ttl() {
-    let out = simulate(
-        &format!("{SHORT}sessions: {{ switch_on_stall: 0 }}\n"),
-        &["--json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = report(&format!("{SHORT}sessions: {{ switch_on_stall: 0 }}\n"));
     let outcome = |name: &str| outcome(&report, name);
     let switches = |name: &str| outcome(name)["switches_per_session"].as_f64().unwrap();
     assert_eq!(switches("static"), 0.0);
@@ -127,13 +129,7 @@ fn an_outage_is_avoided() {
         "quality: { stall: 1, startup_ms: 2000, error: 1 }",
     );
     assert_ne!(outage, SHORT);
-    let out = simulate(&outage, &["--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = report(&outage);
     let outcome = |name: &str| outcome(&report, name);
     let avoid = outcome("engine")["time_to_avoid_seconds"][0]
         .as_f64()
@@ -154,11 +150,7 @@ fn an_outage_is_avoided() {
 
 #[test]
 fn several_seeds_pool_their_worlds() {
-    let one = |seed: &str| {
-        let out = simulate(&SHORT.replace("seed: 5", seed), &["--json"]);
-        assert!(out.status.success());
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let one = |seed: &str| report(&SHORT.replace("seed: 5", seed));
     let (five, six) = (one("seed: 5"), one("seed: 6"));
     let out = simulate(SHORT, &["--json", "--seeds", "2"]);
     assert!(
@@ -298,13 +290,7 @@ anchors:
   per_region: { tw: 20 }
 sessions: { mean_seconds: 300 }
 ";
-    let out = simulate(world, &["--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = report(world);
     let bad = |name: &str| outcome(&report, name)["bad_session_rate"].as_f64().unwrap();
     assert!(
         bad("engine") < 0.8 * bad("best_historical"),
