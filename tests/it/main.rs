@@ -11,5 +11,6 @@ mod providers;
 mod rooms;
 mod scoring;
 mod sim;
+mod steering;
 mod store;
 mod support;
