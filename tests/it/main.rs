@@ -7,6 +7,7 @@ mod directory;
 mod jobs;
 mod origin;
 mod payments;
+mod probes;
 mod providers;
 mod rooms;
 mod scoring;
