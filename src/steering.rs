@@ -376,7 +376,9 @@ pub struct SteeringSession {
     /// (pathway, until unix seconds): kept at the back of this viewer's list until then.
     #[serde(rename = "p", default)]
     pub penalized: Vec<(String, i64)>,
-    /// The pathway livesteer last put first for this player.
+    /// The pathway livesteer last put first for this player; `None` after an answer that lets
+    /// the player move where it must (one that starts a generation of pathway clones), so that
+    /// its next move is not taken for a failover.
     #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub told: Option<String>,
     /// The pathway the player was on at its last contact.
@@ -538,6 +540,7 @@ pub fn steer<R: rand::Rng + ?Sized>(
             let followed = session.told.as_deref() == Some(cur);
             if let Some(left) = session.on.take()
                 && !followed
+                && session.told.is_some()
                 && ids.contains(&left.as_str())
             {
                 // It left `left` for a pathway livesteer did not send it to: it failed over.
@@ -612,6 +615,8 @@ pub fn steer<R: rand::Rng + ?Sized>(
     if refreshed {
         session.generation = session.generation.saturating_add(1);
         session.expires_at = rounded_expiry(now_secs, catalog.policy.delivery.url_ttl_seconds);
+        // Some players reach the clones through another pathway (see `clone_priority`).
+        session.told = None;
     }
     SteeringAnswer {
         priority: order.into_iter().map(str::to_string).collect(),
@@ -619,6 +624,47 @@ pub fn steer<R: rand::Rng + ?Sized>(
         evidence,
         refreshed,
     }
+}
+
+/// The `PATHWAY-PRIORITY` of an answer in a generation of clones: each provider by its clone
+/// (or its pathway of before, when it could not be signed afresh), then the original pathways
+/// in the same order, for a player that cannot use the clones.
+///
+/// Players differ in when they take up clones. hls.js creates them on receipt and moves to the
+/// first at once. Video.js (VHS 3.17) picks only among pathways it already has, and creates
+/// clones only when it changes pathway: on the answer that starts a generation (`starts`), the
+/// original pathways are therefore rotated so that the one the player is on (`current`) is not
+/// the first it knows, it changes pathway, creates the clones, and takes its clone at the next
+/// reload.
+pub fn clone_priority(
+    priority: &[String],
+    clones: &[PathwayClone],
+    current: Option<&str>,
+    starts: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = priority
+        .iter()
+        .map(|p| {
+            clones
+                .iter()
+                .find(|c| &c.base_id == p)
+                .map_or_else(|| p.clone(), |c| c.id.clone())
+        })
+        .collect();
+    let mut originals: Vec<String> = priority
+        .iter()
+        .filter(|p| !out.contains(p))
+        .cloned()
+        .collect();
+    if starts
+        && originals.len() > 1
+        && let Some(cur) = current.map(pathway_provider)
+        && originals.first().is_some_and(|p| p == cur)
+    {
+        originals.rotate_left(1);
+    }
+    out.extend(originals);
+    out
 }
 
 /// One `PATHWAY-CLONES` entry: the pathway `id` is `base_id`'s variants with these query
@@ -849,6 +895,18 @@ mod tests {
             }
         }
 
+        /// The same player with another session.
+        fn clone_at(&self, session: SteeringSession) -> Player {
+            use rand::SeedableRng;
+            Player {
+                catalog: crate::scoring::tests::catalog(),
+                scores: self.scores.clone(),
+                stream: self.stream.clone(),
+                session,
+                rng: rand::rngs::SmallRng::seed_from_u64(8),
+            }
+        }
+
         fn reload(&mut self, pathway: &str, throughput: u64, now: i64) -> SteeringAnswer {
             let tw = self.catalog.policy.region("tw").unwrap();
             let a = steer(
@@ -942,6 +1000,16 @@ mod tests {
         assert!(a.refreshed);
         assert_eq!(a.session.generation, 1);
         assert!(a.session.expires_at > t0 + 10 + refresh, "{:?}", a.session);
+        // A player that reaches its clone through another original pathway has not failed over.
+        let mut via = p.clone_at(a.session.clone());
+        let v = via.reload("alibaba", 6_000_000, t0 + 11);
+        assert!(
+            !v.evidence
+                .iter()
+                .any(|e| matches!(e, crate::signals::Signal::Switch { .. })),
+            "{:?}",
+            v.evidence
+        );
         // The player is now on the clone; its pathway is still Tencent.
         let b = p.reload("tencent.1", 6_000_000, t0 + 12);
         assert!(!b.refreshed);
@@ -955,6 +1023,33 @@ mod tests {
         );
         assert_eq!(pathway_provider("tencent.1"), "tencent");
         assert_eq!(pathway_id("tencent", 0), "tencent");
+    }
+
+    #[test]
+    fn clone_priority_lists_clones_then_originals() {
+        let clone = |p: &str| PathwayClone {
+            base_id: p.into(),
+            id: pathway_id(p, 2),
+            uri_replacement: UriReplacement {
+                params: Default::default(),
+            },
+        };
+        let order = ["a".to_string(), "b".to_string(), "c".to_string()];
+        let clones = [clone("a"), clone("b")];
+        // "c" could not be signed afresh: it keeps its pathway.
+        assert_eq!(
+            clone_priority(&order, &clones, Some("a.1"), false),
+            ["a.2", "b.2", "c", "a", "b"]
+        );
+        // The answer that starts the generation: the player's own original is not first.
+        assert_eq!(
+            clone_priority(&order, &clones, Some("a.1"), true),
+            ["a.2", "b.2", "c", "b", "a"]
+        );
+        assert_eq!(
+            clone_priority(&order, &clones, Some("b"), true),
+            ["a.2", "b.2", "c", "a", "b"]
+        );
     }
 
     #[test]

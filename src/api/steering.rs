@@ -155,18 +155,8 @@ fn manifest(
                 generation,
                 answer.session.expires_at,
             );
-            // Each provider by its clone; one that could not be signed afresh keeps its
-            // pathway of the generation before.
-            let priority: Vec<String> = answer
-                .priority
-                .iter()
-                .map(|p| {
-                    clones
-                        .iter()
-                        .find(|c| &c.base_id == p)
-                        .map_or_else(|| p.clone(), |c| c.id.clone())
-                })
-                .collect();
+            let priority =
+                steering::clone_priority(&answer.priority, &clones, pathway, answer.refreshed);
             body[key] = json!(priority);
             body["PATHWAY-CLONES"] = json!(clones);
         }

@@ -365,7 +365,13 @@ async fn steering_refreshes_tokens_before_they_expire() {
     assert!(s.get("PATHWAY-CLONES").is_none(), "{s}");
     clock.set_ms((expiry - refresh + 1) * 1000);
     let s = reload(&app, &uri, "tencent", 6_000_000).await;
-    assert_eq!(priority(&s), ["tencent.1", "alibaba.1"], "{s}");
+    // The clones first; then the original pathways, the player's own not first, so that a
+    // player that takes up clones only when it changes pathway (Video.js) changes.
+    assert_eq!(
+        priority(&s),
+        ["tencent.1", "alibaba.1", "alibaba", "tencent"],
+        "{s}"
+    );
     let clones = s["PATHWAY-CLONES"].as_array().unwrap();
     assert_eq!(clones.len(), 2, "{s}");
     let tencent = &clones[0];
@@ -380,7 +386,17 @@ async fn steering_refreshes_tokens_before_they_expire() {
     let next = s["RELOAD-URI"].as_str().unwrap();
     clock.advance_ms(2_000);
     let s = reload(&app, next, "tencent.1", 6_000_000).await;
-    assert_eq!(priority(&s)[0], "tencent.1", "{s}");
+    assert_eq!(
+        priority(&s),
+        ["tencent.1", "alibaba.1", "tencent", "alibaba"],
+        "{s}"
+    );
     assert_eq!(s["PATHWAY-CLONES"].as_array().unwrap().len(), 2);
+    // Video.js went through Alibaba's original pathway to reach its clone: no failover.
+    let s2 = reload(&app, next, "alibaba", 6_000_000).await;
+    let via = s2["RELOAD-URI"].as_str().unwrap();
+    clock.advance_ms(2_000);
+    let s3 = reload(&app, via, "tencent.1", 6_000_000).await;
+    assert_eq!(priority(&s3)[0], "tencent.1", "{s3}");
     app.stop().await;
 }
