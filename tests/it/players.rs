@@ -1,0 +1,783 @@
+//! Stock HLS players follow livesteer from a web page, with no glue (issue 12).
+//!
+//! Real peers only: ffmpeg publishes to livesteer's signed push URL into nginx-rtmp, whose
+//! `on_publish` asks livesteer; two nginx edges proxy the origin's HLS and are two providers
+//! (`edge-a`, `edge-b`, of kind `akamai`: an EdgeAuth token in the query, which the edges log
+//! but do not check). hls.js, Shaka Player and Video.js (VHS) run in Debian's Chromium, driven
+//! by playwright-core (`tests/players/run.mjs`), each on a page served from another origin
+//! than livesteer, and each given only livesteer's `master.m3u8` URL.
+//!
+//! Three scenarios, each with the three players at once:
+//! - edge A throttled below the stream's bitrate (nginx `limit_rate`) while livesteer ranks A
+//!   first;
+//! - edge A stopped while the players play from it;
+//! - bad QoS for A from other viewers (`POST /v1/qos`): a new viewer's play and steering
+//!   answers put B first within 10 s, and new players play from B.
+//!
+//! In the first two every player must end on B within 4 TTLs + 5 s of the fault, with at most
+//! 8 s of stall, and stay there. The test prints, per player and scenario, the seconds to move,
+//! the seconds of stall, the steering requests with livesteer's answers, and the segments'
+//! edges over time.
+//!
+//! Skips with a printed reason when nginx, the RTMP module, ffmpeg, node, chromium or
+//! `tests/players/node_modules` (`npm ci --prefix tests/players`) is missing, except with
+//! `CI=true`, where it fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use livesteer::store::testing::TestDb;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::media::{Edge, Encode, Origin, Proc, http_get, missing_origin_tools, require, runs};
+use crate::support::{TestApp, root};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The steering TTL of the test policy, seconds.
+const TTL: u64 = 2;
+/// The video bitrate ffmpeg is held to; with 64 kbit/s of audio and MPEG-TS overhead a
+/// segment needs about 1.35 Mbit/s.
+const VIDEO_KBPS: u32 = 1200;
+/// The variants' `BANDWIDTH` and the steering's `min_throughput_bps`: a player measuring less
+/// cannot sustain the stream.
+const STREAM_BPS: u64 = 1_500_000;
+/// Edge A's throttle: 40 kB/s per connection, 320 kbit/s, a quarter of what the stream needs.
+const THROTTLE: &str = "40k";
+/// How long players play from A before the fault.
+const WARM: Duration = Duration::from_secs(6);
+/// The issue's limit for a player to end on B after the fault: 4 TTLs + 5 s.
+const MOVE_LIMIT_S: f64 = (4 * TTL + 5) as f64;
+/// The most stall allowed after the fault.
+const STALL_LIMIT_S: f64 = 8.0;
+/// How long players are watched after the move limit, to see that they stay on B.
+const STAY: Duration = Duration::from_secs(8);
+/// How long the players may take to start playing.
+const READY: Duration = Duration::from_secs(30);
+/// The issue's limit for bad QoS to put B first for a new viewer.
+const QOS_LIMIT: Duration = Duration::from_secs(10);
+
+fn players_dir() -> PathBuf {
+    root().join("tests/players")
+}
+
+fn tools_present() -> bool {
+    let mut missing = missing_origin_tools();
+    if !Path::new(CHROMIUM).is_file() {
+        missing.push((CHROMIUM.to_string(), "apt-get install chromium"));
+    }
+    if !runs("node", &["--version"]) {
+        missing.push(("node".to_string(), "apt-get install nodejs npm"));
+    }
+    if !players_dir().join("node_modules/playwright-core").is_dir() {
+        missing.push((
+            "tests/players/node_modules".to_string(),
+            "npm ci --prefix tests/players",
+        ));
+    }
+    require("the player tests", &missing)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// livesteer, the origin, ffmpeg publishing, and the two edges, for one scenario.
+struct Stack {
+    app: TestApp,
+    origin: Origin,
+    /// `[edge-a, edge-b]`.
+    edges: [Edge; 2],
+    stream: String,
+    _nginx: Proc,
+    _ffmpeg: Proc,
+    _db: TestDb,
+}
+
+/// Made-up EdgeAuth key for the two edge providers.
+const EDGE_KEY: &str = "7a5c2be9d1f4e8b0c3a6d9e2f5b8c1a4";
+
+impl Stack {
+    async fn start() -> Stack {
+        let origin = Origin {
+            playlist_seconds: 6,
+            ..Origin::new()
+        };
+        let mut edges = [
+            Edge::new("edge-a", origin.http),
+            Edge::new("edge-b", origin.http),
+        ];
+        let providers = origin.path("providers");
+        origin.write_provider(&providers, "[rtmp]");
+        for e in &edges {
+            std::fs::write(
+                providers.join(format!("{}.yaml", e.name)),
+                format!(
+                    "id: {name}\nkind: akamai\nprotocols: [hls]\norigin: local-nginx\nendpoints:\n  \
+                     default:\n    hls: {base}\nsigning:\n  key_env: PLAYERS_EDGE_KEY\n",
+                    name = e.name,
+                    base = e.hls_base()
+                ),
+            )
+            .unwrap();
+        }
+        let policy = origin.path("policy.yaml");
+        std::fs::write(&policy, policy_yaml()).unwrap();
+        let db = TestDb::sqlite();
+        let app = TestApp::builder(&db)
+            .providers(providers)
+            .policy_file(policy)
+            .secrets(HashMap::from([(
+                "PLAYERS_EDGE_KEY".to_string(),
+                EDGE_KEY.to_string(),
+            )]))
+            .start()
+            .await;
+        // The jobs `serve` runs, on the test policy's schedules (probes every 2 s).
+        livesteer::server::spawn_housekeeping(app.state.clone());
+        let nginx = origin.start_nginx(app.addr);
+        for e in &mut edges {
+            e.start();
+        }
+        let created = app.create_stream("anchor-players", "global").await;
+        let stream = created["stream_id"].as_str().unwrap().to_string();
+        let push = created["push"][0]["url"].as_str().unwrap().to_string();
+        assert_eq!(created["push"][0]["provider"], "local-nginx", "{created}");
+        let ffmpeg = origin.ffmpeg(
+            &push,
+            "ffmpeg.log",
+            &Encode {
+                video_kbps: Some(VIDEO_KBPS),
+                ..Encode::default()
+            },
+        );
+        // Players start once the origin's playlist is a few fragments long.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, body)) = http_get(origin.http, &format!("/hls/{stream}.m3u8"))
+                && body.matches("#EXTINF").count() >= 4
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the origin never had 4 fragments of {stream}\n{}",
+                origin.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Stack {
+            app,
+            origin,
+            edges,
+            stream,
+            _nginx: nginx,
+            _ffmpeg: ffmpeg,
+            _db: db,
+        }
+    }
+
+    fn master_url(&self) -> String {
+        self.app
+            .url(&format!("/v1/streams/{}/master.m3u8", self.stream))
+    }
+
+    /// The edge a URL points at: `A`, `B`, or `?`.
+    fn edge_of(&self, url: &str) -> &'static str {
+        let port = url::Url::parse(url).ok().and_then(|u| u.port());
+        if port == Some(self.edges[0].port) {
+            "A"
+        } else if port == Some(self.edges[1].port) {
+            "B"
+        } else {
+            "?"
+        }
+    }
+}
+
+/// The test policy: one region preferring edge A, then B (the origin only takes the push), no
+/// exploration, a 2 s steering TTL, and probes every 2 s.
+fn policy_yaml() -> String {
+    format!(
+        r#"regions:
+  - id: global
+    providers: [edge-a, edge-b, local-nginx]
+default_region: global
+delivery:
+  protocols: [hls]
+  default_protocol: hls
+scoring:
+  exploration_rate: 0
+steering:
+  ttl_seconds: {TTL}
+  bandwidth_bps: {STREAM_BPS}
+  min_throughput_bps: {STREAM_BPS}
+rooms:
+  chat_required: false
+probes:
+  kinds: [hls]
+  timeout_ms: 2000
+  connect_timeout_ms: 500
+jobs:
+  probe_streams: "*/2 * * * * *"
+  sweep_rooms: ""
+  check_nodes: ""
+  sync_nodes: ""
+  reload_policy: ""
+"#
+    )
+}
+
+/// `tests/players/run.mjs`, playing one URL in the three players until told to stop.
+struct Driver {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    log: PathBuf,
+}
+
+impl Driver {
+    async fn start(src: &str, log: PathBuf) -> Driver {
+        let mut child = tokio::process::Command::new("node")
+            .arg(players_dir().join("run.mjs"))
+            .args(["--src", src, "--stdin", "--seconds", "240"])
+            .current_dir(players_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Driver { child, lines, log }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The next event of kind `kind` (others are skipped), within `limit`; `None` when the
+    /// time runs out.
+    async fn wait_for(&mut self, kind: &str, limit: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line()).await;
+            let line = match line {
+                Ok(Ok(Some(l))) => l,
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    panic!(
+                        "the player driver ended before {kind:?}:\n{}",
+                        self.stderr()
+                    )
+                }
+                Err(_) => return None,
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["event"] == "error" {
+                panic!("the player driver failed: {v}\n{}", self.stderr());
+            }
+            if v["event"] == kind {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Waits for Chromium to be up.
+    async fn start_or_fail(&mut self) {
+        if self
+            .wait_for("started", Duration::from_secs(30))
+            .await
+            .is_none()
+        {
+            panic!(
+                "the player driver did not start Chromium:\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Stops the players and returns their results.
+    async fn finish(mut self) -> Value {
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(b"stop\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        let result = self
+            .wait_for("result", Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no result from the player driver:\n{}", self.stderr()));
+        drop(stdin);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        result
+    }
+}
+
+/// A steering request a player sent, and livesteer's answer.
+struct SteerReq {
+    at_ms: i64,
+    pathway: String,
+    throughput: String,
+    status: u64,
+    answer: String,
+}
+
+/// What one player did in one scenario.
+struct Outcome {
+    id: String,
+    version: String,
+    /// Segments fetched from A before the fault.
+    on_a_before: usize,
+    /// Seconds from the fault to the first segment of the final run on B.
+    moved_s: Option<f64>,
+    /// Stall seconds before and after the fault.
+    stall_before_s: f64,
+    stall_after_s: f64,
+    /// Whether segments kept coming (from B) until the end.
+    fetching_at_end: bool,
+    steering: Vec<SteerReq>,
+    /// Steering requests that failed in the browser (status 0 or a network error).
+    steering_failed: Vec<String>,
+    timeline: String,
+    errors: Vec<String>,
+    playing: bool,
+}
+
+fn is_segment(url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or(url);
+    [".ts", ".m4s", ".mp4", ".m4a", ".m4v", ".aac"]
+        .iter()
+        .any(|e| path.ends_with(e))
+}
+
+fn query_param(url: &str, key: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// The segments' edges as runs: `A×12 -8.1..-0.3s | B×20 +3.2..+22.9s`, times from `t0`.
+fn timeline(segs: &[(i64, &'static str)], t0: i64) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < segs.len() {
+        let edge = segs[i].1;
+        let mut j = i;
+        while j + 1 < segs.len() && segs[j + 1].1 == edge {
+            j += 1;
+        }
+        out.push(format!(
+            "{edge}x{} {:+.1}..{:+.1}s",
+            j - i + 1,
+            (segs[i].0 - t0) as f64 / 1000.0,
+            (segs[j].0 - t0) as f64 / 1000.0
+        ));
+        i = j + 1;
+    }
+    if out.is_empty() {
+        "no segments".to_string()
+    } else {
+        out.join(" | ")
+    }
+}
+
+fn overlap_s(stalls: &[(i64, i64)], from: i64, to: i64) -> f64 {
+    stalls
+        .iter()
+        .map(|&(a, b)| (b.min(to) - a.max(from)).max(0))
+        .sum::<i64>() as f64
+        / 1000.0
+}
+
+/// Reads one player's result; `t0` is the fault (or the start, with no fault).
+fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
+    let end = p["ended_at"].as_i64().unwrap_or_else(now_ms);
+    let mut segs: Vec<(i64, &'static str)> = p["resources"]
+        .as_array()
+        .map(|r| r.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| {
+            let url = r["url"].as_str()?;
+            is_segment(url).then(|| (r["start"].as_i64().unwrap_or(0), stack.edge_of(url)))
+        })
+        .collect();
+    segs.sort();
+    let on_a_before = segs.iter().filter(|s| s.0 < t0 && s.1 == "A").count();
+    let moved_s = match segs.last() {
+        Some((_, "B")) => {
+            let last_other = segs.iter().rposition(|s| s.1 != "B");
+            let first_b = last_other.map_or(0, |i| i + 1);
+            Some(((segs[first_b].0 - t0) as f64 / 1000.0).max(0.0))
+        }
+        _ => None,
+    };
+    let fetching_at_end = segs.last().is_some_and(|s| end - s.0 < 4000);
+    let stalls: Vec<(i64, i64)> = p["stalls"]
+        .as_array()
+        .map(|r| r.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| Some((s[0].as_i64()?, s[1].as_i64()?)))
+        .collect();
+    let steering = p["steering"]
+        .as_array()
+        .map(|r| r.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let url = s["url"].as_str().unwrap_or("");
+            let body = s["body"].as_str().unwrap_or("");
+            let answer = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|b| b.get("PATHWAY-PRIORITY").cloned())
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| body.chars().take(200).collect());
+            SteerReq {
+                at_ms: s["at"].as_i64().unwrap_or(0),
+                pathway: query_param(url, "_HLS_pathway"),
+                throughput: query_param(url, "_HLS_throughput"),
+                status: s["status"].as_u64().unwrap_or(0),
+                answer,
+            }
+        })
+        .collect();
+    let steering_failed = p["failed"]
+        .as_array()
+        .map(|r| r.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| {
+            f["url"]
+                .as_str()
+                .is_some_and(|u| u.contains("/v1/steering/"))
+        })
+        .map(|f| format!("{} {}", f["error"].as_str().unwrap_or(""), f["url"]))
+        .collect();
+    let mut errors: Vec<String> = Vec::new();
+    for (key, field) in [("errors", "message"), ("console", "text")] {
+        for e in p[key].as_array().map(|r| r.as_slice()).unwrap_or_default() {
+            let at = (e["at"].as_i64().unwrap_or(0) - t0) as f64 / 1000.0;
+            errors.push(format!(
+                "{at:+.1}s {}: {}",
+                e["source"].as_str().or(e["type"].as_str()).unwrap_or(key),
+                e[field].as_str().unwrap_or("")
+            ));
+        }
+    }
+    let failed = p["failed"].as_array().map_or(0, Vec::len);
+    if failed > 0 {
+        errors.push(format!("{failed} requests failed in the browser"));
+    }
+    Outcome {
+        id: p["id"].as_str().unwrap_or("?").to_string(),
+        version: p["player"].as_str().unwrap_or("?").to_string(),
+        on_a_before,
+        moved_s,
+        stall_before_s: overlap_s(&stalls, 0, t0),
+        stall_after_s: overlap_s(&stalls, t0, end),
+        fetching_at_end,
+        steering,
+        steering_failed,
+        timeline: timeline(&segs, t0),
+        errors,
+        playing: p["playingAt"].as_i64().is_some(),
+    }
+}
+
+/// Prints what a player did, times relative to `t0`.
+fn report(scenario: &str, o: &Outcome, t0: i64) {
+    let moved = o
+        .moved_s
+        .map_or("never".to_string(), |s| format!("{s:.1} s"));
+    eprintln!(
+        "[{scenario}] {} ({}): moved to B {moved} after the fault (limit {MOVE_LIMIT_S} s), \
+         stalled {:.1} s after it ({:.1} s before; limit {STALL_LIMIT_S} s), {} steering requests",
+        o.id,
+        o.version,
+        o.stall_after_s,
+        o.stall_before_s,
+        o.steering.len()
+    );
+    eprintln!("    segments: {}", o.timeline);
+    for s in &o.steering {
+        eprintln!(
+            "    steering {:+.1}s pathway={} throughput={} -> {} {}",
+            (s.at_ms - t0) as f64 / 1000.0,
+            s.pathway,
+            s.throughput,
+            s.status,
+            s.answer
+        );
+    }
+    for f in &o.steering_failed {
+        eprintln!("    steering FAILED: {f}");
+    }
+    for e in o.errors.iter().take(20) {
+        eprintln!("    error {e}");
+    }
+    if o.errors.len() > 20 {
+        eprintln!("    ... {} more errors", o.errors.len() - 20);
+    }
+}
+
+/// The tokens (EdgeAuth `exp=`) the edges' playlist requests carried, and how often.
+fn tokens(stack: &Stack) -> String {
+    stack
+        .edges
+        .iter()
+        .map(|e| {
+            let mut exp: BTreeMap<String, usize> = BTreeMap::new();
+            let log = e.access_log();
+            for a in log.iter().filter(|a| a.uri.contains(".m3u8")) {
+                let token = query_param(&format!("http://x{}", a.uri), "__token__");
+                let exp_at = token
+                    .split('~')
+                    .find_map(|f| f.strip_prefix("exp="))
+                    .unwrap_or("none")
+                    .to_string();
+                *exp.entry(exp_at).or_default() += 1;
+            }
+            format!(
+                "{}: {} requests, playlist tokens {:?}",
+                e.name,
+                log.len(),
+                exp
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Plays the master URL in the three players, applies `fault` to edge A once they have played
+/// for a while, watches until the move limit and then some, and checks that every player
+/// ended on B in time, stalled little, and stayed.
+async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), failures: &mut Vec<String>) {
+    let mut stack = Stack::start().await;
+    let master = stack.master_url();
+    let mut driver = Driver::start(&master, stack.origin.path("players.log")).await;
+    driver.start_or_fail().await;
+    if driver.wait_for("ready", READY).await.is_none() {
+        let result = driver.finish().await;
+        let t = now_ms();
+        for p in result["players"].as_array().unwrap() {
+            let o = outcome(&stack, p, t);
+            report(name, &o, t);
+            if !o.playing {
+                failures.push(format!(
+                    "[{name}] {} never started playing from livesteer's master.m3u8 within \
+                     {READY:?}: {}",
+                    o.version,
+                    o.errors.join("; ")
+                ));
+            }
+        }
+        return;
+    }
+    tokio::time::sleep(WARM).await;
+    let t0 = now_ms();
+    fault(&mut stack.edges[0]);
+    eprintln!(
+        "[{name}] fault applied to edge A {} ms after the decision",
+        now_ms() - t0
+    );
+    tokio::time::sleep(Duration::from_secs_f64(MOVE_LIMIT_S) + STAY).await;
+    let result = driver.finish().await;
+    eprintln!("[{name}] {}", tokens(&stack));
+    for p in result["players"].as_array().unwrap() {
+        let o = outcome(&stack, p, t0);
+        report(name, &o, t0);
+        let who = format!("[{name}] {}", o.version);
+        if o.on_a_before == 0 {
+            failures.push(format!(
+                "{who} never played from edge A before the fault, though livesteer ranks A \
+                 first: {}",
+                o.timeline
+            ));
+            continue;
+        }
+        match o.moved_s {
+            None => failures.push(format!(
+                "{who} did not end on edge B (livesteer's steering left it on A or it stopped \
+                 fetching): {}",
+                o.timeline
+            )),
+            Some(s) if s > MOVE_LIMIT_S => failures.push(format!(
+                "{who} ended on edge B only {s:.1} s after the fault, past 4 TTLs + 5 s = \
+                 {MOVE_LIMIT_S} s: {}",
+                o.timeline
+            )),
+            Some(_) if !o.fetching_at_end => failures.push(format!(
+                "{who} stopped fetching segments before the end: {}",
+                o.timeline
+            )),
+            Some(_) => {}
+        }
+        if o.stall_after_s > STALL_LIMIT_S {
+            failures.push(format!(
+                "{who} stalled {:.1} s after the fault, more than {STALL_LIMIT_S} s",
+                o.stall_after_s
+            ));
+        }
+    }
+}
+
+/// Bad QoS for A from other viewers: a new viewer's play and steering answers put B first
+/// within 10 s, and the players, as new viewers, play from B.
+async fn qos_scenario(failures: &mut Vec<String>) {
+    let name = "bad QoS for A";
+    let stack = Stack::start().await;
+    let app = &stack.app;
+    let id = &stack.stream;
+    let first_play = || async {
+        let (status, body) = app.get(&format!("/v1/streams/{id}/play")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let before = first_play().await;
+    assert_eq!(
+        before["candidates"][0]["provider"], "edge-a",
+        "livesteer must rank A first before the reports: {before}"
+    );
+    let mut reports = Vec::new();
+    for i in 0..100 {
+        reports.push(json!({
+            "stream_id": id, "provider": "edge-a", "region": "global", "protocol": "hls",
+            "sid": format!("viewer-a-{i}"), "played_ms": 20000, "rebuffer_ms": 6000,
+            "rebuffer_count": 3, "startup_ms": 2500,
+        }));
+        reports.push(json!({
+            "stream_id": id, "provider": "edge-b", "region": "global", "protocol": "hls",
+            "sid": format!("viewer-b-{i}"), "played_ms": 20000, "rebuffer_ms": 0,
+            "startup_ms": 800,
+        }));
+    }
+    let t0 = now_ms();
+    let (status, body) = app.post("/v1/qos", json!({ "reports": reports })).await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    let started = Instant::now();
+    let (mut play_first, mut steer_first);
+    let mut history: Vec<String> = Vec::new();
+    let took = loop {
+        let play = first_play().await;
+        play_first = play["candidates"][0]["provider"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let steering_url = play["steering"].as_str().unwrap_or("").to_string();
+        let url = if steering_url.starts_with("http") {
+            steering_url
+        } else {
+            app.url(&steering_url)
+        };
+        let steer = app.client.get(&url).send().await.unwrap();
+        let steer: Value = steer.json().await.unwrap_or(Value::Null);
+        steer_first = steer["PATHWAY-PRIORITY"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let line = format!(
+            "{:+.1}s play {play_first}, steering {}",
+            started.elapsed().as_secs_f64(),
+            steer["PATHWAY-PRIORITY"]
+        );
+        if history.last().map(|l| &l[l.find(' ').unwrap_or(0)..])
+            != Some(&line[line.find(' ').unwrap_or(0)..])
+        {
+            history.push(line);
+        }
+        if play_first == "edge-b" && steer_first == "edge-b" {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() > QOS_LIMIT + Duration::from_secs(5) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for h in &history {
+        eprintln!("[{name}] new viewer {h}");
+    }
+    match took {
+        Some(t) => eprintln!(
+            "[{name}] play and steering put B first {:.1} s after the reports",
+            t.as_secs_f64()
+        ),
+        None => eprintln!("[{name}] play and steering never both put B first"),
+    }
+    match took {
+        Some(t) if t <= QOS_LIMIT => {}
+        Some(t) => failures.push(format!(
+            "[{name}] a new viewer's play and steering answers put B first only {:.1} s after \
+             the reports, past {QOS_LIMIT:?}",
+            t.as_secs_f64()
+        )),
+        None => failures.push(format!(
+            "[{name}] a new viewer's play and steering answers did not put B first within \
+             {QOS_LIMIT:?} of the reports: play first {play_first:?}, steering first \
+             {steer_first:?}"
+        )),
+    }
+
+    // The players, as new viewers, play from B.
+    let mut driver = Driver::start(&stack.master_url(), stack.origin.path("players.log")).await;
+    driver.start_or_fail().await;
+    if driver.wait_for("ready", READY).await.is_some() {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+    }
+    let result = driver.finish().await;
+    eprintln!("[{name}] {}", tokens(&stack));
+    for p in result["players"].as_array().unwrap() {
+        let o = outcome(&stack, p, t0);
+        report(name, &o, t0);
+        let who = format!("[{name}] {}", o.version);
+        if !o.playing {
+            failures.push(format!("{who} never played: {}", o.errors.join("; ")));
+        } else if !o.timeline.starts_with('B') || o.moved_s.is_none() {
+            failures.push(format!(
+                "{who}, a new viewer after the reports, did not play from edge B: {}",
+                o.timeline
+            ));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stock_players_follow_livesteer_steering() {
+    if !tools_present() {
+        return;
+    }
+    let start = Instant::now();
+    let mut failures = Vec::new();
+    let throttle = format!("edge A throttled to {THROTTLE}B/s");
+    fault_scenario(&throttle, |a| a.throttle(THROTTLE), &mut failures).await;
+    eprintln!(
+        "players: throttle done at {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    fault_scenario("edge A stopped", |a| a.stop(), &mut failures).await;
+    eprintln!(
+        "players: stop done at {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    qos_scenario(&mut failures).await;
+    eprintln!(
+        "players: all done in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} player criteria failed (the steering requests, answers and segment edges are \
+         printed above, per player and scenario):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
