@@ -365,6 +365,7 @@ pub struct Access {
     pub bytes: u64,
     /// The request URI as sent, query (and so any token) included.
     pub uri: String,
+    pub user_agent: String,
 }
 
 /// An nginx HTTP edge on a port of its own, proxying an origin's `/hls/` with CORS open, its
@@ -416,7 +417,7 @@ worker_processes 1;
 error_log {d}/error.log info;
 events {{ worker_connections 512; }}
 http {{
-    log_format edge '$msec $status $body_bytes_sent $request_time "$request_uri"';
+    log_format edge '$msec $status $body_bytes_sent $request_time "$request_uri" "$http_user_agent"';
     access_log {d}/access.log edge;
     {temp}
     keepalive_timeout 30s;
@@ -504,12 +505,13 @@ http {{
                 let status = it.next()?.parse().ok()?;
                 let bytes = it.next()?.parse().ok()?;
                 let _time = it.next()?;
-                let uri = it.next()?.trim_matches('"').to_string();
+                let (uri, ua) = it.next()?.split_once("\" \"")?;
                 Some(Access {
                     at_ms: (msec * 1000.0) as i64,
                     status,
                     bytes,
-                    uri,
+                    uri: uri.trim_start_matches('"').to_string(),
+                    user_agent: ua.trim_end_matches('"').to_string(),
                 })
             })
             .filter(|a| a.uri != "/__edge")

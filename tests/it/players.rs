@@ -80,6 +80,14 @@ fn tools_present() -> bool {
     require("the player tests", &missing)
 }
 
+/// Prints past the test harness's capture, so that CI's log has the figures of a passing run
+/// too.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -317,6 +325,29 @@ impl Driver {
     }
 }
 
+/// The failed criteria and one summary line per player and scenario.
+#[derive(Default)]
+struct Tally {
+    failures: Vec<String>,
+    summary: Vec<String>,
+}
+
+impl Tally {
+    fn fail(&mut self, what: String) {
+        self.failures.push(what);
+    }
+
+    fn row(&mut self, scenario: &str, o: &Outcome) {
+        self.summary.push(format!(
+            "{scenario:<28} {:<40} {:>8} {:>8} {:>9}",
+            o.version,
+            o.moved_s.map_or("never".to_string(), |s| format!("{s:.1}")),
+            format!("{:.1}", o.stall_after_s),
+            o.steering.len()
+        ));
+    }
+}
+
 /// A steering request a player sent, and livesteer's answer.
 struct SteerReq {
     at_ms: i64,
@@ -328,10 +359,11 @@ struct SteerReq {
 
 /// What one player did in one scenario.
 struct Outcome {
-    id: String,
     version: String,
     /// Segments fetched from A before the fault.
     on_a_before: usize,
+    /// The edge of the last segment fetched before the fault.
+    edge_at_fault: &'static str,
     /// Seconds from the fault to the first segment of the final run on B.
     moved_s: Option<f64>,
     /// Stall seconds before and after the fault.
@@ -413,6 +445,7 @@ fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
         .collect();
     segs.sort();
     let on_a_before = segs.iter().filter(|s| s.0 < t0 && s.1 == "A").count();
+    let edge_at_fault = segs.iter().rev().find(|s| s.0 < t0).map_or("-", |s| s.1);
     let moved_s = match segs.last() {
         Some((_, "B")) => {
             let last_other = segs.iter().rposition(|s| s.1 != "B");
@@ -463,25 +496,40 @@ fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
         })
         .map(|f| format!("{} {}", f["error"].as_str().unwrap_or(""), f["url"]))
         .collect();
-    let mut errors: Vec<String> = Vec::new();
+    // Each distinct message once, with when it came first and how often.
+    let mut seen: Vec<(String, f64, usize)> = Vec::new();
     for (key, field) in [("errors", "message"), ("console", "text")] {
         for e in p[key].as_array().map(|r| r.as_slice()).unwrap_or_default() {
             let at = (e["at"].as_i64().unwrap_or(0) - t0) as f64 / 1000.0;
-            errors.push(format!(
-                "{at:+.1}s {}: {}",
+            let what = format!(
+                "{}: {}",
                 e["source"].as_str().or(e["type"].as_str()).unwrap_or(key),
                 e[field].as_str().unwrap_or("")
-            ));
+            );
+            match seen.iter_mut().find(|s| s.0 == what) {
+                Some(s) => s.2 += 1,
+                None => seen.push((what, at, 1)),
+            }
         }
     }
+    let mut errors: Vec<String> = seen
+        .into_iter()
+        .map(|(what, at, n)| {
+            if n > 1 {
+                format!("{at:+.1}s (x{n}) {what}")
+            } else {
+                format!("{at:+.1}s {what}")
+            }
+        })
+        .collect();
     let failed = p["failed"].as_array().map_or(0, Vec::len);
     if failed > 0 {
         errors.push(format!("{failed} requests failed in the browser"));
     }
     Outcome {
-        id: p["id"].as_str().unwrap_or("?").to_string(),
         version: p["player"].as_str().unwrap_or("?").to_string(),
         on_a_before,
+        edge_at_fault,
         moved_s,
         stall_before_s: overlap_s(&stalls, 0, t0),
         stall_after_s: overlap_s(&stalls, t0, end),
@@ -494,74 +542,87 @@ fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
     }
 }
 
-/// Prints what a player did, times relative to `t0`.
-fn report(scenario: &str, o: &Outcome, t0: i64) {
-    let moved = o
-        .moved_s
-        .map_or("never".to_string(), |s| format!("{s:.1} s"));
-    eprintln!(
-        "[{scenario}] {} ({}): moved to B {moved} after the fault (limit {MOVE_LIMIT_S} s), \
-         stalled {:.1} s after it ({:.1} s before; limit {STALL_LIMIT_S} s), {} steering requests",
-        o.id,
+/// Prints what a player did, times relative to `t0` (the fault, or the QoS reports when
+/// `fault` is false).
+fn report(scenario: &str, o: &Outcome, t0: i64, fault: bool) {
+    let moved = match (o.moved_s, fault) {
+        (Some(s), true) => format!("on B {s:.1} s after the fault (limit {MOVE_LIMIT_S} s)"),
+        (None, true) => "never ended on B".to_string(),
+        (Some(s), false) => format!("on B from {s:.1} s after the reports"),
+        (None, false) => "not on B at the end".to_string(),
+    };
+    let stalled = if fault {
+        format!(
+            "stalled {:.1} s after the fault ({:.1} s before; limit {STALL_LIMIT_S} s)",
+            o.stall_after_s, o.stall_before_s
+        )
+    } else {
+        format!("stalled {:.1} s", o.stall_after_s + o.stall_before_s)
+    };
+    say(&format!(
+        "[{scenario}] {}: {moved}, {stalled}, {} steering requests",
         o.version,
-        o.stall_after_s,
-        o.stall_before_s,
         o.steering.len()
-    );
-    eprintln!("    segments: {}", o.timeline);
+    ));
+    say(&format!("    segments by edge: {}", o.timeline));
     for s in &o.steering {
-        eprintln!(
-            "    steering {:+.1}s pathway={} throughput={} -> {} {}",
+        say(&format!(
+            "    steering {:+.1}s _HLS_pathway={} _HLS_throughput={} -> {} {}",
             (s.at_ms - t0) as f64 / 1000.0,
             s.pathway,
             s.throughput,
             s.status,
             s.answer
-        );
+        ));
     }
     for f in &o.steering_failed {
-        eprintln!("    steering FAILED: {f}");
+        say(&format!("    steering request FAILED: {f}"));
     }
-    for e in o.errors.iter().take(20) {
-        eprintln!("    error {e}");
+    for e in o.errors.iter().take(12) {
+        say(&format!("    error {e}"));
     }
-    if o.errors.len() > 20 {
-        eprintln!("    ... {} more errors", o.errors.len() - 20);
+    if o.errors.len() > 12 {
+        say(&format!("    ... {} more errors", o.errors.len() - 12));
     }
 }
 
-/// The tokens (EdgeAuth `exp=`) the edges' playlist requests carried, and how often.
-fn tokens(stack: &Stack) -> String {
+/// What each edge served: the players' requests (by user agent) with the tokens (EdgeAuth
+/// `exp=`) their playlist requests carried, and livesteer's probes.
+fn edge_requests(stack: &Stack) -> String {
     stack
         .edges
         .iter()
         .map(|e| {
-            let mut exp: BTreeMap<String, usize> = BTreeMap::new();
             let log = e.access_log();
-            for a in log.iter().filter(|a| a.uri.contains(".m3u8")) {
+            let (browser, probes): (Vec<_>, Vec<_>) =
+                log.iter().partition(|a| a.user_agent.contains("Chrome"));
+            let mut exp: BTreeMap<String, usize> = BTreeMap::new();
+            for a in browser.iter().filter(|a| a.uri.contains(".m3u8")) {
                 let token = query_param(&format!("http://x{}", a.uri), "__token__");
-                let exp_at = token
+                let at = token
                     .split('~')
                     .find_map(|f| f.strip_prefix("exp="))
                     .unwrap_or("none")
                     .to_string();
-                *exp.entry(exp_at).or_default() += 1;
+                *exp.entry(at).or_default() += 1;
             }
             format!(
-                "{}: {} requests, playlist tokens {:?}",
+                "{}: {} player requests ({} segments; playlist tokens by exp {exp:?}), {} probe \
+                 requests",
                 e.name,
-                log.len(),
-                exp
+                browser.len(),
+                browser.iter().filter(|a| is_segment(&a.uri)).count(),
+                probes.len()
             )
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("\n    ")
 }
 
 /// Plays the master URL in the three players, applies `fault` to edge A once they have played
 /// for a while, watches until the move limit and then some, and checks that every player
 /// ended on B in time, stalled little, and stayed.
-async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), failures: &mut Vec<String>) {
+async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut Tally) {
     let mut stack = Stack::start().await;
     let master = stack.master_url();
     let mut driver = Driver::start(&master, stack.origin.path("players.log")).await;
@@ -571,9 +632,9 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), failures: &mu
         let t = now_ms();
         for p in result["players"].as_array().unwrap() {
             let o = outcome(&stack, p, t);
-            report(name, &o, t);
+            report(name, &o, t, true);
             if !o.playing {
-                failures.push(format!(
+                tally.fail(format!(
                     "[{name}] {} never started playing from livesteer's master.m3u8 within \
                      {READY:?}: {}",
                     o.version,
@@ -584,46 +645,78 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), failures: &mu
         return;
     }
     tokio::time::sleep(WARM).await;
+    // A new viewer's answer just before the fault: livesteer still ranks A first.
+    let (_, play) = stack
+        .app
+        .get(&format!("/v1/streams/{}/play", stack.stream))
+        .await;
+    let first_at_fault = play["candidates"][0]["provider"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let t0 = now_ms();
     fault(&mut stack.edges[0]);
-    eprintln!(
-        "[{name}] fault applied to edge A {} ms after the decision",
+    say(&format!(
+        "[{name}] fault applied to edge A in {} ms; livesteer ranked {first_at_fault} first \
+         just before",
         now_ms() - t0
-    );
+    ));
+    if first_at_fault != "edge-a" {
+        tally.fail(format!(
+            "[{name}] livesteer did not rank edge A first before the fault: {play}"
+        ));
+    }
     tokio::time::sleep(Duration::from_secs_f64(MOVE_LIMIT_S) + STAY).await;
     let result = driver.finish().await;
-    eprintln!("[{name}] {}", tokens(&stack));
+    say(&format!("[{name}] {}", edge_requests(&stack)));
     for p in result["players"].as_array().unwrap() {
         let o = outcome(&stack, p, t0);
-        report(name, &o, t0);
+        report(name, &o, t0, true);
+        tally.row(name, &o);
         let who = format!("[{name}] {}", o.version);
-        if o.on_a_before == 0 {
-            failures.push(format!(
-                "{who} never played from edge A before the fault, though livesteer ranks A \
-                 first: {}",
+        if o.on_a_before == 0 || o.edge_at_fault != "A" {
+            // Livesteer ranks A first and A is healthy until the fault: a player not on A
+            // then was moved by steering (or left by itself) for no reason.
+            let moved_by = o
+                .steering
+                .iter()
+                .find(|r| r.at_ms < t0 && r.answer.starts_with("[\"edge-b\""))
+                .map_or("no steering answer put B first".to_string(), |r| {
+                    format!(
+                        "livesteer answered {} at {:+.1} s to _HLS_pathway={} \
+                         _HLS_throughput={}",
+                        r.answer,
+                        (r.at_ms - t0) as f64 / 1000.0,
+                        r.pathway,
+                        r.throughput
+                    )
+                });
+            tally.fail(format!(
+                "{who} was not on edge A at the fault, though livesteer ranks A first and A \
+                 was healthy ({moved_by}): {}",
                 o.timeline
             ));
             continue;
         }
         match o.moved_s {
-            None => failures.push(format!(
+            None => tally.fail(format!(
                 "{who} did not end on edge B (livesteer's steering left it on A or it stopped \
                  fetching): {}",
                 o.timeline
             )),
-            Some(s) if s > MOVE_LIMIT_S => failures.push(format!(
+            Some(s) if s > MOVE_LIMIT_S => tally.fail(format!(
                 "{who} ended on edge B only {s:.1} s after the fault, past 4 TTLs + 5 s = \
                  {MOVE_LIMIT_S} s: {}",
                 o.timeline
             )),
-            Some(_) if !o.fetching_at_end => failures.push(format!(
+            Some(_) if !o.fetching_at_end => tally.fail(format!(
                 "{who} stopped fetching segments before the end: {}",
                 o.timeline
             )),
             Some(_) => {}
         }
         if o.stall_after_s > STALL_LIMIT_S {
-            failures.push(format!(
+            tally.fail(format!(
                 "{who} stalled {:.1} s after the fault, more than {STALL_LIMIT_S} s",
                 o.stall_after_s
             ));
@@ -633,7 +726,7 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), failures: &mu
 
 /// Bad QoS for A from other viewers: a new viewer's play and steering answers put B first
 /// within 10 s, and the players, as new viewers, play from B.
-async fn qos_scenario(failures: &mut Vec<String>) {
+async fn qos_scenario(tally: &mut Tally) {
     let name = "bad QoS for A";
     let stack = Stack::start().await;
     let app = &stack.app;
@@ -704,23 +797,25 @@ async fn qos_scenario(failures: &mut Vec<String>) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     for h in &history {
-        eprintln!("[{name}] new viewer {h}");
+        say(&format!("[{name}] new viewer {h}"));
     }
     match took {
-        Some(t) => eprintln!(
+        Some(t) => say(&format!(
             "[{name}] play and steering put B first {:.1} s after the reports",
             t.as_secs_f64()
-        ),
-        None => eprintln!("[{name}] play and steering never both put B first"),
+        )),
+        None => say(&format!(
+            "[{name}] play and steering never both put B first"
+        )),
     }
     match took {
         Some(t) if t <= QOS_LIMIT => {}
-        Some(t) => failures.push(format!(
+        Some(t) => tally.fail(format!(
             "[{name}] a new viewer's play and steering answers put B first only {:.1} s after \
              the reports, past {QOS_LIMIT:?}",
             t.as_secs_f64()
         )),
-        None => failures.push(format!(
+        None => tally.fail(format!(
             "[{name}] a new viewer's play and steering answers did not put B first within \
              {QOS_LIMIT:?} of the reports: play first {play_first:?}, steering first \
              {steer_first:?}"
@@ -734,15 +829,16 @@ async fn qos_scenario(failures: &mut Vec<String>) {
         tokio::time::sleep(Duration::from_secs(8)).await;
     }
     let result = driver.finish().await;
-    eprintln!("[{name}] {}", tokens(&stack));
+    say(&format!("[{name}] {}", edge_requests(&stack)));
     for p in result["players"].as_array().unwrap() {
         let o = outcome(&stack, p, t0);
-        report(name, &o, t0);
+        report(name, &o, t0, false);
+        tally.row(name, &o);
         let who = format!("[{name}] {}", o.version);
         if !o.playing {
-            failures.push(format!("{who} never played: {}", o.errors.join("; ")));
+            tally.fail(format!("{who} never played: {}", o.errors.join("; ")));
         } else if !o.timeline.starts_with('B') || o.moved_s.is_none() {
-            failures.push(format!(
+            tally.fail(format!(
                 "{who}, a new viewer after the reports, did not play from edge B: {}",
                 o.timeline
             ));
@@ -756,28 +852,28 @@ async fn stock_players_follow_livesteer_steering() {
         return;
     }
     let start = Instant::now();
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     let throttle = format!("edge A throttled to {THROTTLE}B/s");
-    fault_scenario(&throttle, |a| a.throttle(THROTTLE), &mut failures).await;
-    eprintln!(
-        "players: throttle done at {:.0} s",
-        start.elapsed().as_secs_f64()
-    );
-    fault_scenario("edge A stopped", |a| a.stop(), &mut failures).await;
-    eprintln!(
-        "players: stop done at {:.0} s",
-        start.elapsed().as_secs_f64()
-    );
-    qos_scenario(&mut failures).await;
-    eprintln!(
-        "players: all done in {:.0} s",
-        start.elapsed().as_secs_f64()
-    );
+    fault_scenario(&throttle, |a| a.throttle(THROTTLE), &mut tally).await;
+    fault_scenario("edge A stopped", |a| a.stop(), &mut tally).await;
+    qos_scenario(&mut tally).await;
+    say(&format!(
+        "players: {:.0} s in all. Seconds to end on B after the fault (after the reports for \
+         QoS), seconds of stall after it, steering requests:\n{:<28} {:<40} {:>8} {:>8} \
+         {:>9}\n{}",
+        start.elapsed().as_secs_f64(),
+        "scenario",
+        "player",
+        "move s",
+        "stall s",
+        "steering",
+        tally.summary.join("\n")
+    ));
     assert!(
-        failures.is_empty(),
+        tally.failures.is_empty(),
         "{} player criteria failed (the steering requests, answers and segment edges are \
          printed above, per player and scenario):\n{}",
-        failures.len(),
-        failures.join("\n")
+        tally.failures.len(),
+        tally.failures.join("\n")
     );
 }
