@@ -8,6 +8,13 @@
 //! - `LIVESTEER_POLICY`: the active policy file (default `policies/default.yaml`)
 //! - `LIVESTEER_ADMIN_TOKEN`: bearer token for `/admin/*` (admin routes are off without it)
 //! - `LIVESTEER_DB_POOL`: database connections (default 8)
+//! - `LIVESTEER_PUBLIC_URL`: the absolute URL players reach livesteer at (`https://steer.example.com`),
+//!   the base of every URI livesteer writes into a manifest. Unset: the request's `Host`.
+//! - `LIVESTEER_TRUST_FORWARDED`: `true` when a proxy in front sets `X-Forwarded-Proto` and
+//!   `X-Forwarded-Host` (only then are they read for that base; default `false`)
+//! - `LIVESTEER_CORS_ORIGINS`: the web origins allowed to call the viewer routes, comma separated
+//!   (`https://app.example.com,https://m.example.com`), or `*` (the default: those routes carry
+//!   no cookies or credentials)
 //! - `RUST_LOG`: log filter (default `info`)
 //!
 //! Provider secrets come from the variables each provider file names.
@@ -30,6 +37,82 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How often the write-behind task flushes stream changes.
     pub flush_interval_ms: u64,
+    /// The absolute base URL of every URI written into a manifest (no trailing `/`); `None`:
+    /// the request's own scheme and `Host`.
+    pub public_url: Option<String>,
+    /// Whether `X-Forwarded-Proto` and `X-Forwarded-Host` are read for that base.
+    pub trust_forwarded: bool,
+    /// Web origins allowed on the viewer routes (CORS).
+    pub cors: CorsOrigins,
+}
+
+/// Which web origins may call the viewer routes from a page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorsOrigins {
+    /// Any origin (the viewer routes carry no cookies or credentials).
+    #[default]
+    Any,
+    /// Only these, each `scheme://host[:port]`.
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// Parses `*` or a comma-separated list of origins.
+    pub fn parse(v: &str) -> Result<CorsOrigins, String> {
+        let v = v.trim();
+        if v == "*" {
+            return Ok(CorsOrigins::Any);
+        }
+        let mut list = Vec::new();
+        for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let parsed = url::Url::parse(o)
+                .map_err(|_| format!("{o:?} is not an origin like https://app.example.com"))?;
+            let origin = parsed.origin().ascii_serialization();
+            if !matches!(parsed.scheme(), "http" | "https") || origin != o.trim_end_matches('/') {
+                return Err(format!(
+                    "{o:?} is not an origin like https://app.example.com (scheme, host and port only)"
+                ));
+            }
+            list.push(origin);
+        }
+        if list.is_empty() {
+            return Err("no origin given (use * for any)".into());
+        }
+        Ok(CorsOrigins::List(list))
+    }
+
+    /// Whether a request from `origin` (its `Origin` header) is allowed.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            CorsOrigins::Any => true,
+            CorsOrigins::List(l) => l.iter().any(|o| o == origin),
+        }
+    }
+}
+
+/// Checks a public base URL: absolute http(s), no query or fragment; returned without a
+/// trailing `/`.
+pub fn parse_public_url(v: &str) -> Result<String, String> {
+    let u = url::Url::parse(v.trim())
+        .map_err(|_| format!("{v:?} is not an absolute URL like https://steer.example.com"))?;
+    if !matches!(u.scheme(), "http" | "https")
+        || u.host_str().is_none()
+        || u.query().is_some()
+        || u.fragment().is_some()
+    {
+        return Err(format!(
+            "{v:?} is not an absolute http(s) URL without query, like https://steer.example.com"
+        ));
+    }
+    Ok(u.as_str().trim_end_matches('/').to_string())
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
 }
 
 impl Default for Config {
@@ -42,6 +125,9 @@ impl Default for Config {
             admin_token: None,
             db_pool_size: 8,
             flush_interval_ms: 200,
+            public_url: None,
+            trust_forwarded: false,
+            cors: CorsOrigins::Any,
         }
     }
 }
@@ -62,6 +148,12 @@ pub struct ConfigFile {
     pub db_pool_size: Option<u32>,
     /// Write-behind flush interval.
     pub flush_interval_ms: Option<u64>,
+    /// The absolute URL players reach livesteer at.
+    pub public_url: Option<String>,
+    /// Whether `X-Forwarded-Proto` and `X-Forwarded-Host` are trusted.
+    pub trust_forwarded: Option<bool>,
+    /// Web origins allowed on the viewer routes: `*` or a comma-separated list.
+    pub cors_origins: Option<String>,
 }
 
 /// Overrides from the command line.
@@ -106,6 +198,15 @@ impl Config {
             if let Some(v) = f.flush_interval_ms {
                 c.flush_interval_ms = v;
             }
+            if let Some(v) = f.public_url {
+                c.public_url = Some(parse_public_url(&v).map_err(|m| Diagnostic::file(path, m))?);
+            }
+            if let Some(v) = f.trust_forwarded {
+                c.trust_forwarded = v;
+            }
+            if let Some(v) = f.cors_origins {
+                c.cors = CorsOrigins::parse(&v).map_err(|m| Diagnostic::file(path, m))?;
+            }
         }
         if let Some(v) = env("LIVESTEER_LISTEN") {
             c.listen = parse_listen(&v).map_err(|m| anyhow::anyhow!("LIVESTEER_LISTEN: {m}"))?;
@@ -120,6 +221,20 @@ impl Config {
             c.policy_file = v.into();
         }
         c.admin_token = env("LIVESTEER_ADMIN_TOKEN");
+        if let Some(v) = env("LIVESTEER_PUBLIC_URL") {
+            c.public_url = Some(
+                parse_public_url(&v).map_err(|m| anyhow::anyhow!("LIVESTEER_PUBLIC_URL: {m}"))?,
+            );
+        }
+        if let Some(v) = env("LIVESTEER_TRUST_FORWARDED") {
+            c.trust_forwarded = parse_bool(&v).ok_or_else(|| {
+                anyhow::anyhow!("LIVESTEER_TRUST_FORWARDED: {v:?} is not true or false")
+            })?;
+        }
+        if let Some(v) = env("LIVESTEER_CORS_ORIGINS") {
+            c.cors = CorsOrigins::parse(&v)
+                .map_err(|m| anyhow::anyhow!("LIVESTEER_CORS_ORIGINS: {m}"))?;
+        }
         if let Some(v) = env("LIVESTEER_DB_POOL") {
             c.db_pool_size = v
                 .parse()
@@ -186,6 +301,32 @@ mod tests {
         assert_eq!(c.database_url, "postgres://postgres@127.0.0.1/x");
         assert_eq!(c.admin_token.as_deref(), Some("t"));
         assert_eq!(c.policy_file, PathBuf::from("policies/default.yaml"));
+    }
+
+    #[test]
+    fn public_url_and_cors_origins() {
+        let env: HashMap<&str, &str> = [
+            ("LIVESTEER_PUBLIC_URL", "https://steer.example.com/"),
+            (
+                "LIVESTEER_CORS_ORIGINS",
+                "https://app.example.com, http://127.0.0.1:3000",
+            ),
+            ("LIVESTEER_TRUST_FORWARDED", "true"),
+        ]
+        .into();
+        let c = Config::load_with(&Overrides::default(), |k| env.get(k).map(|v| v.to_string()))
+            .unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://steer.example.com"));
+        assert!(c.trust_forwarded);
+        assert!(c.cors.allows("http://127.0.0.1:3000"));
+        assert!(!c.cors.allows("https://evil.example.com"));
+        assert!(Config::default().cors.allows("https://anything.example"));
+        for bad in ["steer.example.com", "ftp://x", "https://x/?a=1"] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+        for bad in ["", "app.example.com", "https://app.example.com/path"] {
+            assert!(CorsOrigins::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -51,6 +51,18 @@ pub enum Signal {
         region: String,
         anchor_id: Option<String>,
     },
+    /// A player's steering reload, attributed: it has been on `provider` for the whole
+    /// stretch its throughput estimate covers (`covered_ms` of it since its last reload).
+    /// Throughput under what the stream needs means stalls for at least `1 - throughput/needed`
+    /// of the time, or a lower rendition.
+    Reload {
+        provider: String,
+        region: String,
+        anchor_id: Option<String>,
+        covered_ms: u64,
+        throughput_bps: u64,
+        needed_bps: u64,
+    },
     /// Whether an anchor's stream reaches a provider smoothly.
     Ingest {
         provider: String,
@@ -78,7 +90,7 @@ impl Default for SignalBus {
         let (tx, rx) = mpsc::channel(CAPACITY);
         // Dropped signals are rare: start their series at 0 so that a graph of them shows
         // "none" rather than "no data".
-        for kind in ["delivery", "switch", "ingest"] {
+        for kind in ["delivery", "switch", "reload", "ingest"] {
             metrics::counter!(m::SIGNALS_DROPPED.name, "kind" => kind).increment(0);
         }
         Self {
@@ -94,6 +106,7 @@ impl SignalBus {
         let kind = match &signal {
             Signal::Delivery { .. } => "delivery",
             Signal::Switch { .. } => "switch",
+            Signal::Reload { .. } => "reload",
             Signal::Ingest { .. } => "ingest",
         };
         match self.tx.try_send(signal) {

@@ -364,8 +364,10 @@ pub fn play_candidates<R: rand::Rng + ?Sized>(
     })
 }
 
-/// What a steering manifest carries between reloads, in its `RELOAD-URI`: the viewer's region
-/// and the pathways it struggled on lately. Any replica can answer the next reload from it.
+/// What a steering manifest carries between reloads, in its `RELOAD-URI`: the viewer's region,
+/// the pathways it struggled on lately, what livesteer last told it, where it was and since
+/// when, and which generation of signed URLs it plays. Any replica answers the next reload
+/// from it. Pathways here are provider ids (a clone's generation suffix stripped).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SteeringSession {
     /// Region id.
@@ -374,12 +376,46 @@ pub struct SteeringSession {
     /// (pathway, until unix seconds): kept at the back of this viewer's list until then.
     #[serde(rename = "p", default)]
     pub penalized: Vec<(String, i64)>,
+    /// The pathway livesteer last put first for this player.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub told: Option<String>,
+    /// The pathway the player was on at its last contact.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// Unix seconds since the player has been on `on`.
+    #[serde(rename = "s", default)]
+    pub since: i64,
+    /// Unix seconds of the last contact: the master playlist or the last reload.
+    #[serde(rename = "t", default)]
+    pub last: i64,
+    /// The generation of signed URLs the player plays: 0 for the master playlist's own, then
+    /// one more each time steering moves it to fresh ones (pathway clones `<provider>.<n>`).
+    #[serde(rename = "g", default)]
+    pub generation: u32,
+    /// Unix seconds when the URLs of that generation expire (0: unknown, never refreshed).
+    #[serde(rename = "e", default)]
+    pub expires_at: i64,
 }
 
 /// Most pathways a session remembers as penalized.
 const MAX_PENALIZED: usize = 8;
 
 impl SteeringSession {
+    /// The session a multivariant playlist starts: the player begins on `first`, which
+    /// livesteer put first, now, with URLs that expire at `expires_at`.
+    pub fn start(region: &str, first: &str, now_secs: i64, expires_at: i64) -> SteeringSession {
+        SteeringSession {
+            region: region.to_string(),
+            penalized: Vec::new(),
+            told: Some(first.to_string()),
+            on: Some(first.to_string()),
+            since: now_secs,
+            last: now_secs,
+            generation: 0,
+            expires_at,
+        }
+    }
+
     /// The `session` query value: URL-safe base64 of compact JSON.
     pub fn encode(&self) -> String {
         use base64::Engine as _;
@@ -398,26 +434,75 @@ impl SteeringSession {
             .decode(s)
             .ok()?;
         let session: SteeringSession = serde_json::from_slice(&bytes).ok()?;
+        let short = |p: &Option<String>| p.as_ref().is_none_or(|p| p.len() <= 32);
         (session.penalized.len() <= MAX_PENALIZED
             && session.region.len() <= 32
-            && session.penalized.iter().all(|(p, _)| p.len() <= 32))
+            && session.penalized.iter().all(|(p, _)| p.len() <= 32)
+            && short(&session.told)
+            && short(&session.on))
         .then_some(session)
+    }
+
+    fn is_penalized(&self, pathway: &str) -> bool {
+        self.penalized.iter().any(|(p, _)| p == pathway)
+    }
+
+    fn penalize(&mut self, pathway: &str, until: i64) {
+        if self.is_penalized(pathway) {
+            return;
+        }
+        if self.penalized.len() == MAX_PENALIZED {
+            self.penalized.remove(0);
+        }
+        self.penalized.push((pathway.to_string(), until));
     }
 }
 
-/// A steering answer: the pathway priority and the session for the next reload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The pathway id a provider has in generation `generation` of a player's URLs.
+pub fn pathway_id(provider: &str, generation: u32) -> String {
+    if generation == 0 {
+        provider.to_string()
+    } else {
+        format!("{provider}.{generation}")
+    }
+}
+
+/// The provider behind a pathway id (a clone's `.<generation>` stripped; provider ids have no
+/// `.`).
+pub fn pathway_provider(pathway: &str) -> &str {
+    pathway.split('.').next().unwrap_or(pathway)
+}
+
+/// A steering answer: the pathway priority (provider ids, in order), the session for the next
+/// reload, and what the reload told about the providers (for the scoring engine).
+#[derive(Debug, Clone, PartialEq)]
 pub struct SteeringAnswer {
     pub priority: Vec<String>,
     pub session: SteeringSession,
+    /// Delivery evidence: a player's attributed throughput ([`Signal::Reload`]) and a player
+    /// that left a pathway on its own ([`Signal::Switch`]: it failed over).
+    pub evidence: Vec<crate::signals::Signal>,
+    /// The player's URLs are about to expire: this answer moves it to generation
+    /// `session.generation` (pathway clones with freshly signed query parameters).
+    pub refreshed: bool,
 }
 
 /// The pathway (provider) priority for a player of `stream` in `region`, currently on
-/// `current` and measuring `throughput_bps` there. A player on a pathway that is still about as
-/// good as the best stays on it (no bouncing); one on a worse pathway is moved with the
-/// policy's `move_share` chance per reload, so that a crowd moves over several reloads; a
-/// pathway the player struggled on (its throughput under `min_throughput_bps`) goes to the back
-/// of its list for the policy's penalty time, so that a struggling player moves at once.
+/// `current` (a pathway id, maybe a clone's) and reporting `throughput_bps`.
+///
+/// Attribution: the session remembers what livesteer last put first, where the player was and
+/// since when. A player's throughput counts for its pathway only once it has been there for the
+/// policy's `settle_seconds` (its estimate still carries the pathway it left), so a player that
+/// just moved is never blamed on the new pathway for what it measured on the old one. A player
+/// found on another pathway than the one it was on, without having been told to go there, has
+/// failed over: that is evidence against the pathway it left, which goes to the back of its
+/// list.
+///
+/// Ranking: a player on a pathway that is still about as good as the best stays on it (no
+/// bouncing); one on a worse pathway is moved with the policy's `move_share` chance per reload,
+/// so that a crowd moves over several reloads; a pathway the player struggled on (its
+/// throughput under `min_throughput_bps`) goes to the back of its list for the policy's
+/// penalty time, so that a struggling player moves at once.
 #[allow(clippy::too_many_arguments)]
 pub fn steer<R: rand::Rng + ?Sized>(
     catalog: &Catalog,
@@ -430,29 +515,69 @@ pub fn steer<R: rand::Rng + ?Sized>(
     now_secs: i64,
     rng: &mut R,
 ) -> SteeringAnswer {
+    use crate::signals::Signal;
     let st = &catalog.policy.steering;
     if session.region != region.id {
         session.region.clone_from(&region.id);
     }
     session.penalized.retain(|(_, until)| *until > now_secs);
-    if let (Some(cur), Some(tp)) = (current, throughput_bps)
-        && st.min_throughput_bps > 0
-        && tp < st.min_throughput_bps
-        && !session.penalized.iter().any(|(p, _)| p == cur)
-    {
-        if session.penalized.len() == MAX_PENALIZED {
-            session.penalized.remove(0);
-        }
-        let until = now_secs.saturating_add(i64::try_from(st.penalty_seconds).unwrap_or(0));
-        session.penalized.push((cur.to_string(), until));
-    }
+    let until = now_secs.saturating_add(i64::try_from(st.penalty_seconds).unwrap_or(0));
     let carriers = carriers(catalog, region, stream, Protocol::Hls);
     let ids: Vec<&str> = carriers.iter().map(|p| p.id()).collect();
+    // Where the player is now: one of this stream's pathways, or nowhere known.
+    let current = current.map(pathway_provider).filter(|p| ids.contains(p));
+    let mut evidence = Vec::new();
+    let anchor = Some(stream.anchor_id.clone());
+    if let Some(cur) = current {
+        // Times from the session never lie ahead of now (a forged session gains nothing).
+        let since = session.since.min(now_secs);
+        let last = session.last.min(now_secs);
+        let stayed = session.on.as_deref() == Some(cur);
+        if !stayed {
+            let followed = session.told.as_deref() == Some(cur);
+            if let Some(left) = session.on.take()
+                && !followed
+                && ids.contains(&left.as_str())
+            {
+                // It left `left` for a pathway livesteer did not send it to: it failed over.
+                evidence.push(Signal::Switch {
+                    provider: left.clone(),
+                    region: region.id.clone(),
+                    anchor_id: anchor.clone(),
+                });
+                session.penalize(&left, until);
+            }
+            session.on = Some(cur.to_string());
+            // A player sent here moved as the last answer arrived; one that failed over moved
+            // at some time since.
+            session.since = if followed && last > 0 { last } else { now_secs };
+        } else if let Some(tp) = throughput_bps
+            && now_secs.saturating_sub(since) >= i64::try_from(st.settle_seconds).unwrap_or(0)
+        {
+            // On `cur` for the whole stretch its estimate covers: the throughput is `cur`'s.
+            let covered_ms = u64::try_from(now_secs.saturating_sub(last.max(since)))
+                .unwrap_or(0)
+                .saturating_mul(1000);
+            if st.min_throughput_bps > 0 {
+                evidence.push(Signal::Reload {
+                    provider: cur.to_string(),
+                    region: region.id.clone(),
+                    anchor_id: anchor.clone(),
+                    covered_ms,
+                    throughput_bps: tp,
+                    needed_bps: st.min_throughput_bps,
+                });
+                if tp < st.min_throughput_bps {
+                    session.penalize(cur, until);
+                }
+            }
+        }
+    }
+    session.last = now_secs;
     let (mut order, _) = scores.rank_steady(&region.id, Some(&stream.anchor_id), &ids);
-    let penalized = |p: &str| session.penalized.iter().any(|(x, _)| x == p);
-    order.sort_by_key(|p| penalized(p));
+    order.sort_by_key(|p| session.is_penalized(p));
     if let Some(cur) = current
-        && !penalized(cur)
+        && !session.is_penalized(cur)
         && let Some(pos) = order.iter().position(|p| *p == cur)
         && pos > 0
     {
@@ -469,10 +594,77 @@ pub fn steer<R: rand::Rng + ?Sized>(
             order.insert(0, p);
         }
     }
+    session.told = order.first().map(|p| p.to_string());
+    // Fresh URLs before the player's expire: the next generation of pathways.
+    let refresh = i64::try_from(st.token_refresh_seconds).unwrap_or(0);
+    let refreshed = refresh > 0
+        && session.expires_at > 0
+        && now_secs.saturating_add(refresh) >= session.expires_at;
+    if refreshed {
+        session.generation = session.generation.saturating_add(1);
+        session.expires_at = rounded_expiry(now_secs, catalog.policy.delivery.url_ttl_seconds);
+    }
     SteeringAnswer {
         priority: order.into_iter().map(str::to_string).collect(),
         session,
+        evidence,
+        refreshed,
     }
+}
+
+/// One `PATHWAY-CLONES` entry: the pathway `id` is `base_id`'s variants with these query
+/// parameters set (a fresh signature), as the HLS Content Steering specification's
+/// `URI-REPLACEMENT` `PARAMS` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathwayClone {
+    #[serde(rename = "BASE-ID")]
+    pub base_id: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "URI-REPLACEMENT")]
+    pub uri_replacement: UriReplacement,
+}
+
+/// What a clone changes in its base's URIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UriReplacement {
+    #[serde(rename = "PARAMS")]
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+/// The clones that carry `providers` into generation `generation` of signed URLs, expiring at
+/// `expires_at`: each provider's original pathway (generation 0, which every player has from
+/// its multivariant playlist) with the query parameters of a freshly signed play URL. A
+/// provider whose URL cannot be signed is left out (its old pathway stays as it is).
+pub fn pathway_clones(
+    catalog: &Catalog,
+    signer: &Signer,
+    region: &Region,
+    stream: &Stream,
+    providers: &[String],
+    generation: u32,
+    expires_at: i64,
+) -> Vec<PathwayClone> {
+    if generation == 0 {
+        return Vec::new();
+    }
+    providers
+        .iter()
+        .filter_map(|id| {
+            let p = catalog.registry.get(id)?;
+            let url = signer.sign(p, &stream.id, &region.id, Some(Protocol::Hls), expires_at)?;
+            let params = url::Url::parse(&url)
+                .ok()?
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            Some(PathwayClone {
+                base_id: id.clone(),
+                id: pathway_id(id, generation),
+                uri_replacement: UriReplacement { params },
+            })
+        })
+        .collect()
 }
 
 /// A multivariant HLS playlist with one variant per pathway (provider) and the Content
@@ -503,6 +695,7 @@ mod tests {
         let s = SteeringSession {
             region: "tw".into(),
             penalized: vec![("tencent".into(), 1_800_000_000)],
+            ..SteeringSession::start("tw", "alibaba", 1_799_999_000, 1_800_003_600)
         };
         assert_eq!(SteeringSession::decode(&s.encode()), Some(s));
         for bad in ["", "!!!", "e30", &"A".repeat(2000)] {
@@ -606,13 +799,153 @@ mod tests {
         // Struggling there: moved at once, and kept off it on the next reloads.
         let min = catalog.policy.steering.min_throughput_bps;
         assert!(min > 0, "the shipped policy steers struggling players");
-        let a = reload("tencent", min - 1, SteeringSession::default());
+        // (On it since long enough for its estimate to be Tencent's own.)
+        let settled = now - catalog.policy.steering.settle_seconds as i64;
+        let a = reload(
+            "tencent",
+            min - 1,
+            SteeringSession::start("tw", "tencent", settled, 0),
+        );
         assert_eq!(a.priority, ["alibaba", "tencent"]);
         assert_eq!(a.session.penalized.len(), 1);
         assert_eq!(a.session.penalized[0].0, "tencent");
         let again = reload("alibaba", 6_000_000, a.session);
         assert_eq!(again.priority, ["alibaba", "tencent"]);
         assert_eq!(again.session.penalized.len(), 1);
+    }
+
+    /// Scores for Taiwan with Tencent and Alibaba alike (neither has reports), and a player
+    /// reloading steering every second.
+    struct Player {
+        catalog: Catalog,
+        scores: Arc<Snapshot>,
+        stream: Stream,
+        session: SteeringSession,
+        rng: rand::rngs::SmallRng,
+    }
+
+    impl Player {
+        /// Starts as `master.m3u8` starts it: on `first` at `now`.
+        fn start(first: &str, now: i64) -> Player {
+            use rand::SeedableRng;
+            let (catalog, _, stream) = tw_with_tencent_stalling();
+            let mut engine = Engine::new();
+            let scores = engine.refresh(now * 1000, &catalog);
+            Player {
+                catalog,
+                scores,
+                stream,
+                session: SteeringSession::start("tw", first, now, now + 3600),
+                rng: rand::rngs::SmallRng::seed_from_u64(7),
+            }
+        }
+
+        fn reload(&mut self, pathway: &str, throughput: u64, now: i64) -> SteeringAnswer {
+            let tw = self.catalog.policy.region("tw").unwrap();
+            let a = steer(
+                &self.catalog,
+                &self.scores,
+                tw,
+                &self.stream,
+                Some(pathway),
+                Some(throughput),
+                self.session.clone(),
+                now,
+                &mut self.rng,
+            );
+            self.session = a.session.clone();
+            a
+        }
+    }
+
+    fn blamed(a: &SteeringAnswer) -> Vec<(String, u64)> {
+        a.evidence
+            .iter()
+            .filter_map(|e| match e {
+                crate::signals::Signal::Reload {
+                    provider,
+                    throughput_bps,
+                    ..
+                } => Some((provider.clone(), *throughput_bps)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stale_estimate_is_not_blamed_on_the_pathway_a_player_just_moved_to() {
+        // hls.js on a throttled edge: its estimate is 1.3 Mbps, under the 2.5 Mbps needed.
+        let t0 = 1_800_000_000;
+        let mut p = Player::start("tencent", t0);
+        let settle = p.catalog.policy.steering.settle_seconds as i64;
+        // Just started: hls.js sends its default estimate before it has measured anything.
+        let a = p.reload("tencent", 500_000, t0 + 1);
+        assert_eq!(a.priority[0], "tencent");
+        assert!(a.evidence.is_empty(), "{:?}", a.evidence);
+        // Long enough on Tencent for the estimate to be Tencent's: moved off it.
+        let a = p.reload("tencent", 1_312_495, t0 + settle);
+        assert_eq!(a.priority, ["alibaba", "tencent"]);
+        assert_eq!(blamed(&a), [("tencent".to_string(), 1_312_495)]);
+        // One second later, on Alibaba, with the same stale estimate: it stays on Alibaba and
+        // Alibaba is not blamed, then or at any reload while the estimate can still be old.
+        for dt in 1..settle {
+            let a = p.reload("alibaba", 1_312_495, t0 + settle + dt);
+            assert_eq!(a.priority[0], "alibaba", "{dt} s after the move");
+            assert!(a.evidence.is_empty(), "{dt} s: {:?}", a.evidence);
+        }
+        // Settled on Alibaba, playing well there: good evidence for Alibaba.
+        let a = p.reload("alibaba", 45_000_000, t0 + 3 * settle);
+        assert_eq!(a.priority[0], "alibaba");
+        assert_eq!(blamed(&a), [("alibaba".to_string(), 45_000_000)]);
+    }
+
+    #[test]
+    fn a_player_that_failed_over_counts_against_the_pathway_it_left() {
+        let t0 = 1_800_000_000;
+        let mut p = Player::start("tencent", t0);
+        let a = p.reload("tencent", 6_000_000, t0 + 2);
+        assert_eq!(a.priority[0], "tencent");
+        // Tencent's edge died; the player's own error handling moved it to Alibaba.
+        let a = p.reload("alibaba", 6_000_000, t0 + 4);
+        assert_eq!(a.priority, ["alibaba", "tencent"]);
+        assert!(
+            a.evidence.iter().any(|e| matches!(e,
+                crate::signals::Signal::Switch { provider, region, .. }
+                    if provider == "tencent" && region == "tw")),
+            "{:?}",
+            a.evidence
+        );
+        // A player sent to a pathway by livesteer has not failed over.
+        let a = p.reload("alibaba", 6_000_000, t0 + 6);
+        assert!(a.evidence.is_empty(), "{:?}", a.evidence);
+    }
+
+    #[test]
+    fn urls_about_to_expire_are_refreshed_through_pathway_clones() {
+        let t0 = 1_800_000_000;
+        let mut p = Player::start("tencent", t0);
+        let refresh = p.catalog.policy.steering.token_refresh_seconds as i64;
+        p.session.expires_at = t0 + refresh + 10;
+        let a = p.reload("tencent", 6_000_000, t0 + 5);
+        assert!(!a.refreshed);
+        assert_eq!(a.session.generation, 0);
+        let a = p.reload("tencent", 6_000_000, t0 + 10);
+        assert!(a.refreshed);
+        assert_eq!(a.session.generation, 1);
+        assert!(a.session.expires_at > t0 + 10 + refresh, "{:?}", a.session);
+        // The player is now on the clone; its pathway is still Tencent.
+        let b = p.reload("tencent.1", 6_000_000, t0 + 12);
+        assert!(!b.refreshed);
+        assert_eq!(b.session.on.as_deref(), Some("tencent"));
+        assert!(
+            !b.evidence
+                .iter()
+                .any(|e| matches!(e, crate::signals::Signal::Switch { .. })),
+            "moving to a clone is no failover: {:?}",
+            b.evidence
+        );
+        assert_eq!(pathway_provider("tencent.1"), "tencent");
+        assert_eq!(pathway_id("tencent", 0), "tencent");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod callbacks;
+pub mod cors;
 pub mod error;
 pub mod health;
 pub mod httpdns;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
@@ -44,21 +46,46 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
             .service(
                 web::scope("/v1")
-                    // The hot paths first: routes are tried in order.
-                    .route("/streams/{id}/play", web::get().to(streams::play))
-                    .route("/steering/hls/{id}", web::get().to(steering::hls))
-                    .route("/steering/dash/{id}", web::get().to(steering::dash))
+                    // The hot paths first: routes are tried in order. Viewer routes answer CORS
+                    // (`cors`): players and web apps call them from pages on other origins.
+                    .service(
+                        web::resource("/streams/{id}/play")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::get().to(streams::play)),
+                    )
+                    .service(
+                        web::resource("/steering/hls/{id}")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::get().to(steering::hls)),
+                    )
+                    .service(
+                        web::resource("/steering/dash/{id}")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::get().to(steering::dash)),
+                    )
+                    .service(
+                        web::resource("/streams/{id}/master.m3u8")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::get().to(steering::master)),
+                    )
                     .route("/streams", web::post().to(streams::create))
                     .route("/nodes", web::get().to(nodes::list))
                     .route("/nodes/heartbeat", web::post().to(nodes::heartbeat))
-                    .route("/resolve", web::get().to(resolve::get))
-                    .route("/resolve", web::post().to(resolve::post))
+                    .service(
+                        web::resource("/resolve")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::get().to(resolve::get))
+                            .route(web::post().to(resolve::post)),
+                    )
                     .route("/payments/sync", web::post().to(payments::sync))
                     .route("/payments/reconcile", web::get().to(payments::reconcile))
                     .route("/streams/{id}", web::delete().to(streams::delete))
                     .route("/streams/{id}", web::get().to(streams::show))
-                    .route("/streams/{id}/switch", web::post().to(streams::switch))
-                    .route("/streams/{id}/master.m3u8", web::get().to(steering::master))
+                    .service(
+                        web::resource("/streams/{id}/switch")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::post().to(streams::switch)),
+                    )
                     .service(
                         web::resource("/rooms")
                             .app_data(
@@ -79,6 +106,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(
                         web::resource("/qos")
                             .app_data(web::PayloadConfig::new(qos::MAX_BODY_BYTES))
+                            .wrap(from_fn(cors::viewer))
                             .route(web::post().to(qos::ingest)),
                     ),
             )
@@ -93,8 +121,16 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))
             // HTTPDNS-compatible answers (DNSPod D+ and Alibaba EMAS shapes).
-            .route("/d", web::get().to(httpdns::dnspod))
-            .route("/{account}/d", web::get().to(httpdns::alibaba));
+            .service(
+                web::resource("/d")
+                    .wrap(from_fn(cors::viewer))
+                    .route(web::get().to(httpdns::dnspod)),
+            )
+            .service(
+                web::resource("/{account}/d")
+                    .wrap(from_fn(cors::viewer))
+                    .route(web::get().to(httpdns::alibaba)),
+            );
     }
 }
 
@@ -200,4 +236,49 @@ pub fn place<'c>(
         },
     )
     .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
+}
+
+/// The absolute base (`scheme://host[:port]`, no trailing `/`) of the URIs livesteer writes into
+/// manifests: the configured public URL; else the request's scheme and `Host`, with
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` only when the configuration trusts them.
+/// Players resolve nothing relative then (Shaka cannot resolve a relative steering URI).
+pub fn public_base(req: &HttpRequest, config: &crate::config::Config) -> String {
+    if let Some(base) = &config.public_url {
+        return base.clone();
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let forwarded = |name| header(name).filter(|_| config.trust_forwarded);
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ if req.app_config().secure() => "https",
+        _ => "http",
+    };
+    let host = forwarded("x-forwarded-host")
+        .filter(|h| is_host(h))
+        .or_else(|| header("host").filter(|h| is_host(h)))
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .map(|a| a.as_str())
+                .filter(|h| is_host(h))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| req.app_config().host().to_string());
+    format!("{scheme}://{host}")
+}
+
+/// A `Host` value safe to write into a manifest: a name or address and an optional port.
+fn is_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }

@@ -2,19 +2,22 @@
 //! the multivariant playlist `GET /v1/streams/{id}/master.m3u8` that points players at them.
 //!
 //! The manifests follow the HLS Content Steering specification and DASH-IF's Content Steering
-//! for DASH: `VERSION` 1, a `TTL`, a relative `RELOAD-URI` carrying the session state (so any
+//! for DASH: `VERSION` 1, a `TTL`, an absolute `RELOAD-URI` carrying the session state (so any
 //! replica can answer the reload), and a priority of unique pathway ids (`PATHWAY-PRIORITY` for
 //! HLS, `SERVICE-LOCATION-PRIORITY` for DASH), read from the player's `_HLS_pathway` and
-//! `_HLS_throughput` (`_DASH_…`). These endpoints never answer 429: a player that gets one may
-//! stop steering for the rest of the session.
+//! `_HLS_throughput` (`_DASH_…`). Before a player's URLs expire, the HLS answer adds
+//! `PATHWAY-CLONES` that carry every pathway to freshly signed query parameters. What a reload
+//! says about its pathway, once attributed (`steering::steer`), goes to the scoring engine as
+//! delivery evidence. These endpoints never answer 429: a player that gets one may stop
+//! steering for the rest of the session.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
-use super::place;
 use super::streams::live;
+use super::{place, public_base};
 use crate::providers::Protocol;
 use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
@@ -101,6 +104,7 @@ fn manifest(
         Some(r) if q.region.is_none() => r,
         _ => place(req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?.0,
     };
+    let now = state.clock.now_secs();
     let answer = steering::steer(
         &catalog,
         &state.scores.load(),
@@ -109,7 +113,7 @@ fn manifest(
         pathway,
         throughput,
         session,
-        state.clock.now_secs(),
+        now,
         &mut rand::rng(),
     );
     if answer.priority.is_empty() {
@@ -121,21 +125,53 @@ fn manifest(
             ),
         ));
     }
+    for signal in answer.evidence {
+        state.signals.emit(signal);
+    }
+    let generation = answer.session.generation;
     let (path, key) = match flavour {
         Flavour::Hls => ("hls", "PATHWAY-PRIORITY"),
         Flavour::Dash => ("dash", "SERVICE-LOCATION-PRIORITY"),
     };
     let reload = format!(
-        "/v1/steering/{path}/{}?session={}",
+        "{}/v1/steering/{path}/{}?session={}",
+        public_base(req, &state.config),
         stream.id,
         answer.session.encode()
     );
-    let body = json!({
+    let mut body = json!({
         "VERSION": 1,
         "TTL": catalog.policy.steering.ttl_seconds,
         "RELOAD-URI": reload,
-        key: answer.priority,
     });
+    match flavour {
+        Flavour::Hls if generation > 0 => {
+            let clones = steering::pathway_clones(
+                &catalog,
+                &state.signer,
+                region,
+                &stream,
+                &answer.priority,
+                generation,
+                answer.session.expires_at,
+            );
+            // Each provider by its clone; one that could not be signed afresh keeps its
+            // pathway of the generation before.
+            let priority: Vec<String> = answer
+                .priority
+                .iter()
+                .map(|p| {
+                    clones
+                        .iter()
+                        .find(|c| &c.base_id == p)
+                        .map_or_else(|| p.clone(), |c| c.id.clone())
+                })
+                .collect();
+            body[key] = json!(priority);
+            body["PATHWAY-CLONES"] = json!(clones);
+        }
+        _ => body[key] = json!(answer.priority),
+    }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))
@@ -181,12 +217,16 @@ pub async fn master(
             ),
         ));
     }
-    let session = SteeringSession {
-        region: region.id.clone(),
-        penalized: Vec::new(),
-    };
+    let first = &decision.candidates[0];
+    let session = SteeringSession::start(
+        &region.id,
+        &first.provider,
+        state.clock.now_secs(),
+        first.expires_at,
+    );
     let uri = format!(
-        "/v1/steering/hls/{}?session={}",
+        "{}/v1/steering/hls/{}?session={}",
+        public_base(&req, &state.config),
         stream.id,
         session.encode()
     );

@@ -363,7 +363,11 @@ fn answer(
         candidates: decision.candidates,
         pick: decision.pick,
         ttl_seconds: catalog.policy.delivery.answer_ttl_seconds,
-        steering: format!("/v1/steering/hls/{}", stream.id),
+        steering: format!(
+            "{}/v1/steering/hls/{}",
+            super::public_base(req, &state.config),
+            stream.id
+        ),
     })
 }
 

@@ -559,6 +559,16 @@ pub struct SteeringSpec {
     /// pathway. Players struggling (under `min_throughput_bps`) always move.
     #[serde(default = "d_move_share")]
     pub move_share: Spanned<f64>,
+    /// How long a player must have been on a pathway before the throughput it reports counts
+    /// for that pathway: a player's estimate (`_HLS_throughput`) covers its recent downloads
+    /// over every pathway, and after a move it still carries what the old one measured
+    /// (hls.js's slower average has a 9 s half-life on live streams).
+    #[serde(default = "d_settle")]
+    pub settle_seconds: Spanned<u64>,
+    /// How long before a player's URLs expire its steering answer moves it to freshly signed
+    /// ones (pathway clones with new query parameters); 0 turns this off.
+    #[serde(default = "d_token_refresh")]
+    pub token_refresh_seconds: Spanned<u64>,
 }
 
 impl Default for SteeringSpec {
@@ -569,12 +579,22 @@ impl Default for SteeringSpec {
             min_throughput_bps: d_bandwidth(),
             penalty_seconds: d_penalty(),
             move_share: d_move_share(),
+            settle_seconds: d_settle(),
+            token_refresh_seconds: d_token_refresh(),
         }
     }
 }
 
 fn d_move_share() -> Spanned<f64> {
     unspanned(0.05)
+}
+
+fn d_settle() -> Spanned<u64> {
+    unspanned(8)
+}
+
+fn d_token_refresh() -> Spanned<u64> {
+    unspanned(120)
 }
 
 fn d_steering_ttl() -> Spanned<u64> {
@@ -595,6 +615,8 @@ pub struct SteeringSettings {
     pub min_throughput_bps: u64,
     pub penalty_seconds: u64,
     pub move_share: f64,
+    pub settle_seconds: u64,
+    pub token_refresh_seconds: u64,
 }
 
 impl SteeringSettings {
@@ -613,6 +635,8 @@ impl SteeringSettings {
                 1_000_000_000,
             ),
             ("penalty_seconds", &s.penalty_seconds, 0, 86_400),
+            ("settle_seconds", &s.settle_seconds, 0, 3_600),
+            ("token_refresh_seconds", &s.token_refresh_seconds, 0, 86_400),
         ] {
             if !(lo..=hi).contains(&v.value) {
                 errs.push(Diagnostic::spanned(
@@ -636,6 +660,8 @@ impl SteeringSettings {
             bandwidth_bps: s.bandwidth_bps.value,
             min_throughput_bps: s.min_throughput_bps.value,
             penalty_seconds: s.penalty_seconds.value,
+            settle_seconds: s.settle_seconds.value,
+            token_refresh_seconds: s.token_refresh_seconds.value,
         }
     }
 }

@@ -168,6 +168,9 @@ fn layered(local: Option<&Window>, remote: Option<&Window>, now_ms: i64, hl: f64
     w
 }
 
+/// The stretch of playback one attributed steering reload counts as a whole report for.
+pub const RELOAD_REPORT_MS: f64 = 30_000.0;
+
 /// Ingest windows with less weight than this are forgotten.
 const FORGET_BELOW: f64 = 0.01;
 
@@ -281,6 +284,33 @@ impl Engine {
                 self.add_delivery(provider, region, &obs, s.switch_weight, now_ms, s);
                 if let Some(a) = anchor_id {
                     self.add_ingest(provider, a, false, s.ingest_viewer_weight, now_ms, ihl);
+                }
+            }
+            Signal::Reload {
+                provider,
+                region,
+                covered_ms,
+                throughput_bps,
+                needed_bps,
+                ..
+            } => {
+                let ratio = if *needed_bps > 0 && throughput_bps < needed_bps {
+                    1.0 - *throughput_bps as f64 / *needed_bps as f64
+                } else {
+                    0.0
+                };
+                let obs = Obs {
+                    rebuffer_ratio: Some(ratio),
+                    startup_s: None,
+                    error: None,
+                    bad: bad(s, ratio, None, false),
+                };
+                // One session counts as one report per `RELOAD_REPORT_MS` it covers, however
+                // often its player reloads: a short steering TTL must not outweigh the viewers
+                // who report their QoS.
+                let weight = (*covered_ms as f64 / RELOAD_REPORT_MS).clamp(0.0, 1.0);
+                if weight > 0.0 {
+                    self.add_delivery(provider, region, &obs, weight, now_ms, s);
                 }
             }
             Signal::Ingest {

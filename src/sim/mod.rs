@@ -1011,10 +1011,8 @@ impl<'s> Viewers<'s> {
             failed: false,
             switches: 0,
             avoid: Vec::new(),
-            steering: SteeringSession {
-                region: region.to_string(),
-                penalized: Vec::new(),
-            },
+            // As the multivariant playlist starts it: on livesteer's first pathway.
+            steering: SteeringSession::start(region, &first, now / 1000, 0),
         });
         if counted {
             let r = self.tally.by_region.entry(region.to_string()).or_default();

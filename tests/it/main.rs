@@ -13,5 +13,6 @@ mod providers;
 mod rooms;
 mod scoring;
 mod sim;
+mod steering;
 mod store;
 mod support;

@@ -283,13 +283,16 @@ async fn steering_manifests_follow_the_specs() {
         // The player on Alibaba stays there: it is about as good as Tencent.
         assert_eq!(priority[0], "alibaba");
         let reload = m["RELOAD-URI"].as_str().unwrap();
-        assert!(
-            reload.starts_with(&format!("/v1/steering/{flavour}/{id}?session=")),
-            "{reload}"
-        );
+        let prefix = app.url(&format!("/v1/steering/{flavour}/{id}?session="));
+        assert!(reload.starts_with(&prefix), "{reload}");
         // The reload carries the region: no region hint needed, any replica can answer. The
         // player appends its pathway, as hls.js and dash.js do.
-        let (status, again) = app.get(&format!("{reload}&{pathway}=alibaba")).await;
+        let (status, again) = app
+            .get(&format!(
+                "{}&{pathway}=alibaba",
+                &reload[app.url("").len()..]
+            ))
+            .await;
         assert_eq!(status, 200);
         assert_eq!(again[key], m[key]);
     }
@@ -340,7 +343,8 @@ async fn master_playlist_points_players_at_the_steering_server() {
     assert_eq!(lines[0], "#EXTM3U");
     assert!(
         lines[1].starts_with(&format!(
-            "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/v1/steering/hls/{id}?session="
+            "#EXT-X-CONTENT-STEERING:SERVER-URI=\"{}?session=",
+            app.url(&format!("/v1/steering/hls/{id}"))
         )),
         "{text}"
     );

@@ -44,6 +44,9 @@ pub struct TestApp {
     _policy_dir: Option<Arc<tempfile::TempDir>>,
 }
 
+/// A change to the process configuration.
+type ConfigEdit = Box<dyn FnOnce(&mut Config)>;
+
 pub struct Builder {
     database_url: String,
     providers_dir: PathBuf,
@@ -53,6 +56,8 @@ pub struct Builder {
     admin_token: Option<String>,
     /// Holds an edited policy file while the app runs.
     policy_dir: Option<Arc<tempfile::TempDir>>,
+    /// Changes to the process configuration (public URL, CORS origins, …).
+    config_edits: Vec<ConfigEdit>,
 }
 
 impl TestApp {
@@ -66,6 +71,7 @@ impl TestApp {
             clock: Arc::new(SystemClock),
             admin_token: None,
             policy_dir: None,
+            config_edits: Vec::new(),
         }
     }
 
@@ -200,8 +206,14 @@ impl Builder {
         self
     }
 
+    /// Changes the process configuration before start.
+    pub fn config(mut self, edit: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.config_edits.push(Box::new(edit));
+        self
+    }
+
     pub async fn start(self) -> TestApp {
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: self.database_url,
             providers_dir: self.providers_dir,
@@ -209,7 +221,11 @@ impl Builder {
             admin_token: self.admin_token,
             db_pool_size: 4,
             flush_interval_ms: 20,
+            ..Config::default()
         };
+        for edit in self.config_edits {
+            edit(&mut config);
+        }
         let (state, writer) = AppState::start(config, Arc::new(self.secrets), self.clock)
             .await
             .unwrap();
