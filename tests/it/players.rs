@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use livesteer::clock::Clock;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -107,11 +111,35 @@ struct Stack {
     _db: TestDb,
 }
 
+/// What a scenario changes in the stack.
+#[derive(Default)]
+struct Opts {
+    /// `delivery.url_ttl_seconds` and `steering.token_refresh_seconds`, when not the defaults.
+    url_ttl_seconds: Option<u64>,
+    token_refresh_seconds: Option<u64>,
+    /// livesteer's clock, when not the system's.
+    clock: Option<Arc<OffsetClock>>,
+}
+
+/// The system clock plus an offset the test sets: livesteer's time only, for tokens whose
+/// expiry falls on a one-minute grid. The players and edges keep the real time (the edges do
+/// not check tokens).
+#[derive(Debug, Default)]
+struct OffsetClock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
 /// Made-up EdgeAuth key for the two edge providers.
 const EDGE_KEY: &str = "7a5c2be9d1f4e8b0c3a6d9e2f5b8c1a4";
 
 impl Stack {
-    async fn start() -> Stack {
+    async fn start(opts: Opts) -> Stack {
         let origin = Origin {
             playlist_seconds: 6,
             ..Origin::new()
@@ -135,9 +163,13 @@ impl Stack {
             .unwrap();
         }
         let policy = origin.path("policy.yaml");
-        std::fs::write(&policy, policy_yaml()).unwrap();
+        std::fs::write(&policy, policy_yaml(&opts)).unwrap();
         let db = TestDb::sqlite();
-        let app = TestApp::builder(&db)
+        let mut builder = TestApp::builder(&db);
+        if let Some(c) = &opts.clock {
+            builder = builder.clock(c.clone());
+        }
+        let app = builder
             .providers(providers)
             .policy_file(policy)
             .secrets(HashMap::from([(
@@ -210,7 +242,13 @@ impl Stack {
 
 /// The test policy: one region preferring edge A, then B (the origin only takes the push), no
 /// exploration, a 2 s steering TTL, and probes every 2 s.
-fn policy_yaml() -> String {
+fn policy_yaml(opts: &Opts) -> String {
+    let url_ttl = opts
+        .url_ttl_seconds
+        .map_or(String::new(), |t| format!("\n  url_ttl_seconds: {t}"));
+    let refresh = opts
+        .token_refresh_seconds
+        .map_or(String::new(), |t| format!("\n  token_refresh_seconds: {t}"));
     format!(
         r#"regions:
   - id: global
@@ -218,13 +256,13 @@ fn policy_yaml() -> String {
 default_region: global
 delivery:
   protocols: [hls]
-  default_protocol: hls
+  default_protocol: hls{url_ttl}
 scoring:
   exploration_rate: 0
 steering:
   ttl_seconds: {TTL}
   bandwidth_bps: {STREAM_BPS}
-  min_throughput_bps: {STREAM_BPS}
+  min_throughput_bps: {STREAM_BPS}{refresh}
 rooms:
   chat_required: false
 probes:
@@ -351,6 +389,10 @@ impl Tally {
 /// A steering request a player sent, and livesteer's answer.
 struct SteerReq {
     at_ms: i64,
+    /// The provider of the first pathway (a clone's `.<generation>` stripped).
+    first: String,
+    /// Whether the answer carried `PATHWAY-CLONES` (fresh tokens).
+    clones: bool,
     pathway: String,
     throughput: String,
     status: u64,
@@ -377,6 +419,16 @@ struct Outcome {
     timeline: String,
     errors: Vec<String>,
     playing: bool,
+}
+
+/// The provider behind a pathway id: a clone (`edge-a.1`) is its base's.
+fn provider_of(pathway: &str) -> String {
+    match pathway.rsplit_once('.') {
+        Some((base, generation)) if generation.bytes().all(|b| b.is_ascii_digit()) => {
+            base.to_string()
+        }
+        _ => pathway.to_string(),
+    }
 }
 
 fn is_segment(url: &str) -> bool {
@@ -470,13 +522,15 @@ fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
         .map(|s| {
             let url = s["url"].as_str().unwrap_or("");
             let body = s["body"].as_str().unwrap_or("");
-            let answer = serde_json::from_str::<Value>(body)
-                .ok()
-                .and_then(|b| b.get("PATHWAY-PRIORITY").cloned())
+            let json = serde_json::from_str::<Value>(body).unwrap_or(Value::Null);
+            let answer = json
+                .get("PATHWAY-PRIORITY")
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| body.chars().take(200).collect());
             SteerReq {
                 at_ms: s["at"].as_i64().unwrap_or(0),
+                first: provider_of(json["PATHWAY-PRIORITY"][0].as_str().unwrap_or("")),
+                clones: json.get("PATHWAY-CLONES").is_some(),
                 pathway: query_param(url, "_HLS_pathway"),
                 throughput: query_param(url, "_HLS_throughput"),
                 status: s["status"].as_u64().unwrap_or(0),
@@ -542,19 +596,45 @@ fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
     }
 }
 
+/// What a report's times are relative to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The fault on edge A.
+    Fault,
+    /// The bad QoS reports.
+    Qos,
+    /// When the token refresh was due.
+    Tokens,
+}
+
 /// Prints what a player did, times relative to `t0` (the fault, or the QoS reports when
 /// `fault` is false).
-fn report(scenario: &str, o: &Outcome, t0: i64, fault: bool) {
-    let moved = match (o.moved_s, fault) {
-        (Some(s), true) => format!("on B {s:.1} s after the fault (limit {MOVE_LIMIT_S} s)"),
-        (None, true) => "never ended on B".to_string(),
-        (Some(s), false) => format!("on B from {s:.1} s after the reports"),
-        (None, false) => "not on B at the end".to_string(),
+fn report(scenario: &str, o: &Outcome, t0: i64, mode: Mode) {
+    let moved = match (o.moved_s, mode) {
+        (Some(s), Mode::Fault) => format!("on B {s:.1} s after the fault (limit {MOVE_LIMIT_S} s)"),
+        (None, Mode::Fault) => "never ended on B".to_string(),
+        (Some(s), Mode::Qos) => format!("on B from {s:.1} s after the reports"),
+        (None, Mode::Qos) => "not on B at the end".to_string(),
+        (_, Mode::Tokens) => format!(
+            "ended on edge {}",
+            o.timeline
+                .rsplit(" | ")
+                .next()
+                .unwrap_or("-")
+                .get(..1)
+                .unwrap_or("-")
+        ),
     };
-    let stalled = if fault {
+    let stalled = if mode != Mode::Qos {
         format!(
-            "stalled {:.1} s after the fault ({:.1} s before; limit {STALL_LIMIT_S} s)",
-            o.stall_after_s, o.stall_before_s
+            "stalled {:.1} s after {} ({:.1} s before; limit {STALL_LIMIT_S} s)",
+            o.stall_after_s,
+            if mode == Mode::Fault {
+                "the fault"
+            } else {
+                "the refresh was due"
+            },
+            o.stall_before_s
         )
     } else {
         format!("stalled {:.1} s", o.stall_after_s + o.stall_before_s)
@@ -567,12 +647,13 @@ fn report(scenario: &str, o: &Outcome, t0: i64, fault: bool) {
     say(&format!("    segments by edge: {}", o.timeline));
     for s in &o.steering {
         say(&format!(
-            "    steering {:+.1}s _HLS_pathway={} _HLS_throughput={} -> {} {}",
+            "    steering {:+.1}s _HLS_pathway={} _HLS_throughput={} -> {} {}{}",
             (s.at_ms - t0) as f64 / 1000.0,
             s.pathway,
             s.throughput,
             s.status,
-            s.answer
+            s.answer,
+            if s.clones { " + PATHWAY-CLONES" } else { "" }
         ));
     }
     for f in &o.steering_failed {
@@ -623,7 +704,7 @@ fn edge_requests(stack: &Stack) -> String {
 /// for a while, watches until the move limit and then some, and checks that every player
 /// ended on B in time, stalled little, and stayed.
 async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut Tally) {
-    let mut stack = Stack::start().await;
+    let mut stack = Stack::start(Opts::default()).await;
     let master = stack.master_url();
     let mut driver = Driver::start(&master, stack.origin.path("players.log")).await;
     driver.start_or_fail().await;
@@ -632,7 +713,7 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
         let t = now_ms();
         for p in result["players"].as_array().unwrap() {
             let o = outcome(&stack, p, t);
-            report(name, &o, t, true);
+            report(name, &o, t, Mode::Fault);
             if !o.playing {
                 tally.fail(format!(
                     "[{name}] {} never started playing from livesteer's master.m3u8 within \
@@ -671,7 +752,7 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
     say(&format!("[{name}] {}", edge_requests(&stack)));
     for p in result["players"].as_array().unwrap() {
         let o = outcome(&stack, p, t0);
-        report(name, &o, t0, true);
+        report(name, &o, t0, Mode::Fault);
         tally.row(name, &o);
         let who = format!("[{name}] {}", o.version);
         if o.on_a_before == 0 || o.edge_at_fault != "A" {
@@ -680,7 +761,7 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
             let moved_by = o
                 .steering
                 .iter()
-                .find(|r| r.at_ms < t0 && r.answer.starts_with("[\"edge-b\""))
+                .find(|r| r.at_ms < t0 && r.first == "edge-b")
                 .map_or("no steering answer put B first".to_string(), |r| {
                     format!(
                         "livesteer answered {} at {:+.1} s to _HLS_pathway={} \
@@ -728,7 +809,7 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
 /// within 10 s, and the players, as new viewers, play from B.
 async fn qos_scenario(tally: &mut Tally) {
     let name = "bad QoS for A";
-    let stack = Stack::start().await;
+    let stack = Stack::start(Opts::default()).await;
     let app = &stack.app;
     let id = &stack.stream;
     let first_play = || async {
@@ -774,10 +855,7 @@ async fn qos_scenario(tally: &mut Tally) {
         };
         let steer = app.client.get(&url).send().await.unwrap();
         let steer: Value = steer.json().await.unwrap_or(Value::Null);
-        steer_first = steer["PATHWAY-PRIORITY"][0]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        steer_first = provider_of(steer["PATHWAY-PRIORITY"][0].as_str().unwrap_or(""));
         let line = format!(
             "{:+.1}s play {play_first}, steering {}",
             started.elapsed().as_secs_f64(),
@@ -832,7 +910,7 @@ async fn qos_scenario(tally: &mut Tally) {
     say(&format!("[{name}] {}", edge_requests(&stack)));
     for p in result["players"].as_array().unwrap() {
         let o = outcome(&stack, p, t0);
-        report(name, &o, t0, false);
+        report(name, &o, t0, Mode::Qos);
         tally.row(name, &o);
         let who = format!("[{name}] {}", o.version);
         if !o.playing {
@@ -846,6 +924,138 @@ async fn qos_scenario(tally: &mut Tally) {
     }
 }
 
+/// The EdgeAuth expiry (`exp=`) in a play URL's token, if any.
+fn token_exp(url: &str) -> Option<i64> {
+    query_param(url, "__token__")
+        .split('~')
+        .find_map(|f| f.strip_prefix("exp="))
+        .and_then(|e| e.parse().ok())
+}
+
+/// Fresh tokens before expiry: with play URLs signed for 60 s (expiries on livesteer's
+/// one-minute grid) and `token_refresh_seconds: 58`, steering answers carry `PATHWAY-CLONES`
+/// with freshly signed query parameters about 10 s after the players start; each player must
+/// then load its playlists with the new token within two TTLs, keep playing, and not stall.
+async fn token_scenario(tally: &mut Tally) {
+    let name = "tokens refreshed";
+    let clock = Arc::new(OffsetClock::default());
+    let stack = Stack::start(Opts {
+        url_ttl_seconds: Some(60),
+        token_refresh_seconds: Some(58),
+        clock: Some(clock.clone()),
+    })
+    .await;
+    // livesteer's clock at 52 s past a minute as the players ask for master.m3u8: their URLs
+    // expire at the next minute but one, and the refresh is due 2 s past the next minute.
+    let real = now_ms();
+    clock.offset_ms.store(
+        (52_000 - real.rem_euclid(60_000)).rem_euclid(60_000),
+        Ordering::SeqCst,
+    );
+    let ls_now = clock.now_ms() / 1000;
+    let first_exp = livesteer::steering::rounded_expiry(ls_now, 60);
+    let offset_ms = clock.offset_ms.load(Ordering::SeqCst);
+    // When (real time) the refresh is due.
+    let due = (first_exp - 58) * 1000 - offset_ms;
+    let mut driver = Driver::start(&stack.master_url(), stack.origin.path("players.log")).await;
+    driver.start_or_fail().await;
+    let ready = driver.wait_for("ready", READY).await.is_some();
+    let watch_until = due + 2 * TTL as i64 * 1000 + 8000;
+    if ready {
+        let left = (watch_until - now_ms()).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(left)).await;
+    }
+    let result = driver.finish().await;
+    say(&format!(
+        "[{name}] URLs expire at {first_exp} (livesteer's clock), refresh due {:.1} s after \
+         the players started\n    {}",
+        (due - real) as f64 / 1000.0,
+        edge_requests(&stack)
+    ));
+    for p in result["players"].as_array().unwrap() {
+        let o = outcome(&stack, p, due);
+        report(name, &o, due, Mode::Tokens);
+        tally.row(name, &o);
+        let who = format!("[{name}] {}", o.version);
+        // The players' playlist requests on the edges: (start, edge, exp).
+        let mut lists: Vec<(i64, &str, i64)> = p["resources"]
+            .as_array()
+            .map(|r| r.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| {
+                let url = r["url"].as_str()?;
+                let edge = stack.edge_of(url);
+                (edge != "?" && url.contains(".m3u8")).then(|| {
+                    (
+                        r["start"].as_i64().unwrap_or(0),
+                        edge,
+                        token_exp(url).unwrap_or(0),
+                    )
+                })
+            })
+            .collect();
+        lists.sort();
+        let mut runs: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < lists.len() {
+            let mut j = i;
+            while j + 1 < lists.len()
+                && lists[j + 1].1 == lists[i].1
+                && lists[j + 1].2 == lists[i].2
+            {
+                j += 1;
+            }
+            runs.push(format!(
+                "{} exp={} x{} {:+.1}..{:+.1}s",
+                lists[i].1,
+                lists[i].2,
+                j - i + 1,
+                (lists[i].0 - due) as f64 / 1000.0,
+                (lists[j].0 - due) as f64 / 1000.0
+            ));
+            i = j + 1;
+        }
+        say(&format!("    playlist tokens: {}", runs.join(" | ")));
+        if !o.playing {
+            tally.fail(format!("{who} never played: {}", o.errors.join("; ")));
+            continue;
+        }
+        let Some(told) = o.steering.iter().find(|r| r.clones) else {
+            tally.fail(format!(
+                "{who} got no steering answer with PATHWAY-CLONES (fresh tokens) by {:.1} s \
+                 after the refresh was due",
+                (watch_until - due) as f64 / 1000.0
+            ));
+            continue;
+        };
+        // The player has two TTLs (and a second) to take the clones.
+        let by = told.at_ms + 2 * TTL as i64 * 1000 + 1000;
+        let stale: Vec<&(i64, &str, i64)> = lists
+            .iter()
+            .filter(|l| l.0 > by && l.2 <= first_exp)
+            .collect();
+        let fresh = lists.iter().filter(|l| l.0 > by && l.2 > first_exp).count();
+        if !stale.is_empty() || fresh == 0 {
+            tally.fail(format!(
+                "{who} kept loading its playlists with the old token (exp={first_exp}) after \
+                 livesteer's PATHWAY-CLONES at {:+.1} s: {} old and {fresh} fresh after {:+.1} s \
+                 ({})",
+                (told.at_ms - due) as f64 / 1000.0,
+                stale.len(),
+                (by - due) as f64 / 1000.0,
+                runs.join(" | ")
+            ));
+        }
+        if o.stall_after_s > STALL_LIMIT_S || !o.fetching_at_end {
+            tally.fail(format!(
+                "{who} did not play on through the token refresh: stalled {:.1} s, segments {}",
+                o.stall_after_s, o.timeline
+            ));
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stock_players_follow_livesteer_steering() {
     if !tools_present() {
@@ -853,10 +1063,23 @@ async fn stock_players_follow_livesteer_steering() {
     }
     let start = Instant::now();
     let mut tally = Tally::default();
-    let throttle = format!("edge A throttled to {THROTTLE}B/s");
-    fault_scenario(&throttle, |a| a.throttle(THROTTLE), &mut tally).await;
-    fault_scenario("edge A stopped", |a| a.stop(), &mut tally).await;
-    qos_scenario(&mut tally).await;
+    // LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens (the default: all) runs some only,
+    // for work on one by hand.
+    let only = std::env::var("LIVESTEER_PLAYER_SCENARIOS").unwrap_or_default();
+    let run = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
+    if run("throttle") {
+        let throttle = format!("edge A throttled to {THROTTLE}B/s");
+        fault_scenario(&throttle, |a| a.throttle(THROTTLE), &mut tally).await;
+    }
+    if run("stop") {
+        fault_scenario("edge A stopped", |a| a.stop(), &mut tally).await;
+    }
+    if run("qos") {
+        qos_scenario(&mut tally).await;
+    }
+    if run("tokens") {
+        token_scenario(&mut tally).await;
+    }
     say(&format!(
         "players: {:.0} s in all. Seconds to end on B after the fault (after the reports for \
          QoS), seconds of stall after it, steering requests:\n{:<28} {:<40} {:>8} {:>8} \
