@@ -32,6 +32,10 @@ pub struct ScoringSpec {
     /// A switch away from a provider counts as this many bad reports.
     #[serde(default = "d_switch_weight")]
     pub switch_weight: Spanned<f64>,
+    /// A probe run that could not get a live stream from a provider's edge for a region
+    /// (refused, timed out, 5xx) counts as this many failed sessions there.
+    #[serde(default = "d_probe_failure_weight")]
+    pub probe_failure_weight: Spanned<f64>,
     /// Share of play decisions that explore (Thompson sampling) instead of taking the incumbent.
     #[serde(default = "d_exploration")]
     pub exploration_rate: Spanned<f64>,
@@ -187,6 +191,7 @@ impl Default for ScoringSpec {
             prior: PriorSpec::default(),
             prior_weight: d_prior_weight(),
             switch_weight: d_switch_weight(),
+            probe_failure_weight: d_probe_failure_weight(),
             exploration_rate: d_exploration(),
             hysteresis_margin: d_margin(),
             hysteresis_hold_seconds: d_hold(),
@@ -208,6 +213,9 @@ fn d_prior_weight() -> Spanned<f64> {
     unspanned(3.0)
 }
 fn d_switch_weight() -> Spanned<f64> {
+    unspanned(3.0)
+}
+fn d_probe_failure_weight() -> Spanned<f64> {
     unspanned(3.0)
 }
 fn d_exploration() -> Spanned<f64> {
@@ -291,6 +299,7 @@ pub struct ScoringSettings {
     pub prior: PriorSpec,
     pub prior_weight: f64,
     pub switch_weight: f64,
+    pub probe_failure_weight: f64,
     pub exploration_rate: f64,
     pub hysteresis_margin: f64,
     pub hysteresis_hold_ms: i64,
@@ -361,6 +370,14 @@ impl ScoringSettings {
         );
         let prior_weight = range(path, &s.prior_weight, 0.0, 10_000.0, "prior_weight", errs);
         let switch_weight = range(path, &s.switch_weight, 0.0, 1_000.0, "switch_weight", errs);
+        let probe_failure_weight = range(
+            path,
+            &s.probe_failure_weight,
+            0.0,
+            1_000.0,
+            "probe_failure_weight",
+            errs,
+        );
         let exploration = range(
             path,
             &s.exploration_rate,
@@ -523,6 +540,7 @@ impl ScoringSettings {
             prior: s.prior.clone(),
             prior_weight,
             switch_weight,
+            probe_failure_weight,
             exploration_rate: exploration,
             hysteresis_margin: margin,
             hysteresis_hold_ms: (hold * 1000.0) as i64,

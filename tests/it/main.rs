@@ -9,6 +9,7 @@ mod media;
 mod origin;
 mod payments;
 mod players;
+mod probes;
 mod providers;
 mod rooms;
 mod scoring;
