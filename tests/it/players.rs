@@ -945,31 +945,34 @@ async fn token_scenario(tally: &mut Tally) {
         clock: Some(clock.clone()),
     })
     .await;
-    // livesteer's clock at 52 s past a minute as the players ask for master.m3u8: their URLs
-    // expire at the next minute but one, and the refresh is due 2 s past the next minute.
-    let real = now_ms();
-    clock.offset_ms.store(
-        (52_000 - real.rem_euclid(60_000)).rem_euclid(60_000),
-        Ordering::SeqCst,
-    );
-    let ls_now = clock.now_ms() / 1000;
-    let first_exp = livesteer::steering::rounded_expiry(ls_now, 60);
-    let offset_ms = clock.offset_ms.load(Ordering::SeqCst);
-    // When (real time) the refresh is due.
-    let due = (first_exp - 58) * 1000 - offset_ms;
     let mut driver = Driver::start(&stack.master_url(), stack.origin.path("players.log")).await;
     driver.start_or_fail().await;
     let ready = driver.wait_for("ready", READY).await.is_some();
+    // The expiry the players' URLs carry, from the edges' log of their playlist requests.
+    let first_exp = stack
+        .edges
+        .iter()
+        .flat_map(|e| e.access_log())
+        .filter(|a| a.user_agent.contains("Chrome") && a.uri.contains(".m3u8"))
+        .filter_map(|a| token_exp(&format!("http://x{}", a.uri)))
+        .min();
+    // Then livesteer's clock steps forward so that the refresh (58 s before that expiry) falls
+    // due in 3 s.
+    let due = now_ms() + 3000;
+    if let Some(exp) = first_exp {
+        let jump = ((exp - 58) * 1000 - 3000 - clock.now_ms()).max(0);
+        clock.offset_ms.fetch_add(jump, Ordering::SeqCst);
+    }
     let watch_until = due + 2 * TTL as i64 * 1000 + 8000;
     if ready {
         let left = (watch_until - now_ms()).max(0) as u64;
         tokio::time::sleep(Duration::from_millis(left)).await;
     }
     let result = driver.finish().await;
+    let first_exp = first_exp.unwrap_or(0);
     say(&format!(
-        "[{name}] URLs expire at {first_exp} (livesteer's clock), refresh due {:.1} s after \
-         the players started\n    {}",
-        (due - real) as f64 / 1000.0,
+        "[{name}] the players' URLs expire at {first_exp} (livesteer's clock); livesteer's clock \
+         stepped forward so that the refresh fell due at +0.0 s\n    {}",
         edge_requests(&stack)
     ));
     for p in result["players"].as_array().unwrap() {
