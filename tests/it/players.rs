@@ -12,12 +12,18 @@
 //!   first;
 //! - edge A stopped while the players play from it;
 //! - bad QoS for A from other viewers (`POST /v1/qos`): a new viewer's play and steering
-//!   answers put B first within 10 s, and new players play from B.
+//!   answers put B first within 10 s, and new players play from B;
+//! - tokens refreshed: play URLs signed for 60 s, and each player must load its playlists with
+//!   the fresh token of livesteer's `PATHWAY-CLONES` within two TTLs of the first answer that
+//!   carries them (the edges log `$request_uri`, so the test reads which token each request
+//!   carried).
 //!
 //! In the first two every player must end on B within 4 TTLs + 5 s of the fault, with at most
 //! 8 s of stall, and stay there. The test prints, per player and scenario, the seconds to move,
 //! the seconds of stall, the steering requests with livesteer's answers, and the segments'
 //! edges over time.
+//!
+//! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens` runs some of them only.
 //!
 //! Skips with a printed reason when nginx, the RTMP module, ffmpeg, node, chromium or
 //! `tests/players/node_modules` (`npm ci --prefix tests/players`) is missing, except with
@@ -747,7 +753,32 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
             "[{name}] livesteer did not rank edge A first before the fault: {play}"
         ));
     }
-    tokio::time::sleep(Duration::from_secs_f64(MOVE_LIMIT_S) + STAY).await;
+    // Meanwhile, what a new viewer's play answer ranks first, each time it changes.
+    let watch = Instant::now();
+    let mut firsts: Vec<String> = Vec::new();
+    let mut last = String::new();
+    while watch.elapsed() < Duration::from_secs_f64(MOVE_LIMIT_S) + STAY {
+        let (_, play) = stack
+            .app
+            .get(&format!("/v1/streams/{}/play", stack.stream))
+            .await;
+        let first = play["candidates"][0]["provider"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string();
+        if first != last {
+            firsts.push(format!(
+                "{first} from {:+.1}s",
+                (now_ms() - t0) as f64 / 1000.0
+            ));
+            last = first;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    say(&format!(
+        "[{name}] a new viewer's play answer ranked first: {}",
+        firsts.join(", ")
+    ));
     let result = driver.finish().await;
     say(&format!("[{name}] {}", edge_requests(&stack)));
     for p in result["players"].as_array().unwrap() {
