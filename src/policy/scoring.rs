@@ -587,6 +587,11 @@ pub struct SteeringSpec {
     /// ones (pathway clones with new query parameters); 0 turns this off.
     #[serde(default = "d_token_refresh")]
     pub token_refresh_seconds: Spanned<u64>,
+    /// A pathway whose error rate (failed sessions, probe failures) reaches this moves its
+    /// players at once, not `move_share` of them per reload: they are failing, there is no
+    /// crowd to protect (an overloaded pathway stalls rather than fails, and moves gradually).
+    #[serde(default = "d_failing_error_rate")]
+    pub failing_error_rate: Spanned<f64>,
 }
 
 impl Default for SteeringSpec {
@@ -599,6 +604,7 @@ impl Default for SteeringSpec {
             move_share: d_move_share(),
             settle_seconds: d_settle(),
             token_refresh_seconds: d_token_refresh(),
+            failing_error_rate: d_failing_error_rate(),
         }
     }
 }
@@ -609,6 +615,10 @@ fn d_move_share() -> Spanned<f64> {
 
 fn d_settle() -> Spanned<u64> {
     unspanned(8)
+}
+
+fn d_failing_error_rate() -> Spanned<f64> {
+    unspanned(0.3)
 }
 
 fn d_token_refresh() -> Spanned<u64> {
@@ -635,6 +645,7 @@ pub struct SteeringSettings {
     pub move_share: f64,
     pub settle_seconds: u64,
     pub token_refresh_seconds: u64,
+    pub failing_error_rate: f64,
 }
 
 impl SteeringSettings {
@@ -672,7 +683,16 @@ impl SteeringSettings {
                 format!("steering.move_share is {share}, must be over 0 and at most 1"),
             ));
         }
+        let failing = s.failing_error_rate.value;
+        if !(failing.is_finite() && failing > 0.0 && failing <= 1.0) {
+            errs.push(Diagnostic::spanned(
+                path,
+                &s.failing_error_rate,
+                format!("steering.failing_error_rate is {failing}, must be over 0 and at most 1"),
+            ));
+        }
         SteeringSettings {
+            failing_error_rate: failing,
             ttl_seconds: s.ttl_seconds.value,
             move_share: share,
             bandwidth_bps: s.bandwidth_bps.value,

@@ -291,6 +291,15 @@ async fn a_stopped_provider_falls_behind_within_two_probe_intervals() {
     assert_eq!(w.play_order(&stream).await, ["edge-a", "edge-b"]);
     assert_eq!(w.steering_order(&stream).await, ["edge-a", "edge-b"]);
 
+    // A player already on edge-a, playing well there.
+    let (_, on_a) = w
+        .app
+        .get(&format!(
+            "/v1/steering/hls/{stream}?region=tw&_HLS_pathway=edge-a&_HLS_throughput=6000000"
+        ))
+        .await;
+    let reload = on_a["RELOAD-URI"].as_str().unwrap().to_string();
+
     // edge-a's server stops: connections are refused.
     a.stop().await;
     assert_eq!(w.probe().await, pair(&a, "error", &b, "healthy"));
@@ -300,6 +309,23 @@ async fn a_stopped_provider_falls_behind_within_two_probe_intervals() {
     w.settle("edge-a", held(2, weight)).await;
     assert_eq!(w.play_order(&stream).await, ["edge-b", "edge-a"]);
     assert_eq!(w.steering_order(&stream).await, ["edge-b", "edge-a"]);
+    // The player on edge-a is moved at once, not with the crowd's `move_share` chance: its
+    // sessions are failing, there is no crowd to protect.
+    let res = w
+        .app
+        .client
+        .get(format!(
+            "{reload}&_HLS_pathway=edge-a&_HLS_throughput=6000000"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let moved: Value = res.json().await.unwrap();
+    assert_eq!(
+        names(&moved["PATHWAY-PRIORITY"], |p| p),
+        ["edge-b", "edge-a"],
+        "{moved}"
+    );
     // The live edge gained nothing from answering: probes are no viewers.
     assert_eq!(w.samples("edge-b"), 0.0);
 
