@@ -6,249 +6,40 @@
 //! Skips with a printed reason when nginx, the module or ffmpeg is missing, except with
 //! `CI=true`, where it fails (`.ci/run` installs them).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use livesteer::providers::signing::{Grant, issue_origin_token};
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::media::{DEMO_SECRET, Encode, Origin, missing_origin_tools, require, wait_exit};
 use crate::support::TestApp;
 
-const NGINX: &str = "/usr/sbin/nginx";
-const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-const DEMO_SECRET: &str = "demo-only-local-nginx-secret-0001";
-
-/// Whether the tools are installed; prints the reason (or fails in CI) when not.
-fn tools_present() -> bool {
-    let ffmpeg = Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let missing: Vec<&str> = [
-        (!Path::new(NGINX).is_file()).then_some(NGINX),
-        (!Path::new(RTMP_MODULE).is_file()).then_some(RTMP_MODULE),
-        (!ffmpeg).then_some("ffmpeg"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "{} missing (apt-get install nginx libnginx-mod-rtmp ffmpeg)",
-        missing.join(", ")
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("real-origin test cannot run: {why}");
-    }
-    eprintln!("skipping: {why}");
-    false
+/// The provider directory: one nginx-rtmp origin on this test's ports.
+fn providers_dir(origin: &Origin) -> PathBuf {
+    let dir = origin.path("providers");
+    origin.write_provider(&dir, "[rtmp, hls]");
+    dir
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process this test started, killed (by its own pid) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Origin {
-    dir: tempfile::TempDir,
-    rtmp: u16,
-    http: u16,
-}
-
-impl Origin {
-    fn new() -> Origin {
-        Origin {
-            dir: tempfile::tempdir().unwrap(),
-            rtmp: free_port(),
-            http: free_port(),
-        }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    /// The provider directory: one nginx-rtmp origin on this test's ports.
-    fn providers_dir(&self) -> PathBuf {
-        let dir = self.path("providers");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("local-nginx.yaml"),
-            format!(
-                "id: local-nginx\nkind: nginx_rtmp\nprotocols: [rtmp, hls]\nendpoints:\n  default:\n    \
-                 push: rtmp://127.0.0.1:{r}/live\n    rtmp: rtmp://127.0.0.1:{r}/live\n    \
-                 hls: http://127.0.0.1:{h}/hls\nsigning:\n  token_secret_env: ORIGIN_TEST_SECRET_UNSET\n  \
-                 demo_secret: {DEMO_SECRET}\n",
-                r = self.rtmp,
-                h = self.http
-            ),
-        )
-        .unwrap();
-        dir
-    }
-
-    /// Short grace periods so the test takes seconds.
-    fn policy_file(&self) -> PathBuf {
-        let file = self.path("policy.yaml");
-        std::fs::write(
-            &file,
-            format!(
-                "regions:\n  - id: global\n    providers: [local-nginx]\ndefault_region: global\n\
-                 rooms:\n  chat_required: true\n  confirm_ms: 3000\n  stall_grace_ms: 500\n  \
-                 offline_grace_ms: 1500\n\
-                 probes:\n  kinds: [hls, stats]\n  timeout_ms: 3000\n  stats:\n    - provider: local-nginx\n      \
-                 kind: nginx_stat\n      url: http://127.0.0.1:{h}/stat\n\
-                 jobs:\n  probe_streams: \"\"\n  sweep_rooms: \"\"\n",
-                h = self.http
-            ),
-        )
-        .unwrap();
-        file
-    }
-
-    fn start_nginx(&self, livesteer: std::net::SocketAddr) -> Proc {
-        let d = self.dir.path().display();
-        let hook = format!("http://{livesteer}/v1/callbacks/local-nginx");
-        for sub in ["hls", "tmp"] {
-            std::fs::create_dir_all(self.path(sub)).unwrap();
-        }
-        let conf = format!(
-            r#"load_module {RTMP_MODULE};
-master_process off;
-error_log {d}/error.log info;
-events {{ worker_connections 256; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{rtmp};
-        application live {{
-            live on;
-            record off;
-            hls on;
-            hls_path {d}/hls;
-            hls_fragment 1s;
-            hls_playlist_length 4s;
-            on_publish {hook};
-            on_publish_done {hook};
-            on_play {hook};
-            on_done {hook};
-            on_update {hook};
-            notify_update_timeout 1s;
-        }}
-    }}
-}}
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    server {{
-        listen 127.0.0.1:{http};
-        location /stat {{ rtmp_stat all; }}
-        location /hls {{
-            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-            alias {d}/hls;
-            add_header Cache-Control no-cache;
-        }}
-    }}
-}}
-"#,
-            rtmp = self.rtmp,
-            http = self.http,
-        );
-        let conf_path = self.path("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(NGINX)
-            .arg("-p")
-            .arg(self.dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-g")
-            .arg(format!("daemon off; pid {d}/nginx.pid;"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.path("nginx.stderr")).unwrap())
-            .spawn()
-            .expect("start nginx");
-        let proc = Proc(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.rtmp)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen on {}: {}",
-                self.rtmp,
-                std::fs::read_to_string(self.path("nginx.stderr")).unwrap_or_default()
-                    + &std::fs::read_to_string(self.path("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        proc
-    }
-
-    fn ffmpeg(&self, url: &str, log: &str, seconds: Option<u32>) -> Proc {
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-hide_banner", "-loglevel", "warning", "-nostdin", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-            .args(["-f", "lavfi", "-i", "sine"]);
-        if let Some(s) = seconds {
-            cmd.args(["-t", &s.to_string()]);
-        }
-        cmd.args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "25",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(self.path(log)).unwrap());
-        Proc(cmd.spawn().expect("start ffmpeg"))
-    }
-
-    fn logs(&self) -> String {
-        [
-            "error.log",
-            "ffmpeg-good.log",
-            "ffmpeg-forged.log",
-            "ffmpeg-expired.log",
-        ]
-        .iter()
-        .map(|f| {
-            format!(
-                "--- {f}\n{}",
-                std::fs::read_to_string(self.path(f)).unwrap_or_default()
-            )
-        })
-        .collect()
-    }
+/// Short grace periods so the test takes seconds.
+fn policy_file(origin: &Origin) -> PathBuf {
+    let file = origin.path("policy.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "regions:\n  - id: global\n    providers: [local-nginx]\ndefault_region: global\n\
+             rooms:\n  chat_required: true\n  confirm_ms: 3000\n  stall_grace_ms: 500\n  \
+             offline_grace_ms: 1500\n\
+             probes:\n  kinds: [hls, stats]\n  timeout_ms: 3000\n  stats:\n    - provider: local-nginx\n      \
+             kind: nginx_stat\n      url: http://127.0.0.1:{h}/stat\n\
+             jobs:\n  probe_streams: \"\"\n  sweep_rooms: \"\"\n",
+            h = origin.http
+        ),
+    )
+    .unwrap();
+    file
 }
 
 async fn room(app: &TestApp, anchor: &str) -> Value {
@@ -291,28 +82,16 @@ async fn wait_state(
     }
 }
 
-/// Waits for a process to exit; `None` if it is still running after `limit`.
-fn wait_exit(p: &mut Proc, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(s) = p.0.try_wait().unwrap() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nginx_rtmp_publish_goes_live_then_stalled_then_offline() {
-    if !tools_present() {
+    if !require("the real-origin test", &missing_origin_tools()) {
         return;
     }
     let origin = Origin::new();
     let db = TestDb::sqlite();
     let app = TestApp::builder(&db)
-        .providers(origin.providers_dir())
-        .policy_file(origin.policy_file())
+        .providers(providers_dir(&origin))
+        .policy_file(policy_file(&origin))
         .start()
         .await;
     let _nginx = origin.start_nginx(app.addr);
@@ -350,7 +129,11 @@ async fn nginx_rtmp_publish_goes_live_then_stalled_then_offline() {
         (&forged, "ffmpeg-forged.log"),
         (&expired, "ffmpeg-expired.log"),
     ] {
-        let mut p = origin.ffmpeg(url, log, Some(20));
+        let encode = Encode {
+            seconds: Some(20),
+            ..Encode::default()
+        };
+        let mut p = origin.ffmpeg(url, log, &encode);
         let status = wait_exit(&mut p, Duration::from_secs(15)).unwrap_or_else(|| {
             panic!("ffmpeg kept publishing with a bad token\n{}", origin.logs())
         });
@@ -387,7 +170,7 @@ async fn nginx_rtmp_publish_goes_live_then_stalled_then_offline() {
         )
         .await;
     assert_eq!(status, 200);
-    let mut ffmpeg = origin.ffmpeg(&push, "ffmpeg-good.log", None);
+    let mut ffmpeg = origin.ffmpeg(&push, "ffmpeg-good.log", &Encode::default());
     let to_live = wait_state(&app, &origin, anchor, "live", Duration::from_secs(20)).await;
     assert!(in_live_list(&app, anchor).await);
     let r = room(&app, anchor).await;

@@ -1,0 +1,524 @@
+//! Real media peers for the tests that need them: an nginx-rtmp origin (Debian's `nginx` +
+//! `libnginx-mod-rtmp`) whose hooks call livesteer, ffmpeg publishing a generated test pattern,
+//! and nginx HTTP edges that proxy the origin's HLS, each on loopback ports chosen at run time.
+//!
+//! Every process is started by the test and ended by its own pid when its handle drops.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const NGINX: &str = "/usr/sbin/nginx";
+pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+/// The demo secret of the test origins' provider files.
+pub const DEMO_SECRET: &str = "demo-only-local-nginx-secret-0001";
+
+/// Whether every tool is there; `missing` lists (what, install hint) for those that are not.
+/// Prints the reason and returns false, or, with `CI=true`, fails the test.
+pub fn require(test: &str, missing: &[(String, &str)]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let why = missing
+        .iter()
+        .map(|(what, hint)| format!("{what} missing ({hint})"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run: {why}");
+    }
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
+/// What the origin tests need that is not there: nginx, its RTMP module, ffmpeg.
+pub fn missing_origin_tools() -> Vec<(String, &'static str)> {
+    let hint = "apt-get install nginx libnginx-mod-rtmp ffmpeg";
+    let mut out = Vec::new();
+    for f in [NGINX, RTMP_MODULE] {
+        if !Path::new(f).is_file() {
+            out.push((f.to_string(), hint));
+        }
+    }
+    if !runs("ffmpeg", &["-version"]) {
+        out.push(("ffmpeg".to_string(), hint));
+    }
+    out
+}
+
+/// Whether `cmd args` runs and succeeds.
+pub fn runs(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process this test started, ended (by its own pid) when dropped: SIGTERM, then
+/// SIGKILL if it has not exited within a few seconds. nginx's master ends its workers on
+/// SIGTERM, which a SIGKILL would orphan.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("pid");
+        // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+
+    /// SIGTERM, and waits (at most `limit`, then SIGKILL) for the exit.
+    pub fn terminate(&mut self, limit: Duration) {
+        if self.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        self.signal(libc::SIGTERM);
+        if wait_exit(self, limit).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.terminate(Duration::from_secs(3));
+    }
+}
+
+/// Waits for a process to exit; `None` if it is still running after `limit`.
+pub fn wait_exit(p: &mut Proc, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = p.0.try_wait().unwrap() {
+            return Some(s);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until something listens on `port`, or fails with `logs()`.
+fn wait_listening(port: u16, what: &str, logs: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port}: {}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback, for the tests' own checks of nginx: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
+/// The temp directory names nginx wants writable, under `dir`.
+fn nginx_temp_paths(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n    \
+         fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    \
+         scgi_temp_path {d}/tmp/scgi;"
+    )
+}
+
+fn spawn_nginx(dir: &Path, conf: &Path) -> Proc {
+    let d = dir.display();
+    let child = Command::new(NGINX)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(conf)
+        .arg("-g")
+        .arg(format!("daemon off; pid {d}/nginx.pid;"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap())
+        .spawn()
+        .expect("start nginx");
+    Proc(child)
+}
+
+fn read(dir: &Path, files: &[&str]) -> String {
+    files
+        .iter()
+        .map(|f| {
+            format!(
+                "--- {f}\n{}",
+                std::fs::read_to_string(dir.join(f)).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// How ffmpeg encodes the test pattern it publishes.
+#[derive(Debug, Clone, Default)]
+pub struct Encode {
+    /// Stop after this long (`-t`); `None` runs until killed.
+    pub seconds: Option<u32>,
+    /// Constrained video bitrate; `None` leaves it to x264 (a plain pattern: a few hundred
+    /// kbit/s).
+    pub video_kbps: Option<u32>,
+}
+
+/// An nginx-rtmp origin: RTMP in, HLS out on its HTTP port, `rtmp_stat` at `/stat`, every
+/// hook pointed at livesteer's callback for the `local-nginx` provider.
+pub struct Origin {
+    pub dir: tempfile::TempDir,
+    pub rtmp: u16,
+    pub http: u16,
+    /// `hls_playlist_length`, seconds (fragments are one second).
+    pub playlist_seconds: u32,
+}
+
+impl Origin {
+    pub fn new() -> Origin {
+        Origin {
+            dir: tempfile::tempdir().unwrap(),
+            rtmp: free_port(),
+            http: free_port(),
+            playlist_seconds: 4,
+        }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// The `local-nginx` provider file for this origin, into `dir`. `protocols` are the play
+    /// protocols it offers itself (`[rtmp, hls]`; `[rtmp]` when edges deliver).
+    pub fn write_provider(&self, dir: &Path, protocols: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("local-nginx.yaml"),
+            format!(
+                "id: local-nginx\nkind: nginx_rtmp\nprotocols: {protocols}\nendpoints:\n  default:\n    \
+                 push: rtmp://127.0.0.1:{r}/live\n    rtmp: rtmp://127.0.0.1:{r}/live\n    \
+                 hls: http://127.0.0.1:{h}/hls\nsigning:\n  token_secret_env: ORIGIN_TEST_SECRET_UNSET\n  \
+                 demo_secret: {DEMO_SECRET}\n",
+                r = self.rtmp,
+                h = self.http
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Starts nginx with its hooks pointed at `livesteer`; returns once it listens.
+    pub fn start_nginx(&self, livesteer: SocketAddr) -> Proc {
+        let d = self.dir.path().display();
+        let hook = format!("http://{livesteer}/v1/callbacks/local-nginx");
+        for sub in ["hls", "tmp"] {
+            std::fs::create_dir_all(self.path(sub)).unwrap();
+        }
+        let conf = format!(
+            r#"load_module {RTMP_MODULE};
+master_process off;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{rtmp};
+        application live {{
+            live on;
+            record off;
+            hls on;
+            hls_path {d}/hls;
+            hls_fragment 1s;
+            hls_playlist_length {len}s;
+            on_publish {hook};
+            on_publish_done {hook};
+            on_play {hook};
+            on_done {hook};
+            on_update {hook};
+            notify_update_timeout 1s;
+        }}
+    }}
+}}
+http {{
+    access_log off;
+    {temp}
+    server {{
+        listen 127.0.0.1:{http};
+        location /stat {{ rtmp_stat all; }}
+        location /hls {{
+            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+            alias {d}/hls;
+            add_header Cache-Control no-cache;
+        }}
+    }}
+}}
+"#,
+            rtmp = self.rtmp,
+            http = self.http,
+            len = self.playlist_seconds,
+            temp = nginx_temp_paths(self.dir.path()),
+        );
+        let conf_path = self.path("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let proc = spawn_nginx(self.dir.path(), &conf_path);
+        wait_listening(self.rtmp, "nginx-rtmp", || {
+            read(self.dir.path(), &["nginx.stderr", "error.log"])
+        });
+        proc
+    }
+
+    /// ffmpeg publishing a test pattern (25 fps, a keyframe a second, AAC audio) to `url`,
+    /// its messages in `log` under the origin's directory.
+    pub fn ffmpeg(&self, url: &str, log: &str, encode: &Encode) -> Proc {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-loglevel", "warning", "-nostdin", "-re"]);
+        match encode.video_kbps {
+            // Noise keeps the encoder at its constrained rate, so that the stream really
+            // needs the bitrate it claims.
+            Some(_) => cmd.args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25,noise=alls=30:allf=t",
+            ]),
+            None => cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]),
+        };
+        cmd.args(["-f", "lavfi", "-i", "sine"]);
+        if let Some(s) = encode.seconds {
+            cmd.args(["-t", &s.to_string()]);
+        }
+        cmd.args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+            "-sc_threshold",
+            "0",
+        ]);
+        if let Some(k) = encode.video_kbps {
+            let rate = format!("{k}k");
+            cmd.args(["-b:v", &rate, "-maxrate", &rate, "-bufsize", &rate]);
+        }
+        cmd.args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.path(log)).unwrap());
+        Proc(cmd.spawn().expect("start ffmpeg"))
+    }
+
+    /// nginx's error log and every ffmpeg log in the origin's directory.
+    pub fn logs(&self) -> String {
+        let mut files = vec!["nginx.stderr".to_string(), "error.log".to_string()];
+        if let Ok(dir) = std::fs::read_dir(self.dir.path()) {
+            let mut logs: Vec<String> = dir
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("ffmpeg"))
+                .collect();
+            logs.sort();
+            files.extend(logs);
+        }
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        read(self.dir.path(), &files)
+    }
+}
+
+/// One request an edge served, from its access log.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // Each test reads the fields it needs.
+pub struct Access {
+    /// Unix milliseconds when the response was done.
+    pub at_ms: i64,
+    pub status: u16,
+    pub bytes: u64,
+    /// The request URI as sent, query (and so any token) included.
+    pub uri: String,
+    pub user_agent: String,
+}
+
+/// An nginx HTTP edge on a port of its own, proxying an origin's `/hls/` with CORS open, its
+/// access log (`$request_uri` included, so each request's token shows) in its directory. The
+/// master process is kept, so that a reload (a new rate limit) reaches the players' next
+/// requests: the old worker closes its idle keep-alive connections.
+pub struct Edge {
+    pub name: String,
+    pub port: u16,
+    origin_http: u16,
+    dir: tempfile::TempDir,
+    proc: Option<Proc>,
+    generation: u32,
+}
+
+impl Edge {
+    pub fn new(name: &str, origin_http: u16) -> Edge {
+        Edge {
+            name: name.to_string(),
+            port: free_port(),
+            origin_http,
+            dir: tempfile::tempdir().unwrap(),
+            proc: None,
+            generation: 0,
+        }
+    }
+
+    /// This edge's HLS base URL, as a provider's `hls:` endpoint.
+    pub fn hls_base(&self) -> String {
+        format!("http://127.0.0.1:{}/hls", self.port)
+    }
+
+    fn write_conf(&mut self, limit_rate: Option<&str>) -> PathBuf {
+        self.generation += 1;
+        let d = self.dir.path().display();
+        // Workers would run as nobody under a root master, and then could not use the temp
+        // directories; as a non-root user nginx only warns that `user` is ignored.
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root;"
+        } else {
+            ""
+        };
+        let limit = limit_rate
+            .map(|r| format!("limit_rate {r};"))
+            .unwrap_or_default();
+        let conf = format!(
+            r#"{user}
+worker_processes 1;
+error_log {d}/error.log info;
+events {{ worker_connections 512; }}
+http {{
+    log_format edge '$msec $status $body_bytes_sent $request_time "$request_uri" "$http_user_agent"';
+    access_log {d}/access.log edge;
+    {temp}
+    keepalive_timeout 30s;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /__edge {{ return 200 "{gen}\n"; }}
+        location /hls/ {{
+            {limit}
+            proxy_pass http://127.0.0.1:{origin}/hls/;
+            proxy_http_version 1.1;
+            proxy_buffers 32 64k;
+            add_header Access-Control-Allow-Origin * always;
+        }}
+    }}
+}}
+"#,
+            port = self.port,
+            origin = self.origin_http,
+            gen = self.generation,
+            temp = nginx_temp_paths(self.dir.path()),
+        );
+        std::fs::create_dir_all(self.dir.path().join("tmp")).unwrap();
+        let path = self.dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        path
+    }
+
+    /// Waits until the workers of the latest configuration answer.
+    fn wait_generation(&self) {
+        let want = self.generation.to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok((200, body)) = http_get(self.port, "/__edge")
+                && body.trim() == want
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edge {} did not take configuration {want}: {}",
+                self.name,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.proc.is_none(), "edge {} is running", self.name);
+        let conf = self.write_conf(None);
+        self.proc = Some(spawn_nginx(self.dir.path(), &conf));
+        self.wait_generation();
+    }
+
+    /// Limits every response from now on to `rate` (nginx `limit_rate`, e.g. `40k` bytes a
+    /// second per connection), by a graceful reload.
+    pub fn throttle(&mut self, rate: &str) {
+        self.write_conf(Some(rate));
+        self.proc
+            .as_ref()
+            .expect("edge running")
+            .signal(libc::SIGHUP);
+        self.wait_generation();
+    }
+
+    /// Stops the edge: its port refuses connections from now on.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate(Duration::from_secs(5));
+        }
+        assert!(
+            TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            "edge {} still listens",
+            self.name
+        );
+    }
+
+    /// Every request served so far.
+    pub fn access_log(&self) -> Vec<Access> {
+        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(5, ' ');
+                let msec: f64 = it.next()?.parse().ok()?;
+                let status = it.next()?.parse().ok()?;
+                let bytes = it.next()?.parse().ok()?;
+                let _time = it.next()?;
+                let (uri, ua) = it.next()?.split_once("\" \"")?;
+                Some(Access {
+                    at_ms: (msec * 1000.0) as i64,
+                    status,
+                    bytes,
+                    uri: uri.trim_start_matches('"').to_string(),
+                    user_agent: ua.trim_end_matches('"').to_string(),
+                })
+            })
+            .filter(|a| a.uri != "/__edge")
+            .collect()
+    }
+
+    pub fn logs(&self) -> String {
+        read(self.dir.path(), &["nginx.stderr", "error.log"])
+    }
+}
