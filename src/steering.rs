@@ -680,9 +680,13 @@ pub struct PathwayClone {
     pub uri_replacement: UriReplacement,
 }
 
-/// What a clone changes in its base's URIs.
+/// What a clone changes in its base's URIs: the host (the same as its base's: hls.js, Shaka
+/// and Video.js all set it, and Video.js sets it whether given or not) and the query
+/// parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UriReplacement {
+    #[serde(rename = "HOST")]
+    pub host: String,
     #[serde(rename = "PARAMS")]
     pub params: std::collections::BTreeMap<String, String>,
 }
@@ -708,15 +712,18 @@ pub fn pathway_clones(
         .filter_map(|id| {
             let p = catalog.registry.get(id)?;
             let url = signer.sign(p, &stream.id, &region.id, Some(Protocol::Hls), expires_at)?;
-            let params = url::Url::parse(&url)
-                .ok()?
+            let url = url::Url::parse(&url).ok()?;
+            let params = url
                 .query_pairs()
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
             Some(PathwayClone {
                 base_id: id.clone(),
                 id: pathway_id(id, generation),
-                uri_replacement: UriReplacement { params },
+                uri_replacement: UriReplacement {
+                    host: url.host_str()?.to_string(),
+                    params,
+                },
             })
         })
         .collect()
@@ -1031,6 +1038,7 @@ mod tests {
             base_id: p.into(),
             id: pathway_id(p, 2),
             uri_replacement: UriReplacement {
+                host: format!("{p}.example"),
                 params: Default::default(),
             },
         };

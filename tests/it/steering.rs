@@ -377,6 +377,7 @@ async fn steering_refreshes_tokens_before_they_expire() {
     let tencent = &clones[0];
     assert_eq!(tencent["BASE-ID"], "tencent");
     assert_eq!(tencent["ID"], "tencent.1");
+    assert_eq!(tencent["URI-REPLACEMENT"]["HOST"], "play.live.example.com");
     let params = &tencent["URI-REPLACEMENT"]["PARAMS"];
     let tx_time = params["txTime"].as_str().unwrap();
     let new_expiry = i64::from_str_radix(tx_time, 16).unwrap();
