@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::registry::{ProviderFiles, Registry, SecretMode};
 use super::Provider;
+use super::registry::{ProviderFiles, Registry, SecretMode};
 
 /// The made-up secrets of `tests/data/providers-all`'s vendor providers.
 pub const SECRETS: &[(&str, &str)] = &[
