@@ -165,7 +165,7 @@ pub const SIGNALS: Def = Def {
     kind: Kind::Counter,
     unit: Unit::None,
     labels: &["kind"],
-    help: "Signals (delivery, switch, reload, ingest) accepted for the scoring engine.",
+    help: "Signals (delivery, switch, reload, probe_failure, ingest) accepted for the scoring engine.",
 };
 
 /// Signals dropped.

@@ -63,6 +63,30 @@ pub enum Signal {
         throughput_bps: u64,
         needed_bps: u64,
     },
+    /// Active probes could not get a live stream from a provider's edge for a region
+    /// (connection refused or reset, timeout, HTTP 5xx), or they are holding off that provider
+    /// (its circuit breaker is open) after such failures there: failure evidence for delivery
+    /// in that region, standing for the viewers a dead edge fails.
+    ///
+    /// Not a [`Signal::Delivery`] with `error: true`, because a probe is not a viewer:
+    /// - it speaks for every viewer of the region, so the engine weighs it
+    ///   (`scoring.probe_failure_weight` failed sessions), where a delivery report is one
+    ///   session. One failed session per probe run would never outweigh the hysteresis:
+    ///   decaying with the shipped 15 s half-life between runs 10 s apart (the default
+    ///   schedule), it holds under three sessions' worth, short of what a challenger known
+    ///   from nothing needs to be confidently cheaper;
+    /// - it says nothing about an anchor's upload (a delivery report with an anchor feeds the
+    ///   ingest windows and the anchor's audience) and is not a player report in the metrics;
+    /// - there is no positive counterpart: a probe that got its answer does not count as a
+    ///   smooth session, so probes never flatter a provider that viewers do not use.
+    ProbeFailure {
+        provider: String,
+        region: String,
+        /// Share of the probes made in that scope in one run that failed, in (0, 1]; a run
+        /// that only held off the provider repeats the last share. A region where one stream in
+        /// ten fails counts a tenth of one where every stream does.
+        share: f64,
+    },
     /// Whether an anchor's stream reaches a provider smoothly.
     Ingest {
         provider: String,
@@ -90,7 +114,7 @@ impl Default for SignalBus {
         let (tx, rx) = mpsc::channel(CAPACITY);
         // Dropped signals are rare: start their series at 0 so that a graph of them shows
         // "none" rather than "no data".
-        for kind in ["delivery", "switch", "reload", "ingest"] {
+        for kind in ["delivery", "switch", "reload", "probe_failure", "ingest"] {
             metrics::counter!(m::SIGNALS_DROPPED.name, "kind" => kind).increment(0);
         }
         Self {
@@ -107,6 +131,7 @@ impl SignalBus {
             Signal::Delivery { .. } => "delivery",
             Signal::Switch { .. } => "switch",
             Signal::Reload { .. } => "reload",
+            Signal::ProbeFailure { .. } => "probe_failure",
             Signal::Ingest { .. } => "ingest",
         };
         match self.tx.try_send(signal) {

@@ -554,7 +554,8 @@ pub struct SteeringAnswer {
 /// bouncing); one on a worse pathway is moved with the policy's `move_share` chance per reload,
 /// so that a crowd moves over several reloads; a pathway the player struggled on (its
 /// throughput under `min_throughput_bps`) goes to the back of its list for the policy's
-/// penalty time, so that a struggling player moves at once.
+/// penalty time, so that a struggling player moves at once; so does every player of a pathway
+/// whose error rate reaches `failing_error_rate` (a dead edge) while the best's does not.
 #[allow(clippy::too_many_arguments)]
 pub fn steer<R: rand::Rng + ?Sized>(
     catalog: &Catalog,
@@ -628,10 +629,18 @@ pub fn steer<R: rand::Rng + ?Sized>(
     session.last = now_secs;
     let (mut order, _) = scores.rank_steady(&region.id, Some(&stream.anchor_id), &ids);
     order.sort_by_key(|p| session.is_penalized(p));
+    // A pathway where a plain share of sessions fail (a dead edge: errors, not the stalls of an
+    // overloaded one) has no crowd to protect: its players move at once.
+    let failing = |p: &str| {
+        scores
+            .error_rate(&region.id, p)
+            .is_some_and(|e| e >= st.failing_error_rate)
+    };
     if let Some(cur) = current
         && !session.is_penalized(cur)
         && let Some(pos) = order.iter().position(|p| *p == cur)
         && pos > 0
+        && (!failing(cur) || failing(order[0]))
     {
         let best = scores.cost(&region.id, order[0]);
         let mine = scores.cost(&region.id, cur);

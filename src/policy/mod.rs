@@ -427,6 +427,18 @@ impl Policy {
             services::ServicesPolicy::from_spec(path, &raw.services, &region_ids, &mut errs);
 
         let steering = scoring::SteeringSettings::from_spec(path, &raw.steering, &mut errs);
+        if steering.token_refresh_seconds > 0
+            && steering.token_refresh_seconds >= delivery.url_ttl_seconds
+        {
+            errs.push(Diagnostic::spanned(
+                path,
+                &raw.steering.token_refresh_seconds,
+                format!(
+                    "steering.token_refresh_seconds is {}, must be less than delivery.url_ttl_seconds ({}), or 0",
+                    steering.token_refresh_seconds, delivery.url_ttl_seconds
+                ),
+            ));
+        }
 
         let mut jobs = BTreeMap::new();
         for (name, spec) in [

@@ -32,6 +32,10 @@ pub struct ScoringSpec {
     /// A switch away from a provider counts as this many bad reports.
     #[serde(default = "d_switch_weight")]
     pub switch_weight: Spanned<f64>,
+    /// A probe run that could not get a live stream from a provider's edge for a region
+    /// (refused, timed out, 5xx) counts as this many failed sessions there.
+    #[serde(default = "d_probe_failure_weight")]
+    pub probe_failure_weight: Spanned<f64>,
     /// Share of play decisions that explore (Thompson sampling) instead of taking the incumbent.
     #[serde(default = "d_exploration")]
     pub exploration_rate: Spanned<f64>,
@@ -187,6 +191,7 @@ impl Default for ScoringSpec {
             prior: PriorSpec::default(),
             prior_weight: d_prior_weight(),
             switch_weight: d_switch_weight(),
+            probe_failure_weight: d_probe_failure_weight(),
             exploration_rate: d_exploration(),
             hysteresis_margin: d_margin(),
             hysteresis_hold_seconds: d_hold(),
@@ -208,6 +213,9 @@ fn d_prior_weight() -> Spanned<f64> {
     unspanned(3.0)
 }
 fn d_switch_weight() -> Spanned<f64> {
+    unspanned(3.0)
+}
+fn d_probe_failure_weight() -> Spanned<f64> {
     unspanned(3.0)
 }
 fn d_exploration() -> Spanned<f64> {
@@ -291,6 +299,7 @@ pub struct ScoringSettings {
     pub prior: PriorSpec,
     pub prior_weight: f64,
     pub switch_weight: f64,
+    pub probe_failure_weight: f64,
     pub exploration_rate: f64,
     pub hysteresis_margin: f64,
     pub hysteresis_hold_ms: i64,
@@ -361,6 +370,14 @@ impl ScoringSettings {
         );
         let prior_weight = range(path, &s.prior_weight, 0.0, 10_000.0, "prior_weight", errs);
         let switch_weight = range(path, &s.switch_weight, 0.0, 1_000.0, "switch_weight", errs);
+        let probe_failure_weight = range(
+            path,
+            &s.probe_failure_weight,
+            0.0,
+            1_000.0,
+            "probe_failure_weight",
+            errs,
+        );
         let exploration = range(
             path,
             &s.exploration_rate,
@@ -523,6 +540,7 @@ impl ScoringSettings {
             prior: s.prior.clone(),
             prior_weight,
             switch_weight,
+            probe_failure_weight,
             exploration_rate: exploration,
             hysteresis_margin: margin,
             hysteresis_hold_ms: (hold * 1000.0) as i64,
@@ -569,6 +587,11 @@ pub struct SteeringSpec {
     /// ones (pathway clones with new query parameters); 0 turns this off.
     #[serde(default = "d_token_refresh")]
     pub token_refresh_seconds: Spanned<u64>,
+    /// A pathway whose error rate (failed sessions, probe failures) reaches this moves its
+    /// players at once, not `move_share` of them per reload: they are failing, there is no
+    /// crowd to protect (an overloaded pathway stalls rather than fails, and moves gradually).
+    #[serde(default = "d_failing_error_rate")]
+    pub failing_error_rate: Spanned<f64>,
 }
 
 impl Default for SteeringSpec {
@@ -581,6 +604,7 @@ impl Default for SteeringSpec {
             move_share: d_move_share(),
             settle_seconds: d_settle(),
             token_refresh_seconds: d_token_refresh(),
+            failing_error_rate: d_failing_error_rate(),
         }
     }
 }
@@ -591,6 +615,10 @@ fn d_move_share() -> Spanned<f64> {
 
 fn d_settle() -> Spanned<u64> {
     unspanned(8)
+}
+
+fn d_failing_error_rate() -> Spanned<f64> {
+    unspanned(0.3)
 }
 
 fn d_token_refresh() -> Spanned<u64> {
@@ -617,6 +645,7 @@ pub struct SteeringSettings {
     pub move_share: f64,
     pub settle_seconds: u64,
     pub token_refresh_seconds: u64,
+    pub failing_error_rate: f64,
 }
 
 impl SteeringSettings {
@@ -654,7 +683,16 @@ impl SteeringSettings {
                 format!("steering.move_share is {share}, must be over 0 and at most 1"),
             ));
         }
+        let failing = s.failing_error_rate.value;
+        if !(failing.is_finite() && failing > 0.0 && failing <= 1.0) {
+            errs.push(Diagnostic::spanned(
+                path,
+                &s.failing_error_rate,
+                format!("steering.failing_error_rate is {failing}, must be over 0 and at most 1"),
+            ));
+        }
         SteeringSettings {
+            failing_error_rate: failing,
             ttl_seconds: s.ttl_seconds.value,
             move_share: share,
             bandwidth_bps: s.bandwidth_bps.value,

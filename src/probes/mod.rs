@@ -20,8 +20,19 @@
 //!
 //! A healthy or unhealthy verdict becomes ingest evidence for the room (`rooms`) and an ingest
 //! signal for scoring; every probe is timed in `livesteer_probe_duration_seconds`. An answer
-//! that cannot be read (transport error, 5xx, malformed playlist or stats) is an `error`
-//! outcome: logged with its reason, counted, and no state change.
+//! that cannot be read (transport failure, malformed playlist or stats) is an `error`
+//! outcome: logged with its reason, counted, and no room change.
+//!
+//! **Dead edges.** An FLV or HLS probe that cannot connect, times out or gets a 5xx is a
+//! transport failure, and failure evidence for delivery in its scope, the (provider, region)
+//! the probed URL serves: once per run per scope, a [`Signal::ProbeFailure`] with the share of
+//! that scope's probes that failed (counted in `livesteer_signals_total{kind="probe_failure"}`).
+//! While the breaker holds a provider off, each scope whose last probes failed repeats its
+//! share every run without a request, so a dead provider's rank does not recover by decay;
+//! the half-open trial after the cooldown probes afresh. A 403/404/410 ("no such stream here")
+//! keeps its meaning: the stream is not flowing there, ingest evidence, not a dead edge. A
+//! probe that got its answer is no positive delivery evidence (a probe is not a viewer), and
+//! a statistics API failing says nothing about delivery (viewers do not play from it).
 
 pub mod hls;
 pub mod stats;
@@ -81,11 +92,46 @@ struct HlsMemory {
     changed_at_ms: i64,
 }
 
-/// The probes' HTTP client and memory (circuit breakers, last HLS media sequences).
+/// The scope of a delivery probe's evidence: (provider, region). The probed URL is the
+/// provider's play URL for the stream's region (its endpoints there, else its default ones),
+/// and the evidence counts in that region only: a CDN's host name resolves to different edges
+/// for viewers elsewhere. Other regions learn of it as they learn of failing sessions, through
+/// the provider's estimate everywhere.
+type Scope = (String, String);
+
+/// What one FLV or HLS probe learned about its scope's edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// The edge answered (whatever the answer said about the stream).
+    Answered,
+    /// A transport failure (refused, timeout, 5xx).
+    Failed,
+    /// Not probed: the provider's circuit breaker is open.
+    HeldOff,
+}
+
+/// One run's delivery probes in one scope.
+#[derive(Debug, Default)]
+struct Tally {
+    answered: usize,
+    failed: usize,
+    held_off: usize,
+}
+
+/// A scope whose last probes failed: the share that did, and when.
+#[derive(Debug)]
+struct Failing {
+    share: f64,
+    at_ms: i64,
+}
+
+/// The probes' HTTP client and memory (circuit breakers, last HLS media sequences, scopes
+/// whose last probes failed).
 pub struct Prober {
     client: reqwest::Client,
     breakers: Mutex<HashMap<String, Breaker>>,
     hls: Mutex<HashMap<(String, String), HlsMemory>>,
+    failing: Mutex<HashMap<Scope, Failing>>,
 }
 
 impl std::fmt::Debug for Prober {
@@ -107,7 +153,50 @@ impl Prober {
             client,
             breakers: Mutex::new(HashMap::new()),
             hls: Mutex::new(HashMap::new()),
+            failing: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Folds one run's FLV and HLS probes into the memory of failing scopes and returns the
+    /// scopes that count as failing for this run, with the share of their probes that failed.
+    ///
+    /// A scope probed this run counts by what its probes found; one whose probes were all
+    /// held off by the breaker repeats its last share, so that a provider still dead keeps
+    /// losing rather than recovering by decay while it is not probed. That memory lasts a
+    /// breaker cooldown: the breaker opened after those probes, so every run it holds off
+    /// finds it, and the half-open trial probes afresh.
+    fn failing_scopes(
+        &self,
+        tallies: BTreeMap<Scope, Tally>,
+        s: &ProbeSettings,
+        now_ms: i64,
+    ) -> Vec<(Scope, f64)> {
+        let mut mem = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        mem.retain(|_, f| now_ms - f.at_ms <= s.breaker_cooldown_ms);
+        let mut out = Vec::new();
+        for (scope, t) in tallies {
+            let made = t.answered + t.failed;
+            if made > 0 {
+                if t.failed == 0 {
+                    mem.remove(&scope);
+                    continue;
+                }
+                let share = t.failed as f64 / made as f64;
+                mem.insert(
+                    scope.clone(),
+                    Failing {
+                        share,
+                        at_ms: now_ms,
+                    },
+                );
+                out.push((scope, share));
+            } else if t.held_off > 0
+                && let Some(f) = mem.get(&scope)
+            {
+                out.push((scope, f.share));
+            }
+        }
+        out
     }
 
     fn breaker_open(&self, provider: &str, now_ms: i64) -> bool {
@@ -135,24 +224,32 @@ impl Prober {
     }
 }
 
-/// Reads at most `limit` bytes of a body; more is an error.
-async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+/// Reads at most `limit` bytes of a body; more is an unreadable answer, a connection lost on
+/// the way a transport failure.
+async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, Failure> {
     let mut resp = resp;
     let mut out = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| format!("reading the answer: {e}"))?
+        .map_err(|e| Failure::Transport(format!("reading the answer: {e}")))?
     {
         if out.len() + chunk.len() > limit {
-            return Err(format!("answer is larger than {limit} bytes"));
+            return Err(Failure::Answer(format!(
+                "answer is larger than {limit} bytes"
+            )));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
 }
 
-/// A transport failure (feeds the circuit breaker) or an unreadable answer.
+/// A transport failure, or an unreadable answer.
+///
+/// Transport: the provider could not deliver at all (connection refused or lost, timeout, and
+/// for FLV and HLS an HTTP 5xx). It feeds the circuit breaker and, for FLV and HLS, counts as
+/// failure evidence for delivery in the probe's region ([`Signal::ProbeFailure`]). A 403, 404
+/// or 410 is a valid answer ("no such stream here"), never a transport failure.
 enum Failure {
     Transport(String),
     Answer(String),
@@ -221,6 +318,9 @@ async fn probe_flv(
             transport_ok: true,
         };
     }
+    if status.is_server_error() {
+        return Failure::Transport(format!("FLV answered {status}")).into();
+    }
     if !status.is_success() {
         return Failure::Answer(format!("FLV answered {status}")).into();
     }
@@ -282,12 +382,14 @@ async fn fetch_text(
         return Ok((None, ttfb));
     }
     if !status.is_success() {
-        return Err(Failure::Answer(format!(
-            "{} answered {status}",
-            strip_query(url)
-        )));
+        let e = format!("{} answered {status}", strip_query(url));
+        return Err(if status.is_server_error() {
+            Failure::Transport(e)
+        } else {
+            Failure::Answer(e)
+        });
     }
-    let body = read_limited(resp, limit).await.map_err(Failure::Answer)?;
+    let body = read_limited(resp, limit).await?;
     String::from_utf8(body)
         .map(|t| (Some(t), ttfb))
         .map_err(|_| Failure::Answer(format!("{} is not UTF-8 text", strip_query(url))))
@@ -376,12 +478,16 @@ async fn probe_hls(
         Ok(r) => r,
         Err(f) => return f.into(),
     };
+    if resp.status().is_server_error() {
+        return Failure::Transport(format!("newest segment answered {}", resp.status())).into();
+    }
     if !resp.status().is_success() {
         return unhealthy(format!("newest segment answered {}", resp.status()), ttfb);
     }
     let bytes = match read_limited(resp, s.hls_segment_max_bytes).await {
         Ok(b) => b.len(),
-        Err(e) => return Failure::Answer(format!("segment: {e}")).into(),
+        Err(Failure::Transport(e)) => return Failure::Transport(format!("segment: {e}")).into(),
+        Err(Failure::Answer(e)) => return Failure::Answer(format!("segment: {e}")).into(),
     };
     let secs = start.elapsed().as_secs_f64().max(0.001);
     let throughput_kbps = bytes as f64 * 8.0 / 1000.0 / secs;
@@ -419,9 +525,7 @@ async fn fetch_stats(
     if !status.is_success() {
         return Err(Failure::Answer(format!("{} answered {status}", ep.url)));
     }
-    let body = read_limited(resp, s.max_document_bytes)
-        .await
-        .map_err(Failure::Answer)?;
+    let body = read_limited(resp, s.max_document_bytes).await?;
     match ep.kind {
         StatsKind::SrsApi => stats::parse_srs(&body).map_err(Failure::Answer),
         StatsKind::NginxStat => std::str::from_utf8(&body)
@@ -474,6 +578,11 @@ fn carriers(state: &AppState, stream: &Stream) -> Vec<Arc<dyn Provider>> {
 
 /// Probes every live stream once and applies the verdicts; returns one report per probe.
 pub async fn run_once(state: &Arc<AppState>) -> Vec<ProbeReport> {
+    run(state).await.0
+}
+
+/// As [`run_once`], also returning the scopes counted as failing delivery, with their share.
+async fn run(state: &Arc<AppState>) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
     let catalog = state.catalog.load_full();
     let s = catalog.policy.probes.clone();
     let min_kbps = catalog.policy.rooms.min_bitrate_kbps;
@@ -537,7 +646,7 @@ pub async fn run_once(state: &Arc<AppState>) -> Vec<ProbeReport> {
                 record(&provider_id, kind, "skipped", 0.0);
                 return list
                     .iter()
-                    .map(|st| skipped(&provider_id, &st.id, kind))
+                    .map(|st| (skipped(&provider_id, &st.id, kind), None))
                     .collect::<Vec<_>>();
             }
             let start = Instant::now();
@@ -560,7 +669,9 @@ pub async fn run_once(state: &Arc<AppState>) -> Vec<ProbeReport> {
                                 .and_then(|p| p.as_origin().map(|o| o.app(&st.region).to_string()))
                                 .unwrap_or_else(|| "live".into());
                             let v = stat_verdict(map.get(&(app, st.id.clone())), min_kbps);
-                            apply(&state, &provider_id, st, kind, IngestSource::Stats, v, None)
+                            let r =
+                                apply(&state, &provider_id, st, kind, IngestSource::Stats, v, None);
+                            (r, None)
                         })
                         .collect()
                 }
@@ -572,8 +683,12 @@ pub async fn run_once(state: &Arc<AppState>) -> Vec<ProbeReport> {
                         Failure::Transport(e) | Failure::Answer(e) => e,
                     };
                     tracing::warn!(provider = %provider_id, kind, error = %why, "stats probe failed");
+                    // A statistics API is not where viewers play from: no delivery evidence.
                     list.iter()
-                        .map(|st| report(&provider_id, &st.id, kind, "error", None, None, why.clone()))
+                        .map(|st| {
+                            let r = report(&provider_id, &st.id, kind, "error", None, None, why.clone());
+                            (r, None)
+                        })
                         .collect()
                 }
             }
@@ -596,32 +711,65 @@ pub async fn run_once(state: &Arc<AppState>) -> Vec<ProbeReport> {
         set.spawn(async move {
             let _g = global.acquire_owned().await;
             let _p = sem.acquire_owned().await;
-            vec![probe_one(&state, &job, &s, min_kbps, timeout).await]
+            let (report, reach) = probe_one(&state, &job, &s, min_kbps, timeout).await;
+            let scope = (job.provider.id().to_string(), job.stream.region.clone());
+            vec![(report, reach.map(|r| (scope, r)))]
         });
     }
     let mut out = Vec::new();
+    let mut tallies: BTreeMap<Scope, Tally> = BTreeMap::new();
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(v) => out.extend(v),
+            Ok(v) => {
+                for (report, reach) in v {
+                    if let Some((scope, reach)) = reach {
+                        let t = tallies.entry(scope).or_default();
+                        match reach {
+                            Reach::Answered => t.answered += 1,
+                            Reach::Failed => t.failed += 1,
+                            Reach::HeldOff => t.held_off += 1,
+                        }
+                    }
+                    out.push(report);
+                }
+            }
             Err(e) => tracing::error!(error = %e, "probe task failed"),
         }
     }
-    out
+    // Once per run per scope, so that a provider counts the same while its breaker is open as
+    // while it is probed, however many streams it carries there.
+    let failing = state
+        .prober
+        .failing_scopes(tallies, &s, state.clock.now_ms());
+    for ((provider, region), share) in &failing {
+        tracing::debug!(provider, region, share, "probes count delivery as failing");
+        state.signals.emit(Signal::ProbeFailure {
+            provider: provider.clone(),
+            region: region.clone(),
+            share: *share,
+        });
+    }
+    (out, failing)
 }
 
+/// One FLV or HLS probe: its report, and what it learned about its scope's edge (nothing when
+/// no URL could be made).
 async fn probe_one(
     state: &Arc<AppState>,
     job: &Job,
     s: &ProbeSettings,
     min_kbps: f64,
     timeout: Duration,
-) -> ProbeReport {
+) -> (ProbeReport, Option<Reach>) {
     let provider = job.provider.id().to_string();
     let kind = job.kind.as_str();
     let now = state.clock.now_ms();
     if state.prober.breaker_open(&provider, now) {
         record(&provider, kind, "skipped", 0.0);
-        return skipped(&provider, &job.stream.id, kind);
+        return (
+            skipped(&provider, &job.stream.id, kind),
+            Some(Reach::HeldOff),
+        );
     }
     let proto = if job.kind == ProbeKind::Flv {
         Protocol::Flv
@@ -637,7 +785,7 @@ async fn probe_one(
         Ok(u) => u,
         Err(e) => {
             record(&provider, kind, "error", 0.0);
-            return report(
+            let r = report(
                 &provider,
                 &job.stream.id,
                 kind,
@@ -646,6 +794,7 @@ async fn probe_one(
                 None,
                 e.to_string(),
             );
+            return (r, None);
         }
     };
     let start = Instant::now();
@@ -678,7 +827,12 @@ async fn probe_one(
     if let Verdict::Error(e) = &probed.verdict {
         tracing::warn!(provider = %provider, stream = %job.stream.id, kind, error = %e, "probe failed");
     }
-    apply(
+    let reach = if probed.transport_ok {
+        Reach::Answered
+    } else {
+        Reach::Failed
+    };
+    let r = apply(
         state,
         &provider,
         &job.stream,
@@ -686,7 +840,8 @@ async fn probe_one(
         IngestSource::Probe,
         probed.verdict,
         probed.ttfb_ms,
-    )
+    );
+    (r, Some(reach))
 }
 
 fn record(provider: &str, kind: &'static str, outcome: &'static str, secs: f64) {
@@ -727,7 +882,8 @@ fn report(
     }
 }
 
-/// Turns a verdict into room evidence and a scoring signal (errors change nothing).
+/// Turns a verdict into room evidence and an ingest signal (errors change nothing here; the run
+/// counts transport failures per scope).
 fn apply(
     state: &AppState,
     provider: &str,
@@ -779,10 +935,69 @@ fn apply(
 
 /// The `probe_streams` job.
 pub async fn probe_streams(state: Arc<AppState>) -> anyhow::Result<String> {
-    let reports = run_once(&state).await;
+    let (reports, failing) = run(&state).await;
     let mut by: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &reports {
         *by.entry(r.outcome).or_default() += 1;
     }
-    Ok(format!("{} probe(s): {by:?}", reports.len()))
+    let mut summary = format!("{} probe(s): {by:?}", reports.len());
+    if !failing.is_empty() {
+        let scopes: Vec<String> = failing
+            .iter()
+            .map(|((p, r), share)| format!("{p}/{r} {:.0}%", share * 100.0))
+            .collect();
+        summary.push_str(&format!("; delivery failing: {}", scopes.join(", ")));
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(provider: &str) -> Scope {
+        (provider.to_string(), "tw".to_string())
+    }
+
+    fn tally(answered: usize, failed: usize, held_off: usize) -> Tally {
+        Tally {
+            answered,
+            failed,
+            held_off,
+        }
+    }
+
+    /// A run's tallies for edge-a and edge-b.
+    fn run(prober: &Prober, a: Tally, b: Tally, now_ms: i64) -> Vec<(Scope, f64)> {
+        let s = ProbeSettings::default();
+        prober.failing_scopes(
+            [(scope("edge-a"), a), (scope("edge-b"), b)]
+                .into_iter()
+                .collect(),
+            &s,
+            now_ms,
+        )
+    }
+
+    #[test]
+    fn failing_scopes_count_once_per_run_and_repeat_while_held_off() {
+        let prober = Prober::new(100);
+        let cooldown = ProbeSettings::default().breaker_cooldown_ms;
+        let t0 = 1_800_000_000_000;
+        // Three streams fail on edge-a; one of edge-b's four fails.
+        let got = run(&prober, tally(0, 3, 0), tally(3, 1, 0), t0);
+        assert_eq!(got, vec![(scope("edge-a"), 1.0), (scope("edge-b"), 0.25)]);
+        // The breaker holds both off: each repeats its last share, without a request.
+        let got = run(&prober, tally(0, 0, 3), tally(0, 0, 4), t0 + 10_000);
+        assert_eq!(got, vec![(scope("edge-a"), 1.0), (scope("edge-b"), 0.25)]);
+        // edge-b answers again: it stops counting at once, held off or not.
+        let got = run(&prober, tally(0, 0, 3), tally(4, 0, 0), t0 + 20_000);
+        assert_eq!(got, vec![(scope("edge-a"), 1.0)]);
+        assert!(run(&prober, tally(0, 0, 0), tally(0, 0, 4), t0 + 20_000).is_empty());
+        // A memory older than a cooldown is not trusted (the half-open trial probes afresh).
+        assert!(run(&prober, tally(0, 0, 3), tally(0, 0, 0), t0 + cooldown + 1).is_empty());
+        // A scope never seen failing is not counted when held off.
+        let fresh = Prober::new(100);
+        assert!(run(&fresh, tally(0, 0, 1), tally(0, 0, 1), t0).is_empty());
+    }
 }

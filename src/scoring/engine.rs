@@ -313,6 +313,25 @@ impl Engine {
                     self.add_delivery(provider, region, &obs, weight, now_ms, s);
                 }
             }
+            Signal::ProbeFailure {
+                provider,
+                region,
+                share,
+            } => {
+                // What a failed session adds (an error, a bad session; no rebuffer or startup
+                // measured), weighed for the region's viewers, into the same windows, the
+                // longer past of push decisions included. Nothing about an anchor's upload.
+                let obs = Obs {
+                    rebuffer_ratio: None,
+                    startup_s: None,
+                    error: Some(true),
+                    bad: true,
+                };
+                if *share > 0.0 && s.probe_failure_weight > 0.0 {
+                    let weight = s.probe_failure_weight * share.min(1.0);
+                    self.add_delivery(provider, region, &obs, weight, now_ms, s);
+                }
+            }
             Signal::Ingest {
                 provider,
                 anchor_id,

@@ -160,6 +160,15 @@ impl Snapshot {
         self.regions.get(region)?.score(provider).map(|s| s.cost)
     }
 
+    /// The share of failed sessions (errors, not stalls) a provider has in a region, if ranked
+    /// there.
+    pub fn error_rate(&self, region: &str, provider: &str) -> Option<f64> {
+        self.regions
+            .get(region)?
+            .score(provider)
+            .map(|s| s.error_rate)
+    }
+
     fn rank_as<'a, R: Rng + ?Sized>(
         &self,
         region: &str,

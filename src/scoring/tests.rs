@@ -281,6 +281,71 @@ fn a_plainly_failing_incumbent_is_replaced_without_the_hold() {
     assert_eq!(run(0.15), ("alibaba".into(), "alibaba".into()));
 }
 
+fn probe_failure(provider: &str, share: f64) -> Signal {
+    Signal::ProbeFailure {
+        provider: provider.into(),
+        region: TW.into(),
+        share,
+    }
+}
+
+/// With no viewer reporting, probes failing on the incumbent every run (10 s apart) put it
+/// behind within two runs; one failed run alone (a blip) does not, its evidence decaying
+/// before the hold is out. A share counts in proportion; nothing else learns from it.
+#[test]
+fn probe_failures_put_a_dead_incumbent_behind_within_two_runs() {
+    let catalog = catalog();
+    let s = &catalog.policy.scoring;
+    let t0 = 1_800_000_000_000;
+    let first = |snap: &Snapshot| snap.region(TW).unwrap().order[0].provider.clone();
+
+    let mut engine = Engine::new();
+    assert_eq!(first(&engine.refresh(t0, &catalog)), "tencent");
+    engine.apply(&probe_failure("tencent", 1.0), t0, s);
+    let snap = engine.refresh(t0, &catalog);
+    assert_eq!(first(&snap), "tencent", "one failed run is not decisive");
+    assert!(snap.cost(TW, "tencent").unwrap() > 3.0 * snap.cost(TW, "alibaba").unwrap());
+    // A blip: nothing more comes; refreshes every second through the hold and beyond.
+    let mut blip = Engine::new();
+    blip.refresh(t0, &catalog);
+    blip.apply(&probe_failure("tencent", 1.0), t0, s);
+    for i in 0..=20 {
+        assert_eq!(
+            first(&blip.refresh(t0 + i * 1000, &catalog)),
+            "tencent",
+            "at {i} s"
+        );
+    }
+
+    // A dead edge: the next run fails too.
+    engine.apply(&probe_failure("tencent", 1.0), t0 + 10_000, s);
+    let snap = engine.refresh(t0 + 10_000, &catalog);
+    assert_eq!(first(&snap), "alibaba");
+    let sc = &snap.region(TW).unwrap().order;
+    let tencent = sc.iter().find(|x| x.provider == "tencent").unwrap();
+    assert!(
+        tencent.error_rate > 0.5 && tencent.bad_rate > 0.5,
+        "{tencent:?}"
+    );
+    assert_eq!(tencent.rebuffer_ratio, s.prior.rebuffer_ratio);
+    assert_eq!(tencent.startup_seconds, s.prior.startup_seconds);
+
+    // A tenth of the probes failing weighs a tenth; a zero or unreadable share nothing; no
+    // anchor's ingest is touched.
+    let mut e = Engine::new();
+    e.apply(&probe_failure("tencent", 0.1), t0, s);
+    let tenth = e.delivery_score("tencent", TW, t0, s);
+    assert!(
+        (tenth.samples - 0.1 * s.probe_failure_weight).abs() < 1e-9,
+        "{tenth:?}"
+    );
+    for share in [0.0, -1.0, f64::NAN] {
+        e.apply(&probe_failure("alibaba", share), t0, s);
+    }
+    assert_eq!(e.delivery_score("alibaba", TW, t0, s).samples, 0.0);
+    assert_eq!(e.sizes(), (1, 0));
+}
+
 fn report(provider: &str, region: &str, anchor: Option<&str>, bad: bool) -> Signal {
     Signal::Delivery {
         provider: provider.into(),

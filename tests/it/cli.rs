@@ -82,6 +82,12 @@ fn check_names_file_and_line_of_each_error() {
             "move_share: 2",
             "steering.move_share is 2, must be over 0 and at most 1",
         ),
+        (
+            "token_refresh_seconds: 120",
+            "token_refresh_seconds: 7200",
+            "token_refresh_seconds: 7200",
+            "steering.token_refresh_seconds is 7200, must be less than delivery.url_ttl_seconds (3600), or 0",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let file = policy_with(dir.path(), from, to);

@@ -8,6 +8,7 @@ mod jobs;
 mod master;
 mod origin;
 mod payments;
+mod probes;
 mod providers;
 mod rooms;
 mod scoring;
