@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod geo;
 pub mod jobs;
+pub mod manifests;
 pub mod metrics;
 pub mod payments;
 pub mod policy;

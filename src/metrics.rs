@@ -96,6 +96,15 @@ pub const SIGNING_ERRORS: Def = Def {
     help: "URLs a provider adapter failed to sign (the provider is left out of the answer).",
 };
 
+/// Fetches of origin manifests.
+pub const ORIGIN_FETCHES: Def = Def {
+    name: "livesteer_origin_fetches_total",
+    kind: Kind::Counter,
+    unit: Unit::None,
+    labels: &["provider", "outcome"],
+    help: "Fetches of a stream's manifest from its origin (the ladder master.m3u8 replicates), at most one per stream per refresh interval, by origin provider and outcome: ok, unreachable, timeout, status (not 2xx), too_large, invalid (not a manifest).",
+};
+
 /// Streams in memory.
 pub const STREAMS: Def = Def {
     name: "livesteer_streams",
@@ -377,6 +386,7 @@ pub const ALL: &[Def] = &[
     HTTP_DURATION,
     DECISIONS,
     SIGNING_ERRORS,
+    ORIGIN_FETCHES,
     STREAMS,
     WRITE_QUEUE,
     DB_FLUSHES,

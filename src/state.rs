@@ -50,6 +50,8 @@ pub struct AppState {
     pub rooms: crate::rooms::Rooms,
     /// The active probes' HTTP client, circuit breakers and HLS memory.
     pub prober: crate::probes::Prober,
+    /// The origins' own manifests (the ladder `master.m3u8` replicates), per stream.
+    pub manifests: crate::manifests::Manifests,
 }
 
 impl std::fmt::Debug for AppState {
@@ -166,6 +168,7 @@ impl AppState {
             payments,
             rooms,
             prober,
+            manifests: crate::manifests::Manifests::new(),
         };
         *state.loaded_files.lock().unwrap_or_else(|e| e.into_inner()) =
             fingerprint(&state.config.providers_dir, &state.config.policy_file);

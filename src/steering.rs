@@ -67,6 +67,8 @@ struct UrlKey {
     /// `None` for push.
     protocol: Option<Protocol>,
     expires_at: i64,
+    /// A variant or rendition playlist, relative to the HLS play URL; `None` for the play URL.
+    variant: Option<Arc<str>>,
 }
 
 /// Signs through a bounded cache.
@@ -118,6 +120,7 @@ impl Signer {
             region: Arc::from(region),
             protocol,
             expires_at,
+            variant: None,
         };
         if let Some(hit) = self.cache.get(&key) {
             return Some(hit);
@@ -126,6 +129,55 @@ impl Signer {
             Some(p) => provider.play_url(stream, region, p, expires_at),
             None => provider.push_url(stream, region, expires_at),
         };
+        self.keep(provider, key, signed)
+    }
+
+    /// `provider`'s signed play URL for `stream` in `region`, valid until `expires_at`.
+    pub fn play_url(
+        &self,
+        provider: &Arc<dyn Provider>,
+        stream: &str,
+        region: &str,
+        protocol: Protocol,
+        expires_at: i64,
+    ) -> Option<Arc<str>> {
+        self.sign(provider, stream, region, Some(protocol), expires_at)
+    }
+
+    /// The playlist `reference` names relative to `provider`'s HLS play URL `play_url` (the one
+    /// [`Signer::play_url`] gave for the same stream, region and expiry), signed as
+    /// [`Provider::variant_url`] does, through the same cache: a CloudFront variant is signed
+    /// once per expiry step, not per viewer.
+    pub fn variant_url(
+        &self,
+        provider: &Arc<dyn Provider>,
+        stream: &str,
+        region: &str,
+        play_url: &str,
+        reference: &str,
+        expires_at: i64,
+    ) -> Option<Arc<str>> {
+        let key = UrlKey {
+            provider: Arc::from(provider.id()),
+            stream: Arc::from(stream),
+            region: Arc::from(region),
+            protocol: Some(Protocol::Hls),
+            expires_at,
+            variant: Some(Arc::from(reference)),
+        };
+        if let Some(hit) = self.cache.get(&key) {
+            return Some(hit);
+        }
+        let signed = provider.variant_url(stream, region, play_url, reference, expires_at);
+        self.keep(provider, key, signed)
+    }
+
+    fn keep(
+        &self,
+        provider: &Arc<dyn Provider>,
+        key: UrlKey,
+        signed: Result<String, crate::providers::ProviderError>,
+    ) -> Option<Arc<str>> {
         match signed {
             Ok(url) => {
                 let url: Arc<str> = Arc::from(url);
@@ -729,25 +781,6 @@ pub fn pathway_clones(
         .collect()
 }
 
-/// A multivariant HLS playlist with one variant per pathway (provider) and the Content
-/// Steering tag, so that a stock player follows livesteer's steering.
-pub fn master_playlist(candidates: &[Candidate], steering_uri: &str, bandwidth_bps: u64) -> String {
-    let mut out = String::from("#EXTM3U\n");
-    if let Some(first) = candidates.first() {
-        out.push_str(&format!(
-            "#EXT-X-CONTENT-STEERING:SERVER-URI=\"{steering_uri}\",PATHWAY-ID=\"{}\"\n",
-            first.provider
-        ));
-    }
-    for c in candidates {
-        out.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth_bps},PATHWAY-ID=\"{}\"\n{}\n",
-            c.provider, c.url
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,24 +796,6 @@ mod tests {
         for bad in ["", "!!!", "e30", &"A".repeat(2000)] {
             assert_eq!(SteeringSession::decode(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn master_playlist_names_a_pathway_per_provider() {
-        let c = |p: &str| Candidate {
-            provider: p.into(),
-            protocol: Protocol::Hls,
-            url: format!("https://{p}.example/live/s.m3u8"),
-            expires_at: 1,
-        };
-        let m = master_playlist(&[c("a"), c("b")], "/v1/steering/hls/s?session=x", 2_000_000);
-        assert_eq!(
-            m,
-            "#EXTM3U\n\
-             #EXT-X-CONTENT-STEERING:SERVER-URI=\"/v1/steering/hls/s?session=x\",PATHWAY-ID=\"a\"\n\
-             #EXT-X-STREAM-INF:BANDWIDTH=2000000,PATHWAY-ID=\"a\"\nhttps://a.example/live/s.m3u8\n\
-             #EXT-X-STREAM-INF:BANDWIDTH=2000000,PATHWAY-ID=\"b\"\nhttps://b.example/live/s.m3u8\n"
-        );
     }
 
     /// The shipped policy over every vendor, and scores from Taiwan's viewers: Tencent

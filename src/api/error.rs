@@ -1,6 +1,6 @@
 //! The API's error policy: every failure is JSON `{"error": code, "message": …}` with a stable
 //! code and the HTTP status that code always has. Bad input is a 4xx naming what was wrong;
-//! a 5xx means livesteer itself failed.
+//! a 5xx means livesteer itself failed, except a 502: a stream's origin did.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -43,6 +43,11 @@ impl ApiError {
 
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// An upstream livesteer depends on (a stream's origin) failed.
+    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, code, message)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cors;
 pub mod error;
 pub mod health;
 pub mod httpdns;
+pub mod master;
 pub mod nodes;
 pub mod payments;
 pub mod qos;
@@ -66,7 +67,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(
                         web::resource("/streams/{id}/master.m3u8")
                             .wrap(from_fn(cors::viewer))
-                            .route(web::get().to(steering::master)),
+                            .route(web::get().to(master::master)),
                     )
                     .route("/streams", web::post().to(streams::create))
                     .route("/nodes", web::get().to(nodes::list))

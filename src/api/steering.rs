@@ -1,5 +1,5 @@
-//! HLS and DASH Content Steering: `GET /v1/steering/hls/{id}`, `GET /v1/steering/dash/{id}`, and
-//! the multivariant playlist `GET /v1/streams/{id}/master.m3u8` that points players at them.
+//! HLS and DASH Content Steering: `GET /v1/steering/hls/{id}`, `GET /v1/steering/dash/{id}`
+//! (the multivariant playlist that points players at them is `master`).
 //!
 //! The manifests follow the HLS Content Steering specification and DASH-IF's Content Steering
 //! for DASH: `VERSION` 1, a `TTL`, an absolute `RELOAD-URI` carrying the session state (so any
@@ -18,7 +18,6 @@ use serde_json::json;
 use super::ApiError;
 use super::streams::live;
 use super::{place, public_base};
-use crate::providers::Protocol;
 use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
 
@@ -165,68 +164,4 @@ fn manifest(
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))
-}
-
-/// The multivariant playlist query.
-#[derive(Debug, Deserialize)]
-pub struct MasterQuery {
-    #[serde(default)]
-    pub region: Option<String>,
-    #[serde(default)]
-    pub client_ip: Option<String>,
-}
-
-/// `GET /v1/streams/{id}/master.m3u8`.
-pub async fn master(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    q: web::Query<MasterQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let stream = live(&state, &id)?;
-    let catalog = state.catalog.load();
-    let (region, _) = place(&req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
-    let decision = steering::play_candidates(
-        &catalog,
-        &state.signer,
-        &state.scores.load(),
-        region,
-        &stream,
-        Protocol::Hls,
-        &[],
-        state.clock.now_secs(),
-        &mut rand::rng(),
-    )
-    .map_err(|e| ApiError::bad_request("unknown_protocol", e.to_string()))?;
-    if decision.candidates.is_empty() {
-        return Err(ApiError::unavailable(
-            "no_provider",
-            format!(
-                "no provider carrying stream {:?} offers HLS in region {}",
-                stream.id, region.id
-            ),
-        ));
-    }
-    let first = &decision.candidates[0];
-    let session = SteeringSession::start(
-        &region.id,
-        &first.provider,
-        state.clock.now_secs(),
-        first.expires_at,
-    );
-    let uri = format!(
-        "{}/v1/steering/hls/{}?session={}",
-        public_base(&req, &state.config),
-        stream.id,
-        session.encode()
-    );
-    let body = steering::master_playlist(
-        &decision.candidates,
-        &uri,
-        catalog.policy.steering.bandwidth_bps,
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("application/vnd.apple.mpegurl")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(body))
 }

@@ -76,6 +76,12 @@ pub struct DeliverySettings {
     pub url_ttl_seconds: u64,
     /// How long a client may reuse a play answer before asking again.
     pub answer_ttl_seconds: u64,
+    /// The origin's playlist is fetched at most once per stream this often.
+    pub origin_refresh_seconds: u64,
+    /// Longest one fetch of the origin's playlist may take.
+    pub origin_timeout_ms: u64,
+    /// How long a failed origin fetch is remembered.
+    pub origin_retry_seconds: u64,
 }
 
 /// A validated policy, ready for the hot path.
@@ -370,12 +376,39 @@ impl Policy {
             "delivery.answer_ttl_seconds",
             &mut errs,
         );
+        check_range(
+            path,
+            &d.origin_refresh_seconds,
+            1,
+            3_600,
+            "delivery.origin_refresh_seconds",
+            &mut errs,
+        );
+        check_range(
+            path,
+            &d.origin_timeout_ms,
+            100,
+            30_000,
+            "delivery.origin_timeout_ms",
+            &mut errs,
+        );
+        check_range(
+            path,
+            &d.origin_retry_seconds,
+            1,
+            d.origin_refresh_seconds.value.max(1),
+            "delivery.origin_retry_seconds",
+            &mut errs,
+        );
         let delivery = DeliverySettings {
             protocols,
             default_protocol,
             max_candidates: d.max_candidates.value,
             url_ttl_seconds: d.url_ttl_seconds.value,
             answer_ttl_seconds: d.answer_ttl_seconds.value,
+            origin_refresh_seconds: d.origin_refresh_seconds.value,
+            origin_timeout_ms: d.origin_timeout_ms.value,
+            origin_retry_seconds: d.origin_retry_seconds.value,
         };
 
         let region_ids: BTreeSet<String> = regions.iter().map(|r| r.id.clone()).collect();

@@ -201,6 +201,16 @@ pub struct DeliverySpec {
     /// How long a player may keep a play answer before asking again.
     #[serde(default = "default_answer_ttl")]
     pub answer_ttl_seconds: Spanned<u64>,
+    /// The origin's own playlist (the ladder `master.m3u8` replicates) is fetched at most once
+    /// per stream this often.
+    #[serde(default = "default_origin_refresh")]
+    pub origin_refresh_seconds: Spanned<u64>,
+    /// How long one fetch of the origin's playlist may take.
+    #[serde(default = "default_origin_timeout")]
+    pub origin_timeout_ms: Spanned<u64>,
+    /// How long a failed fetch is remembered before a request tries the origin again.
+    #[serde(default = "default_origin_retry")]
+    pub origin_retry_seconds: Spanned<u64>,
 }
 
 impl Default for DeliverySpec {
@@ -211,6 +221,9 @@ impl Default for DeliverySpec {
             max_candidates: default_max_candidates(),
             url_ttl_seconds: default_play_ttl(),
             answer_ttl_seconds: default_answer_ttl(),
+            origin_refresh_seconds: default_origin_refresh(),
+            origin_timeout_ms: default_origin_timeout(),
+            origin_retry_seconds: default_origin_retry(),
         }
     }
 }
@@ -238,4 +251,13 @@ fn default_play_ttl() -> Spanned<u64> {
 }
 fn default_answer_ttl() -> Spanned<u64> {
     unspanned(30)
+}
+fn default_origin_refresh() -> Spanned<u64> {
+    unspanned(30)
+}
+fn default_origin_timeout() -> Spanned<u64> {
+    unspanned(2_000)
+}
+fn default_origin_retry() -> Spanned<u64> {
+    unspanned(5)
 }

@@ -141,3 +141,36 @@ fn job_schedules_parse_blank_disables_and_bad_is_a_line_error() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn origin_fetch_settings_have_defaults_and_bounds() {
+    let p = Policy::parse(Path::new("p.yaml"), GOOD, &ids(&["a", "b"])).unwrap();
+    assert_eq!(
+        (
+            p.delivery.origin_refresh_seconds,
+            p.delivery.origin_timeout_ms,
+            p.delivery.origin_retry_seconds
+        ),
+        (30, 2_000, 5)
+    );
+    let text = format!(
+        "{GOOD}delivery:\n  origin_refresh_seconds: 0\n  origin_timeout_ms: 60000\n  origin_retry_seconds: 9\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[0].starts_with("policies/x.yaml:10: delivery.origin_refresh_seconds is 0"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("policies/x.yaml:11: delivery.origin_timeout_ms is 60000"),
+        "{errs:?}"
+    );
+    // A failure is remembered at most as long as a success.
+    let text = format!("{GOOD}delivery:\n  origin_refresh_seconds: 4\n  origin_retry_seconds: 9\n");
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        ["policies/x.yaml:11: delivery.origin_retry_seconds is 9, must be from 1 to 4"]
+    );
+}

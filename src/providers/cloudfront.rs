@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use super::registry::BuildCtx;
 use super::spec::SigningSpec;
-use super::{Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, signing};
+use super::{
+    Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, resolve_reference, signing,
+};
 
 #[derive(Debug)]
 pub struct CloudFront {
@@ -91,5 +93,85 @@ impl Provider for CloudFront {
         let url = super::origin::play_path(&self.info, stream, region, protocol)?;
         signing::cloudfront_signed_url(&url, &self.key_pair_id, &self.key, expires_at)
             .map_err(|e| self.info.signing_error(e))
+    }
+
+    /// A canned policy names one exact URL: a variant gets a policy and signature of its own.
+    fn variant_url(
+        &self,
+        _stream: &str,
+        _region: &str,
+        play_url: &str,
+        reference: &str,
+        expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        let (url, _) =
+            resolve_reference(play_url, reference).map_err(|e| self.info.signing_error(e))?;
+        signing::cloudfront_signed_url(&url, &self.key_pair_id, &self.key, expires_at)
+            .map_err(|e| self.info.signing_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::{Pkcs1v15Sign, RsaPublicKey};
+    use sha1::{Digest, Sha1};
+
+    use crate::providers::Protocol;
+    use crate::providers::testing::provider;
+
+    fn param<'u>(url: &'u str, name: &str) -> &'u str {
+        url.split_once('?')
+            .unwrap()
+            .1
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_variant_gets_a_policy_for_its_own_url() {
+        let p = provider("cloudfront");
+        let exp = 1_800_003_600;
+        let play = p.play_url("s1", "eu", Protocol::Hls, exp).unwrap();
+        let v = p
+            .variant_url("s1", "eu", &play, "s1_hi/index.m3u8", exp)
+            .unwrap();
+        let resource = "https://d111111abcdef8.cloudfront.net/live/s1_hi/index.m3u8";
+        assert!(
+            v.starts_with(&format!("{resource}?Expires={exp}&Signature=")),
+            "{v}"
+        );
+        assert_eq!(param(&v, "Key-Pair-Id"), "K2JCJMDEHXQW5F");
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/signing/TEST_ONLY_cloudfront_rsa2048_public.pem"
+        ))
+        .unwrap();
+        let public = RsaPublicKey::from_public_key_pem(&pem).unwrap();
+        let sig: String = param(&v, "Signature")
+            .chars()
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '=',
+                '~' => '/',
+                c => c,
+            })
+            .collect();
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(sig)
+            .unwrap();
+        let policy = format!(
+            r#"{{"Statement":[{{"Resource":"{resource}","Condition":{{"DateLessThan":{{"AWS:EpochTime":{exp}}}}}}}]}}"#
+        );
+        public
+            .verify(
+                Pkcs1v15Sign::new::<Sha1>(),
+                &Sha1::digest(policy.as_bytes()),
+                &sig,
+            )
+            .expect("the variant's signature verifies with the public key");
+        assert_ne!(param(&v, "Signature"), param(&play, "Signature"));
     }
 }

@@ -15,6 +15,8 @@ pub mod registry;
 pub mod signing;
 pub mod spec;
 pub mod tencent;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::fmt;
 use std::str::FromStr;
@@ -155,6 +157,32 @@ pub trait Provider: Send + Sync + fmt::Debug {
         expires_at: i64,
     ) -> Result<String, ProviderError>;
 
+    /// The signed URL of a playlist that this provider's HLS playlist for `stream` names by
+    /// `reference`: a variant or a rendition of a multivariant playlist, relative to it (as
+    /// nginx-rtmp's `hls_variant` writes `<stream>_hi/index.m3u8`). `play_url` is this
+    /// provider's signed HLS play URL for `stream` in `region`; the answer is `reference`
+    /// resolved against it and signed until `expires_at`.
+    ///
+    /// The default carries `play_url`'s query over, which is right for schemes whose token does
+    /// not depend on the path (livesteer's origin token, Tencent's `txSecret`). Schemes that
+    /// sign the exact path sign the variant's own.
+    fn variant_url(
+        &self,
+        stream: &str,
+        region: &str,
+        play_url: &str,
+        reference: &str,
+        expires_at: i64,
+    ) -> Result<String, ProviderError> {
+        let _ = (stream, region, expires_at);
+        let (url, query) =
+            resolve_reference(play_url, reference).map_err(|e| self.info().signing_error(e))?;
+        Ok(match query {
+            Some(q) => with_query(&url, q),
+            None => url,
+        })
+    }
+
     fn id(&self) -> &str {
         &self.info().id
     }
@@ -164,6 +192,31 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn as_origin(&self) -> Option<&origin::Origin> {
         None
     }
+}
+
+/// `reference` resolved against `play_url` (RFC 3986), keeping the reference's own query and
+/// dropping any fragment, and `play_url`'s query (its signature). A reference that would leave
+/// `play_url`'s scheme, host or port is refused: a provider signs only its own URLs.
+pub(crate) fn resolve_reference<'p>(
+    play_url: &'p str,
+    reference: &str,
+) -> Result<(String, Option<&'p str>), String> {
+    let base = url::Url::parse(play_url).map_err(|e| format!("play URL {play_url:?}: {e}"))?;
+    let mut url = base
+        .join(reference)
+        .map_err(|e| format!("reference {reference:?}: {e}"))?;
+    if url.scheme() != base.scheme() || url.host() != base.host() || url.port() != base.port() {
+        return Err(format!(
+            "reference {reference:?} leaves {}",
+            base.origin().ascii_serialization()
+        ));
+    }
+    url.set_fragment(None);
+    let query = play_url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(q))
+        .filter(|q| !q.is_empty());
+    Ok((url.to_string(), query))
 }
 
 /// Appends a query string to a URL that may already have one.
@@ -199,6 +252,35 @@ mod tests {
         assert_eq!(url_path("https://h"), "/");
         assert_eq!(with_query("http://h/a", "x=1"), "http://h/a?x=1");
         assert_eq!(with_query("http://h/a?y=2", "x=1"), "http://h/a?y=2&x=1");
+    }
+
+    #[test]
+    fn references_resolve_against_the_play_url() {
+        let play = "https://cdn.example/live/s1.m3u8?token=abc";
+        let r = |reference| resolve_reference(play, reference);
+        assert_eq!(
+            r("s1_hi/index.m3u8"),
+            Ok((
+                "https://cdn.example/live/s1_hi/index.m3u8".to_string(),
+                Some("token=abc")
+            ))
+        );
+        assert_eq!(
+            r("../alt/a.m3u8?lang=en#x").unwrap().0,
+            "https://cdn.example/alt/a.m3u8?lang=en"
+        );
+        for away in [
+            "https://evil.example/s1.m3u8",
+            "//evil.example/s1.m3u8",
+            "http://cdn.example/s1.m3u8",
+            "https://cdn.example:8443/s1.m3u8",
+        ] {
+            assert!(r(away).unwrap_err().contains("leaves"), "{away}");
+        }
+        assert_eq!(
+            resolve_reference("http://h/a/s.m3u8", "b.m3u8"),
+            Ok(("http://h/a/b.m3u8".to_string(), None))
+        );
     }
 
     #[test]

@@ -158,6 +158,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_variant_carries_the_play_token() {
+        let p = crate::providers::testing::provider("local-nginx");
+        let exp = 1_800_003_600;
+        let play = p.play_url("s1", "tw", Protocol::Hls, exp).unwrap();
+        let v = p
+            .variant_url("s1", "tw", &play, "s1_hi/index.m3u8", exp)
+            .unwrap();
+        let token = play.split_once("?token=").unwrap().1;
+        assert_eq!(
+            v,
+            format!("http://127.0.0.1:8088/hls/s1_hi/index.m3u8?token={token}")
+        );
+        // The token is the stream's play grant, whatever the path: the origin's play callback
+        // accepts it for the variant.
+        let origin = p.as_origin().unwrap();
+        assert_eq!(
+            origin.verify(signing::Grant::Play, "live", "s1", token, exp - 60),
+            Ok(())
+        );
+        let v = p
+            .variant_url("s1", "tw", &play, "s1_hi/index.m3u8?x=1", exp)
+            .unwrap();
+        assert!(v.ends_with(&format!("index.m3u8?x=1&token={token}")), "{v}");
+    }
+
+    #[test]
     fn app_is_the_last_segment() {
         assert_eq!(app_of("rtmp://127.0.0.1:1935/live"), "live");
         assert_eq!(app_of("rtmp://h/a/b"), "b");

@@ -76,3 +76,26 @@ impl Provider for Tencent {
         self.sign(&url, &self.play_key, stream, expires_at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::providers::testing::provider;
+    use crate::providers::{Protocol, signing};
+
+    #[test]
+    fn a_variant_carries_the_play_signature() {
+        let p = provider("tencent");
+        let exp = 1_800_003_600;
+        let play = p.play_url("s1", "tw", Protocol::Hls, exp).unwrap();
+        let v = p
+            .variant_url("s1", "tw", &play, "s1_hi/index.m3u8", exp)
+            .unwrap();
+        // txSecret = md5(key + stream + txTime): the stream's, whatever the path.
+        let q = signing::tencent_tx_query("0d9a3d2f6e3b4c1aa5f1b2c3d4e5f607", "s1", exp).unwrap();
+        assert_eq!(
+            v,
+            format!("https://play.live.example.com/live/s1_hi/index.m3u8?{q}")
+        );
+        assert!(play.ends_with(&q), "{play}");
+    }
+}

@@ -506,6 +506,11 @@ async fn traffic(app: &TestApp, round: u32) {
         }
         let (status, body) = app.get(&format!("/v1/steering/hls/{id}?region=tw")).await;
         assert_eq!(status, 200, "{body}");
+        // The ladder comes from the stream's origin, fetched once: one not running here is a 502.
+        let (status, body) = app
+            .get(&format!("/v1/streams/{id}/master.m3u8?region=tw"))
+            .await;
+        assert!(matches!(status, 200 | 502), "{status}: {body}");
         let reports: Vec<Value> = ["local-srs", "local-nginx"]
             .iter()
             .enumerate()

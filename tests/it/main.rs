@@ -5,6 +5,7 @@ mod cli;
 mod dashboards;
 mod directory;
 mod jobs;
+mod master;
 mod media;
 mod origin;
 mod payments;

@@ -59,7 +59,12 @@ pub fn runs(cmd: &str, args: &[&str]) -> bool {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    free_port_on("127.0.0.1")
+}
+
+/// A free port on one loopback address (`127.0.0.2` is as much this machine as `127.0.0.1`).
+pub fn free_port_on(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -128,9 +133,14 @@ fn wait_listening(port: u16, what: &str, logs: impl Fn() -> String) {
 
 /// A plain HTTP/1.0 GET on loopback, for the tests' own checks of nginx: (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    http_get_at("127.0.0.1", port, path)
+}
+
+/// [`http_get`] on another loopback address.
+pub fn http_get_at(ip: &str, port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect((ip, port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
@@ -368,12 +378,16 @@ pub struct Access {
     pub user_agent: String,
 }
 
-/// An nginx HTTP edge on a port of its own, proxying an origin's `/hls/` with CORS open, its
+/// An nginx HTTP edge on a loopback address and port of its own, proxying an origin's `/hls/`
+/// with CORS open, its
 /// access log (`$request_uri` included, so each request's token shows) in its directory. The
 /// master process is kept, so that a reload (a new rate limit) reaches the players' next
 /// requests: the old worker closes its idle keep-alive connections.
 pub struct Edge {
     pub name: String,
+    /// Its own loopback address: CDNs have hosts of their own, and players tell edges apart by
+    /// host (Shaka bans a failed location by host name, every location on that host with it).
+    pub ip: String,
     pub port: u16,
     origin_http: u16,
     dir: tempfile::TempDir,
@@ -382,10 +396,11 @@ pub struct Edge {
 }
 
 impl Edge {
-    pub fn new(name: &str, origin_http: u16) -> Edge {
+    pub fn new(name: &str, ip: &str, origin_http: u16) -> Edge {
         Edge {
             name: name.to_string(),
-            port: free_port(),
+            ip: ip.to_string(),
+            port: free_port_on(ip),
             origin_http,
             dir: tempfile::tempdir().unwrap(),
             proc: None,
@@ -395,7 +410,7 @@ impl Edge {
 
     /// This edge's HLS base URL, as a provider's `hls:` endpoint.
     pub fn hls_base(&self) -> String {
-        format!("http://127.0.0.1:{}/hls", self.port)
+        format!("http://{}:{}/hls", self.ip, self.port)
     }
 
     fn write_conf(&mut self, limit_rate: Option<&str>) -> PathBuf {
@@ -422,7 +437,7 @@ http {{
     {temp}
     keepalive_timeout 30s;
     server {{
-        listen 127.0.0.1:{port};
+        listen {ip}:{port};
         location = /__edge {{ return 200 "{gen}\n"; }}
         location /hls/ {{
             {limit}
@@ -434,6 +449,7 @@ http {{
     }}
 }}
 "#,
+            ip = self.ip,
             port = self.port,
             origin = self.origin_http,
             gen = self.generation,
@@ -450,7 +466,7 @@ http {{
         let want = self.generation.to_string();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok((200, body)) = http_get(self.port, "/__edge")
+            if let Ok((200, body)) = http_get_at(&self.ip, self.port, "/__edge")
                 && body.trim() == want
             {
                 return;
@@ -489,7 +505,7 @@ http {{
             p.terminate(Duration::from_secs(5));
         }
         assert!(
-            TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            TcpStream::connect((self.ip.as_str(), self.port)).is_err(),
             "edge {} still listens",
             self.name
         );

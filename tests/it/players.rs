@@ -151,8 +151,9 @@ impl Stack {
             ..Origin::new()
         };
         let mut edges = [
-            Edge::new("edge-a", origin.http),
-            Edge::new("edge-b", origin.http),
+            // Each edge on a host of its own, as CDNs are.
+            Edge::new("edge-a", "127.0.0.2", origin.http),
+            Edge::new("edge-b", "127.0.0.3", origin.http),
         ];
         let providers = origin.path("providers");
         origin.write_provider(&providers, "[rtmp]");
@@ -217,6 +218,16 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let master = app
+            .client
+            .get(app.url(&format!("/v1/streams/{stream}/master.m3u8")))
+            .send()
+            .await
+            .unwrap();
+        let status = master.status();
+        let master = master.text().await.unwrap();
+        assert_eq!(status, 200, "master.m3u8: {master}");
+        say(&format!("master.m3u8 the players get:\n{master}"));
         Stack {
             app,
             origin,

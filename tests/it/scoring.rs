@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, all_providers_dir, test_secrets};
+use crate::support::{
+    Builder, MEDIA_PLAYLIST, Reply, TestApp, TestOrigin, all_providers_dir, test_secrets,
+};
 use livesteer::store::testing::TestDb;
 
 /// Every vendor enabled, decisions without exploration or hold time, and every steered player
 /// moved at once, so that orders are exact.
-async fn app(db: &TestDb) -> TestApp {
+fn builder(db: &TestDb) -> Builder {
     TestApp::builder(db)
         .providers(all_providers_dir())
         .secrets(test_secrets())
@@ -21,8 +23,10 @@ async fn app(db: &TestDb) -> TestApp {
             ("move_share: 0.05", "move_share: 1"),
         ])
         .admin_token("secret-admin-token")
-        .start()
-        .await
+}
+
+async fn app(db: &TestDb) -> TestApp {
+    builder(db).start().await
 }
 
 fn first(v: &Value) -> String {
@@ -322,7 +326,9 @@ async fn steering_manifests_follow_the_specs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_playlist_points_players_at_the_steering_server() {
     let db = TestDb::sqlite();
-    let app = app(&db).await;
+    // An origin without a ladder: one variant per pathway.
+    let origin = TestOrigin::start(Reply::playlist(MEDIA_PLAYLIST));
+    let app = builder(&db).origin(&origin).start().await;
     let id = app.create_stream("anchor-master", "tw").await["stream_id"]
         .as_str()
         .unwrap()
@@ -354,15 +360,18 @@ async fn master_playlist_points_players_at_the_steering_server() {
         "#EXT-X-STREAM-INF:BANDWIDTH=2500000,PATHWAY-ID=\"tencent\""
     );
     assert!(lines[3].starts_with(&format!(
-        "https://play.live.example.com/live/{id}.m3u8?txSecret="
+        "http://{}/tencent/live/{id}.m3u8?txSecret=",
+        origin.addr
     )));
     assert_eq!(
         lines[4],
         "#EXT-X-STREAM-INF:BANDWIDTH=2500000,PATHWAY-ID=\"alibaba\""
     );
     assert!(lines[5].starts_with(&format!(
-        "https://pull.live-intl.example.com/live/{id}.m3u8?auth_key="
+        "http://{}/alibaba/live/{id}.m3u8?auth_key=",
+        origin.addr
     )));
+    assert_eq!(lines.len(), 6, "{text}");
     app.stop().await;
 }
 

@@ -11,16 +11,16 @@ use livesteer::store::testing::TestDb;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{TestApp, all_providers_dir, test_secrets};
+use crate::support::{MEDIA_PLAYLIST, Reply, TestApp, TestOrigin};
 
 const T0_MS: i64 = 1_800_000_000_000;
 const PAGE: &str = "http://127.0.0.1:3000";
 
-/// Every vendor enabled, no exploration or hold time, on a clock the test moves.
+/// Every vendor enabled, each playing from a local origin without a ladder, no exploration or
+/// hold time, on a clock the test moves.
 fn builder(db: &TestDb, clock: Arc<ManualClock>) -> crate::support::Builder {
     TestApp::builder(db)
-        .providers(all_providers_dir())
-        .secrets(test_secrets())
+        .origin(&TestOrigin::start(Reply::playlist(MEDIA_PLAYLIST)))
         .clock(clock)
         .policy_edit(&[
             ("exploration_rate: 0.03", "exploration_rate: 0"),
@@ -377,7 +377,10 @@ async fn steering_refreshes_tokens_before_they_expire() {
     let tencent = &clones[0];
     assert_eq!(tencent["BASE-ID"], "tencent");
     assert_eq!(tencent["ID"], "tencent.1");
-    assert_eq!(tencent["URI-REPLACEMENT"]["HOST"], "play.live.example.com");
+    assert_eq!(
+        tencent["URI-REPLACEMENT"]["HOST"], "127.0.0.1",
+        "the base pathway's host"
+    );
     let params = &tencent["URI-REPLACEMENT"]["PARAMS"];
     let tx_time = params["txTime"].as_str().unwrap();
     let new_expiry = i64::from_str_radix(tx_time, 16).unwrap();

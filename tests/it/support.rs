@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use livesteer::clock::{Clock, SystemClock};
 use livesteer::config::Config;
@@ -42,6 +42,7 @@ pub struct TestApp {
     server: actix_web::dev::ServerHandle,
     writer: Option<tokio::task::JoinHandle<()>>,
     _policy_dir: Option<Arc<tempfile::TempDir>>,
+    _providers_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 /// A change to the process configuration.
@@ -58,6 +59,8 @@ pub struct Builder {
     policy_dir: Option<Arc<tempfile::TempDir>>,
     /// Changes to the process configuration (public URL, CORS origins, …).
     config_edits: Vec<ConfigEdit>,
+    /// Holds a written provider directory while the app runs.
+    providers_tmp: Option<Arc<tempfile::TempDir>>,
 }
 
 impl TestApp {
@@ -72,6 +75,7 @@ impl TestApp {
             admin_token: None,
             policy_dir: None,
             config_edits: Vec::new(),
+            providers_tmp: None,
         }
     }
 
@@ -165,6 +169,21 @@ impl Builder {
         self
     }
 
+    /// Every kind of provider (`tests/data/providers-all`, with [`test_secrets`]), each playing
+    /// HLS from `origin`.
+    pub fn origin(self, origin: &TestOrigin) -> Self {
+        self.origin_at(origin.addr)
+    }
+
+    /// As [`Builder::origin`], for an origin at `addr` (which may not be listening).
+    pub fn origin_at(mut self, addr: SocketAddr) -> Self {
+        let dir = Arc::new(providers_at(addr));
+        self.providers_dir = dir.path().to_path_buf();
+        self.providers_tmp = Some(dir);
+        self.secrets = test_secrets();
+        self
+    }
+
     /// The shipped policy with each `(from, to)` replaced once, written to a temp file.
     pub fn policy_edit(mut self, edits: &[(&str, &str)]) -> Self {
         let mut text = std::fs::read_to_string(&self.policy_file).unwrap();
@@ -240,6 +259,224 @@ impl Builder {
             server,
             writer: Some(writer),
             _policy_dir: self.policy_dir,
+            _providers_dir: self.providers_tmp,
         }
     }
+}
+
+/// What [`TestOrigin`] answers for a stream's playlist.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A status and a body, after a delay.
+    Body {
+        status: u16,
+        body: String,
+        delay: std::time::Duration,
+    },
+    /// Nothing until [`TestOrigin::release`], then a 404.
+    Hold,
+}
+
+impl Reply {
+    pub fn playlist(body: &str) -> Reply {
+        Reply::Body {
+            status: 200,
+            body: body.to_string(),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    pub fn status(status: u16) -> Reply {
+        Reply::Body {
+            status,
+            body: String::new(),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    pub fn after(self, delay: std::time::Duration) -> Reply {
+        match self {
+            Reply::Body { status, body, .. } => Reply::Body {
+                status,
+                body,
+                delay,
+            },
+            hold => hold,
+        }
+    }
+}
+
+/// A media playlist: an origin without a ladder.
+pub const MEDIA_PLAYLIST: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:41\n#EXTINF:2.000,\nseg-41.ts\n#EXTINF:2.000,\nseg-42.ts\n";
+
+/// One request the origin saw.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    /// Requests being answered (held or delayed) when it arrived, itself not counted.
+    pub in_flight: usize,
+}
+
+struct OriginState {
+    default: Mutex<Reply>,
+    /// Stream id → reply for its playlist (`…/{id}.m3u8` under any provider).
+    streams: Mutex<HashMap<String, Reply>>,
+    hits: Mutex<Vec<Hit>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+/// An HTTP origin on loopback (port 0) that every provider of [`TestOrigin::providers_dir`]
+/// plays from: `http://addr/<provider>/<path of its HLS endpoint>/<stream>.m3u8`. It answers a
+/// stream's playlist as told ([`TestOrigin::serve`], else the default reply) and any other
+/// path with a 404, and counts what it is asked. It runs on the test's runtime.
+#[derive(Clone)]
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    state: Arc<OriginState>,
+}
+
+impl TestOrigin {
+    pub fn start(default: Reply) -> TestOrigin {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let state = Arc::new(OriginState {
+            default: Mutex::new(default),
+            streams: Mutex::new(HashMap::new()),
+            hits: Mutex::new(Vec::new()),
+            in_flight: Default::default(),
+            release: tokio::sync::watch::channel(false).0,
+        });
+        let s = state.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(answer(conn, s.clone()));
+            }
+        });
+        TestOrigin { addr, state }
+    }
+
+    /// The reply for `stream`'s playlist from now on.
+    pub fn serve(&self, stream: &str, reply: Reply) {
+        self.state
+            .streams
+            .lock()
+            .unwrap()
+            .insert(stream.to_string(), reply);
+    }
+
+    /// Every request so far.
+    pub fn hits(&self) -> Vec<Hit> {
+        self.state.hits.lock().unwrap().clone()
+    }
+
+    /// The requests for `stream`'s playlist so far.
+    pub fn fetches(&self, stream: &str) -> Vec<Hit> {
+        let end = format!("/{stream}.m3u8");
+        self.hits()
+            .into_iter()
+            .filter(|h| h.path.ends_with(&end))
+            .collect()
+    }
+
+    /// Held requests answer (404) now, and later ones at once.
+    pub fn release(&self) {
+        self.state.release.send_replace(true);
+    }
+}
+
+/// `tests/data/providers-all` with every provider's HLS endpoint on `addr`
+/// (`http://addr/<provider>/<path>`), in a temp dir.
+pub fn providers_at(addr: SocketAddr) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = all_providers_dir();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let mut out = String::new();
+        for line in text.lines() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            if let Some(url) = trimmed.strip_prefix("hls: ") {
+                let after_scheme = url.split_once("://").unwrap().1;
+                let path = &after_scheme[after_scheme.find('/').unwrap()..];
+                out.push_str(&format!("{indent}hls: http://{addr}/{id}{path}\n"));
+            } else if let Some(file) = trimmed.strip_prefix("private_key_file: ") {
+                let abs = from.join(file.trim());
+                out.push_str(&format!("{indent}private_key_file: {}\n", abs.display()));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        std::fs::write(dir.path().join(path.file_name().unwrap()), out).unwrap();
+    }
+    dir
+}
+
+async fn answer(mut conn: tokio::net::TcpStream, s: Arc<OriginState>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let in_flight = s.in_flight.fetch_add(1, Ordering::SeqCst);
+    s.hits.lock().unwrap().push(Hit {
+        path: path.clone(),
+        in_flight,
+    });
+    let reply = {
+        let streams = s.streams.lock().unwrap();
+        let stream = path
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.strip_suffix(".m3u8"))
+            .unwrap_or("");
+        match streams.get(stream) {
+            Some(r) => Some(r.clone()),
+            None if path.ends_with(".m3u8") && path.matches('/').count() >= 2 => {
+                Some(s.default.lock().unwrap().clone())
+            }
+            None => None,
+        }
+    };
+    let (status, body) = match reply {
+        Some(Reply::Body {
+            status,
+            body,
+            delay,
+        }) => {
+            tokio::time::sleep(delay).await;
+            (status, body)
+        }
+        Some(Reply::Hold) => {
+            let mut released = s.release.subscribe();
+            let _ = released.wait_for(|r| *r).await;
+            (404, String::new())
+        }
+        None => (404, String::new()),
+    };
+    let res = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/vnd.apple.mpegurl\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(res.as_bytes()).await;
+    let _ = conn.shutdown().await;
+    s.in_flight.fetch_sub(1, Ordering::SeqCst);
 }

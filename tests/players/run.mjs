@@ -39,7 +39,9 @@ const ARGS = [
   '--disable-component-update',
   '--disable-sync',
   '--autoplay-policy=no-user-gesture-required',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+  // No page resolves an outside host. The edges live on loopback addresses of their own
+  // (127.0.0.2, 127.0.0.3), as CDNs have hosts of their own; they are excluded too.
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE 127.0.0.2, EXCLUDE 127.0.0.3',
 ];
 
 function parseArgs(argv) {

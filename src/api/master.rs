@@ -1,0 +1,143 @@
+//! `GET /v1/streams/{id}/master.m3u8`: the multivariant playlist that puts a stock player on
+//! livesteer's Content Steering.
+//!
+//! It is the origin's own ladder (every variant and rendition group, with their attributes)
+//! once per pathway, that is per provider carrying the stream in the viewer's play order, each
+//! copy with `PATHWAY-ID` and that provider's signed, absolute URIs; and an
+//! `#EXT-X-CONTENT-STEERING` tag whose absolute `SERVER-URI` starts the player's steering
+//! session on the first pathway. An origin that answers a media playlist (no ladder) gives one
+//! variant per pathway at the policy's `steering.bandwidth_bps`. The origin's playlist comes
+//! from the per-stream cache (`manifests::OriginCache`): a cold stream's first viewers wait for
+//! one bounded fetch, everyone else is answered from memory; an origin that cannot be had is a
+//! JSON 502 naming it.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::streams::live;
+use super::{place, public_base};
+use crate::manifests::hls::{self, HlsPlaylist, Pathway};
+use crate::manifests::{self, Limits, OriginTarget};
+use crate::providers::Protocol;
+use crate::state::AppState;
+use crate::steering::{self, SteeringSession};
+
+/// The multivariant playlist query.
+#[derive(Debug, Deserialize)]
+pub struct MasterQuery {
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub client_ip: Option<String>,
+}
+
+/// `GET /v1/streams/{id}/master.m3u8`.
+pub async fn master(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<MasterQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let stream = live(&state, &id)?;
+    let catalog = state.catalog.load_full();
+    let (region, _) = place(&req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
+    let now = state.clock.now_secs();
+    let decision = steering::play_candidates(
+        &catalog,
+        &state.signer,
+        &state.scores.load(),
+        region,
+        &stream,
+        Protocol::Hls,
+        &[],
+        now,
+        &mut rand::rng(),
+    )
+    .map_err(|e| ApiError::bad_request("unknown_protocol", e.to_string()))?;
+    let no_provider = || {
+        ApiError::unavailable(
+            "no_provider",
+            format!(
+                "no provider carrying stream {:?} offers HLS in region {}",
+                stream.id, region.id
+            ),
+        )
+    };
+    let Some(first) = decision.candidates.first() else {
+        return Err(no_provider());
+    };
+    // The stream's origin; failing that, the viewer's first pathway.
+    let target = manifests::origin_target(&catalog, &state.signer, &stream, Protocol::Hls, now)
+        .unwrap_or_else(|| OriginTarget {
+            provider: first.provider.clone(),
+            url: first.url.clone(),
+        });
+    let origin = state
+        .manifests
+        .hls
+        .get(&target, Limits::from_policy(&catalog.policy.delivery))
+        .await
+        .map_err(|e| ApiError::bad_gateway("origin_unavailable", e.to_string()))?;
+    let steering_uri = |first: &str, expires_at: i64| {
+        let session = SteeringSession::start(&region.id, first, now, expires_at);
+        format!(
+            "{}/v1/steering/hls/{}?session={}",
+            public_base(&req, &state.config),
+            stream.id,
+            session.encode()
+        )
+    };
+    let body = match origin.as_ref() {
+        HlsPlaylist::Media => hls::single_variant(
+            &decision.candidates,
+            &steering_uri(&first.provider, first.expires_at),
+            catalog.policy.steering.bandwidth_bps,
+        ),
+        HlsPlaylist::Ladder(ladder) => {
+            let references = ladder.references();
+            // Every reference signed on each pathway; a pathway with one that cannot be is
+            // left out whole (its players would miss a rendition).
+            let pathways: Vec<(&steering::Candidate, Pathway)> = decision
+                .candidates
+                .iter()
+                .filter_map(|c| {
+                    let p = catalog.registry.get(&c.provider)?;
+                    let uris = references
+                        .iter()
+                        .map(|r| {
+                            let url = state.signer.variant_url(
+                                p,
+                                &stream.id,
+                                &region.id,
+                                &c.url,
+                                r,
+                                c.expires_at,
+                            )?;
+                            Some((r.to_string(), url.to_string()))
+                        })
+                        .collect::<Option<HashMap<_, _>>>()?;
+                    Some((
+                        c,
+                        Pathway {
+                            id: c.provider.clone(),
+                            uris,
+                        },
+                    ))
+                })
+                .collect();
+            let Some((first, _)) = pathways.first() else {
+                return Err(no_provider());
+            };
+            let uri = steering_uri(&first.provider, first.expires_at);
+            let pathways: Vec<Pathway> = pathways.into_iter().map(|(_, p)| p).collect();
+            hls::replicate(ladder, &uri, &pathways)
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/vnd.apple.mpegurl")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body))
+}
