@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Load test of the play decision over HTTP on loopback, against /healthz in the same run.
+# Load test of the viewer hot path over HTTP on loopback, against /healthz in the same run:
+# the play decision and a steering reload.
 #
 #   bash bench/load.sh            # 10 s per step
 #   DURATION=30 bash bench/load.sh
+#   BIN=path/to/livesteer POLICY=its/policies/default.yaml bash bench/load.sh
+#                                 # another build (an older commit's, with its own policy file)
 #
-# 1. Throughput: wrk at full speed on GET /healthz, then on GET /v1/streams/{id}/play
-#    (same connections and threads); the ratio is play's share of healthz's throughput.
+# 1. Throughput: wrk at full speed on GET /healthz, then on GET /v1/streams/{id}/play, on a
+#    steering reload (GET /v1/steering/hls/{id}?session=…&_HLS_pathway=…&_HLS_throughput=…, a
+#    player settled on its pathway: every request is attributed and emits its evidence) and on
+#    GET /v1/streams/{id}/master.m3u8 (the origin's three-rendition ladder, from a local static
+#    origin, replicated per pathway and signed; the origin is asked once per refresh interval),
+#    with the same connections and threads; the ratio is each one's share of healthz's.
 # 2. Latency at a fixed rate: hey at 10,000 requests/s (50 connections x 200/s) on each,
 #    reporting p50, p90, p99 and the slowest (hey's resolution is 0.1 ms).
 #
@@ -21,13 +28,26 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -
 need wrk wrk
 need hey hey
 
-cargo build --release --quiet
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=./target/release/livesteer
+fi
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn ./target/release/livesteer serve --listen "127.0.0.1:$port" \
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# The shipped providers, their local origins' HLS on a static origin of this run's own.
+origin_port=$(free_port)
+mkdir -p "$work/origin/hls" "$work/origin/live"
+python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$work/origin" >/dev/null 2>&1 &
+origin=$!
+cp -r providers "$work/providers"
+sed -i -e "s#http://127.0.0.1:8088/hls#http://127.0.0.1:$origin_port/hls#" \
+  -e "s#http://127.0.0.1:18080/live#http://127.0.0.1:$origin_port/live#" "$work"/providers/*.yaml
+RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --providers "$work/providers" \
+  --policy "${POLICY:-policies/default.yaml}" \
   --database-url "sqlite://$work/load.db" >"$work/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $server $origin 2>/dev/null; wait $server $origin 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
 base="http://127.0.0.1:$port"
@@ -35,6 +55,35 @@ id=$(curl -sf -X POST "$base/v1/streams" -H 'content-type: application/json' \
   -d '{"anchor_id":"load-anchor","region":"tw"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["stream_id"])')
 play="$base/v1/streams/$id/play?protocol=hls&region=tw"
 curl -sf "$play" >/dev/null
+for dir in hls live; do
+  cat >"$work/origin/$dir/$id.m3u8" <<EOF
+#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-STREAM-INF:BANDWIDTH=2500000,CODECS="avc1.4d401f,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=25
+${id}_hi/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=1200000,CODECS="avc1.4d401e,mp4a.40.2",RESOLUTION=854x480,FRAME-RATE=25
+${id}_mid/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=500000,CODECS="avc1.42c01e,mp4a.40.2",RESOLUTION=640x360,FRAME-RATE=25
+${id}_lo/index.m3u8
+EOF
+done
+master="$base/v1/streams/$id/master.m3u8?region=tw"
+curl -sf "$master" >/dev/null || { echo "master.m3u8 failed:" >&2; curl -s "$master" >&2; exit 1; }
+# A steering reload as a player on the first pathway sends it: its second reload, whose session
+# says where it is and since when (from the healthz and play steps on, it has been there longer
+# than the policy's settle_seconds, so each request is attributed).
+reload_of() { # URL -> the RELOAD-URI (absolute) and the first pathway of its answer
+  curl -sf "$1" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+print(m["RELOAD-URI"], m["PATHWAY-PRIORITY"][0])'
+}
+read -r reload first <<<"$(reload_of "$base/v1/steering/hls/$id?region=tw")"
+case "$reload" in /*) reload="$base$reload" ;; esac
+read -r reload first <<<"$(reload_of "$reload&_HLS_pathway=$first&_HLS_throughput=6000000")"
+case "$reload" in /*) reload="$base$reload" ;; esac
+steer="$reload&_HLS_pathway=$first&_HLS_throughput=6000000"
+curl -sf "$steer" >/dev/null
 
 rps() { wrk -t2 -c64 -d"${DURATION}s" --latency "$1" | awk '/Requests\/sec/ {print $2}'; }
 pct() { # from hey's summary, in ms: p50 p90 p99 slowest, then the rate achieved (req/s)
@@ -51,11 +100,15 @@ pct() { # from hey's summary, in ms: p50 p90 p99 slowest, then the rate achieved
 }
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), commit $(git rev-parse --short HEAD)"
-h=$(rps "$base/healthz"); p=$(rps "$play")
+h=$(rps "$base/healthz"); p=$(rps "$play"); s=$(rps "$steer"); m=$(rps "$master")
 read -r h50 h90 h99 hmax hrate <<<"$(pct "$base/healthz")"
 read -r p50 p90 p99 pmax prate <<<"$(pct "$play")"
+read -r s50 s90 s99 smax srate <<<"$(pct "$steer")"
+read -r m50 m90 m99 mmax mrate <<<"$(pct "$master")"
 echo
 echo "| endpoint | wrk req/s, full speed | share of /healthz | hey req/s achieved | p50 ms | p90 ms | p99 ms | slowest ms |"
 echo "|---|---|---|---|---|---|---|---|"
 echo "| GET /healthz | $h | 100% | $hrate | $h50 | $h90 | $h99 | $hmax |"
 echo "| GET /v1/streams/{id}/play | $p | $(python3 -c "print(f'{100*$p/$h:.0f}%')") | $prate | $p50 | $p90 | $p99 | $pmax |"
+echo "| GET /v1/steering/hls/{id} (reload) | $s | $(python3 -c "print(f'{100*$s/$h:.0f}%')") | $srate | $s50 | $s90 | $s99 | $smax |"
+echo "| GET /v1/streams/{id}/master.m3u8 | $m | $(python3 -c "print(f'{100*$m/$h:.0f}%')") | $mrate | $m50 | $m90 | $m99 | $mmax |"

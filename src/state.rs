@@ -293,56 +293,67 @@ impl AppState {
 const REFRESH_EVERY: Duration = Duration::from_millis(100);
 /// Most time between two rebuilds when nothing arrives (hold times and decay still move).
 const IDLE_REFRESH: Duration = Duration::from_secs(1);
+/// How often the consumer drains the bus. It polls rather than waits on the channel: a consumer
+/// woken by every signal (a steering reload, a QoS report) costs the request threads a
+/// cross-thread wake-up each, more than the signal itself.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
 /// Most signals applied under one lock.
 const BATCH: usize = 4096;
 
-/// Applies signals to the engine as they arrive and keeps the snapshot fresh: a change is
-/// published at most `REFRESH_EVERY` after it was applied, and the snapshot is rebuilt at least
-/// every `IDLE_REFRESH` (hold times and decay move without signals).
+/// Applies signals to the engine as they arrive and keeps the snapshot fresh: a signal is
+/// applied at most `DRAIN_EVERY` after it was emitted, a change is published at most
+/// `REFRESH_EVERY` after it was applied, and the snapshot is rebuilt at least every
+/// `IDLE_REFRESH` (hold times and decay move without signals).
 async fn consume_signals(state: Weak<AppState>) {
+    use tokio::sync::mpsc::error::TryRecvError;
     let Some(mut rx) = state.upgrade().and_then(|s| s.signals.take_receiver()) else {
         return;
     };
     let mut last_refresh = Instant::now();
     let mut dirty = false;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut tick = tokio::time::interval(DRAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let wait = if dirty {
-            REFRESH_EVERY.saturating_sub(last_refresh.elapsed())
-        } else {
-            IDLE_REFRESH
-        };
-        let first = tokio::time::timeout(wait, rx.recv()).await;
+        tick.tick().await;
         let Some(state) = state.upgrade() else { return };
-        match first {
-            Ok(Some(signal)) => {
-                batch.push(signal);
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(s) => batch.push(s),
-                        Err(_) => break,
+        let mut closed = false;
+        loop {
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(s) => batch.push(s),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
             }
-            Ok(None) => return,
-            Err(_) => {}
-        }
-        let now = state.clock.now_ms();
-        let catalog = state.catalog.load();
-        let snap = {
-            let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
-            dirty |= !batch.is_empty();
-            for s in batch.drain(..) {
-                engine.apply(&s, now, &catalog.policy.scoring);
+            let full = batch.len() == BATCH;
+            let now = state.clock.now_ms();
+            let catalog = state.catalog.load();
+            let snap = {
+                let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
+                dirty |= !batch.is_empty();
+                for s in batch.drain(..) {
+                    engine.apply(&s, now, &catalog.policy.scoring);
+                }
+                let due =
+                    last_refresh.elapsed() >= if dirty { REFRESH_EVERY } else { IDLE_REFRESH };
+                (!full && due).then(|| engine.refresh(now, &catalog))
+            };
+            if let Some(snap) = snap {
+                export_scores(&snap);
+                state.scores.store(snap);
+                last_refresh = Instant::now();
+                dirty = false;
             }
-            let due = last_refresh.elapsed() >= if dirty { REFRESH_EVERY } else { IDLE_REFRESH };
-            due.then(|| engine.refresh(now, &catalog))
-        };
-        if let Some(snap) = snap {
-            export_scores(&snap);
-            state.scores.store(snap);
-            last_refresh = Instant::now();
-            dirty = false;
+            if !full {
+                break;
+            }
+        }
+        if closed {
+            return;
         }
     }
 }
