@@ -303,6 +303,15 @@ pub const QOS_REPORTS: Def = Def {
     help: "Player QoS reports, by outcome (accepted, refused).",
 };
 
+/// CMCD report lines.
+pub const CMCD_LINES: Def = Def {
+    name: "livesteer_cmcd_lines_total",
+    kind: Kind::Counter,
+    unit: Unit::None,
+    labels: &["outcome"],
+    help: "CMCD report lines at /v1/cmcd, by outcome (accepted; malformed: not a CMCD dictionary, refused; unattributed: no provider could be known from the URL or the session, dropped).",
+};
+
 /// Reported rebuffer ratio.
 pub const QOS_REBUFFER: Def = Def {
     name: "livesteer_qos_rebuffer_ratio",
@@ -404,6 +413,7 @@ pub const ALL: &[Def] = &[
     SWITCHES,
     POLICY_RELOADS,
     QOS_REPORTS,
+    CMCD_LINES,
     QOS_REBUFFER,
     DB_POOL_CONNECTIONS,
     DB_POOL_MAX,

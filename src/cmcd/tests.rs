@@ -1,0 +1,244 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::streams::StreamState;
+
+const T0: i64 = 1_796_154_934_042;
+const NGINX: &str = "http://127.0.0.1:8088/hls";
+
+fn catalog() -> Arc<Catalog> {
+    Arc::new(crate::scoring::tests::catalog())
+}
+
+fn stream(id: &str) -> Option<Arc<Stream>> {
+    (id == "room-7").then(|| {
+        Arc::new(Stream {
+            id: id.into(),
+            anchor_id: "anchor-7".into(),
+            region: "tw".into(),
+            providers: vec!["local-nginx".into()],
+            state: StreamState::Live,
+            reason: String::new(),
+            started_ms: 0,
+            ended_ms: None,
+            updated_ms: 0,
+        })
+    })
+}
+
+fn lines(text: &[String]) -> Vec<Report> {
+    text.iter().map(|l| parse_line(l).unwrap()).collect()
+}
+
+fn run(c: &Collector, catalog: &Arc<Catalog>, text: &[String]) -> (Taken, Vec<Signal>) {
+    let cx = Context {
+        catalog,
+        region: "tw",
+        now_ms: T0,
+        stream: &stream,
+    };
+    let mut out = Vec::new();
+    let taken = c.take(lines(text), &cx, |s| {
+        out.push(s);
+        true
+    });
+    (taken, out)
+}
+
+fn rr(sid: &str, sn: u64, t: i64, extra: &str) -> String {
+    format!(
+        r#"e=rr,rc=200,sf=h,sid="{sid}",sn={sn},ts={},ttfb=20,ttlb=60,url="{NGINX}/room-7-{sn}.ts"{extra}"#,
+        T0 + t
+    )
+}
+
+fn ps(sid: &str, sn: u64, t: i64, sta: char) -> String {
+    format!(r#"e=ps,sf=h,sid="{sid}",sn={sn},sta={sta},ts={}"#, T0 + t)
+}
+
+fn delivery(s: &Signal) -> (&str, u64, u64, u32, Option<u64>, bool, Option<&str>) {
+    match s {
+        Signal::Delivery {
+            provider,
+            played_ms,
+            rebuffer_ms,
+            rebuffer_count,
+            startup_ms,
+            error,
+            anchor_id,
+            ..
+        } => (
+            provider.as_str(),
+            *played_ms,
+            *rebuffer_ms,
+            *rebuffer_count,
+            *startup_ms,
+            *error,
+            anchor_id.as_deref(),
+        ),
+        other => panic!("not a delivery: {other:?}"),
+    }
+}
+
+#[test]
+fn hosts_map_to_the_providers_that_play_from_them() {
+    let catalog = catalog();
+    let idx = HostIndex::build(&catalog);
+    let at = |u: &str| {
+        idx.lookup(&url::Url::parse(u).unwrap())
+            .map(|(p, path)| (p.to_string(), path))
+    };
+    assert_eq!(
+        at("https://play.live.example.com/live/room-7.m3u8?txSecret=1"),
+        Some(("tencent".into(), "room-7.m3u8".into()))
+    );
+    assert_eq!(
+        at("http://127.0.0.1:8088/hls/room-7-9.ts"),
+        Some(("local-nginx".into(), "room-7-9.ts".into()))
+    );
+    assert_eq!(at("http://127.0.0.1:8089/hls/room-7-9.ts"), None);
+    assert_eq!(at("https://unknown.example/live/x.ts"), None);
+    // The path must be under the base, not merely start with it.
+    assert_eq!(at("http://127.0.0.1:8088/hlsx/room-7.ts"), None);
+    // One index per catalog.
+    let c = Collector::default();
+    assert!(Arc::ptr_eq(&c.index(&catalog), &c.index(&catalog)));
+    assert!(!Arc::ptr_eq(&c.index(&catalog), &c.index(&self::catalog())));
+}
+
+#[test]
+fn a_session_reports_startup_and_played_time_per_stretch_not_per_line() {
+    let catalog = catalog();
+    let c = Collector::default();
+    // hls.js: the first fragment while starting, playing 800 ms later, a fragment every 2 s.
+    let mut body = vec![rr("a", 1, 0, ",sta=s"), ps("a", 2, 800, 'p')];
+    for i in 0..14 {
+        body.push(rr("a", 3 + i, 800 + 2000 * (i as i64 + 1), ""));
+    }
+    let (taken, out) = run(&c, &catalog, &body);
+    assert_eq!((taken.accepted, taken.unattributed), (16, 0));
+    // 28 s played: not yet a stretch.
+    assert!(out.is_empty(), "{out:?}");
+    let (_, out) = run(&c, &catalog, &[rr("a", 17, 800 + 30_000, "")]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        delivery(&out[0]),
+        (
+            "local-nginx",
+            30_000,
+            0,
+            0,
+            Some(800),
+            false,
+            Some("anchor-7")
+        )
+    );
+}
+
+#[test]
+fn a_rebuffer_is_timed_to_the_next_state_and_reported_at_its_end() {
+    let catalog = catalog();
+    let c = Collector::default();
+    // Out of order, as players send in parallel; the `ps` lines carry no URL.
+    let body = vec![
+        ps("b", 4, 5_000, 'p'),
+        ps("b", 3, 2_000, 'r'),
+        ps("b", 2, 1_000, 'p'),
+        rr("b", 1, 0, ",sta=s"),
+    ];
+    let (taken, out) = run(&c, &catalog, &body);
+    assert_eq!(taken.accepted, 4);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        delivery(&out[0]),
+        (
+            "local-nginx",
+            1_000,
+            3_000,
+            1,
+            Some(1_000),
+            false,
+            Some("anchor-7")
+        )
+    );
+    // A late line adds no time and changes no state.
+    let (_, out) = run(&c, &catalog, &[ps("b", 3, 2_000, 'r')]);
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn failed_requests_are_errors_at_once() {
+    let catalog = catalog();
+    let c = Collector::default();
+    for rc in ["404", "0"] {
+        let line = rr(&format!("c{rc}"), 1, 0, "").replace("rc=200", &format!("rc={rc}"));
+        let (_, out) = run(&c, &catalog, &[line]);
+        assert_eq!(out.len(), 1);
+        assert!(delivery(&out[0]).5, "rc={rc}");
+    }
+}
+
+#[test]
+fn a_report_with_no_known_provider_is_counted_and_dropped() {
+    let catalog = catalog();
+    let c = Collector::default();
+    let (taken, out) = run(
+        &c,
+        &catalog,
+        &[
+            ps("nobody", 1, 0, 'r'),
+            r#"e=rr,rc=500,sid="x",url="https://elsewhere.example/a.ts""#.to_string(),
+        ],
+    );
+    assert_eq!((taken.accepted, taken.unattributed), (0, 2));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn throughput_is_derived_from_timings_where_mtp_is_missing() {
+    let catalog = catalog();
+    let c = Collector::default();
+    // Shaka: no `sta`, no `mtp`; 4 s segments at 2000 kbit/s fetched in 2 s each: 4000 kbit/s.
+    let body: Vec<String> = (0..17)
+        .map(|i| {
+            rr("d", i, 2_000 * i as i64, ",br=2000,d=4000")
+                .replace("ttlb=60", "ttlb=2000")
+                .replace("sf=h", "sf=d")
+        })
+        .collect();
+    let (_, out) = run(&c, &catalog, &body);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(delivery(&out[0]).1, 30_000);
+    match &out[1] {
+        Signal::Reload {
+            provider,
+            covered_ms,
+            throughput_bps,
+            needed_bps,
+            ..
+        } => {
+            assert_eq!(provider, "local-nginx");
+            assert_eq!(*covered_ms, 30_000);
+            assert_eq!((*throughput_bps, *needed_bps), (4_000_000, 2_000_000));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn stream_from_cid_or_the_url_path() {
+    let catalog = catalog();
+    let c = Collector::default();
+    let line =
+        r#"e=rr,rc=503,sid="e",cid="room-7",url="https://play.live.example.com/live/other.m3u8""#
+            .to_string();
+    let (_, out) = run(&c, &catalog, &[line]);
+    assert_eq!(delivery(&out[0]).6, Some("anchor-7"));
+    assert_eq!(delivery(&out[0]).0, "tencent");
+    let line = format!(r#"e=rr,rc=503,sid="f",url="{NGINX}/room-7_hi/index.m3u8""#);
+    let (_, out) = run(&c, &catalog, &[line]);
+    assert_eq!(delivery(&out[0]).6, Some("anchor-7"));
+    let line = format!(r#"e=rr,rc=503,sid="g",url="{NGINX}/room-8.m3u8""#);
+    let (_, out) = run(&c, &catalog, &[line]);
+    assert_eq!(delivery(&out[0]).6, None);
+}
