@@ -52,6 +52,8 @@ pub struct AppState {
     pub prober: crate::probes::Prober,
     /// The origins' own manifests (the ladder `master.m3u8` replicates), per stream.
     pub manifests: crate::manifests::Manifests,
+    /// CMCD sessions (`/v1/cmcd`) and the host index their reports are attributed with.
+    pub cmcd: crate::cmcd::Collector,
 }
 
 impl std::fmt::Debug for AppState {
@@ -169,6 +171,7 @@ impl AppState {
             rooms,
             prober,
             manifests: crate::manifests::Manifests::new(),
+            cmcd: crate::cmcd::Collector::default(),
         };
         *state.loaded_files.lock().unwrap_or_else(|e| e.into_inner()) =
             fingerprint(&state.config.providers_dir, &state.config.policy_file);

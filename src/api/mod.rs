@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod callbacks;
+pub mod cmcd;
 pub mod cors;
 pub mod error;
 pub mod health;
@@ -109,6 +110,12 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                             .app_data(web::PayloadConfig::new(qos::MAX_BODY_BYTES))
                             .wrap(from_fn(cors::viewer))
                             .route(web::post().to(qos::ingest)),
+                    )
+                    .service(
+                        web::resource("/cmcd")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::get().to(cmcd::ingest))
+                            .route(web::post().to(cmcd::ingest)),
                     ),
             )
             .service(

@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod cmcd;
 mod dashboards;
 mod directory;
 mod jobs;
