@@ -184,6 +184,8 @@ impl Session {
         let ts = r.ts.unwrap_or(now_ms);
         let rr = r.e == Some(Event::ResponseReceived);
         let mut flush = Flush::No;
+        // A stall timed by the play state is not counted again from `bsd` or `bs`.
+        let stalled_before = self.state == Some('r');
         let fresh = self.mark.is_none_or(|m| ts > m);
         if let Some(m) = self.mark.filter(|_| fresh) {
             let gap = (ts - m).min(MAX_GAP_MS) as u64;
@@ -236,7 +238,7 @@ impl Session {
                     ((0..=MAX_STARTUP_MS).contains(&(ts - from))).then_some((ts - from) as u64);
             }
         }
-        if self.state != Some('r') {
+        if !stalled_before && self.state != Some('r') {
             if let Some(bsd) = r.bsd.filter(|&b| b > 0) {
                 self.rebuffer_ms += bsd;
                 self.rebuffer_count += 1;

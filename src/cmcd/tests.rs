@@ -164,6 +164,21 @@ fn a_rebuffer_is_timed_to_the_next_state_and_reported_at_its_end() {
     // A late line adds no time and changes no state.
     let (_, out) = run(&c, &catalog, &[ps("b", 3, 2_000, 'r')]);
     assert!(out.is_empty(), "{out:?}");
+    // The stall's own `bsd` on the line that ends it is not counted twice; one from a player
+    // that said no stall is.
+    let body = vec![
+        ps("b", 5, 6_000, 'r'),
+        format!("{},bsd=2000", ps("b", 6, 8_000, 'p')),
+    ];
+    let (_, out) = run(&c, &catalog, &body);
+    let d = delivery(&out[0]);
+    assert_eq!((d.1, d.2, d.3), (1_000, 2_000, 1));
+    let (_, out) = run(
+        &c,
+        &catalog,
+        &[format!("{},bsd=1500", ps("b", 7, 9_000, 'p'))],
+    );
+    assert_eq!((delivery(&out[0]).2, delivery(&out[0]).3), (1_500, 1));
 }
 
 #[test]
