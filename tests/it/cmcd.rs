@@ -332,8 +332,11 @@ async fn a_throttled_providers_reports_lower_its_rank_for_new_viewers() {
             ));
         }
     }
-    for chunk in lines.chunks(1000) {
-        let (status, body) = post_lines(&app, "/v1/cmcd?region=tw", chunk).await;
+    // Each body carries a malformed line too: refused, and the rest is kept.
+    for chunk in lines.chunks(999) {
+        let mut body = chunk.to_vec();
+        body.insert(body.len() / 2, r#"e=rr,sid="broken"#.to_string());
+        let (status, body) = post_lines(&app, "/v1/cmcd?region=tw", &body).await;
         assert_eq!(status, 204, "{body}");
     }
     let ok = eventually(async || first().await == "alibaba").await;
