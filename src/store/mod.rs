@@ -87,8 +87,10 @@ pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migration
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                               PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-/// How long a caller waits for a pooled connection.
-const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a pooled connection. Short, so that while the database is
+/// unreachable a request that needs it (readiness, payments, a commit) answers 503 within a
+/// second instead of hanging; the writers and jobs retry on their own schedules.
+const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// Key of the PostgreSQL advisory lock held while migrations run, so replicas
 /// starting together apply them once.

@@ -177,6 +177,32 @@ impl Drop for TestDb {
     }
 }
 
+impl TestDb {
+    /// PostgreSQL only: a database outage and its end. `false` makes the database refuse new
+    /// connections (`ALTER DATABASE … ALLOW_CONNECTIONS false`) and ends every open one
+    /// (`pg_terminate_backend`); `true` lets connections in again.
+    pub fn set_connections_allowed(&self, allowed: bool) {
+        let Cleanup::PgDatabase { admin_url, name } = &self.cleanup else {
+            panic!("set_connections_allowed is for PostgreSQL test databases")
+        };
+        let mut admin = PgConnection::establish(admin_url)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", redact_url(admin_url)));
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allowed}"
+        ))
+        .execute(&mut admin)
+        .unwrap_or_else(|e| panic!("alter database {name}: {e}"));
+        if !allowed {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .execute(&mut admin)
+            .unwrap_or_else(|e| panic!("end the connections to {name}: {e}"));
+        }
+    }
+}
+
 /// The server for test databases: `TEST_DATABASE_URL`, or the local default.
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")

@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod dashboards;
 mod directory;
+mod durable;
 mod jobs;
 mod master;
 mod media;
