@@ -9,6 +9,7 @@
 #                                         # e.g. one that wrote streams behind the answer)
 #   BIN=path/to/livesteer bash bench/creates.sh   # measure that build instead of this one
 #   BACKENDS=sqlite bash bench/creates.sh # one backend only
+#   BASE_FIRST=1 BASE_BIN=… bash bench/creates.sh   # the other build first on each backend
 #
 # For each build and backend, on a fresh database:
 # 1. Throughput: wrk at full speed, POST /v1/streams with a new anchor id each request
@@ -120,8 +121,11 @@ echo
 echo "| build | backend | creates/s, wrk $CONNS conns | p50 ms | p99 ms | not 201 | at $((RATE_CONNS * RATE_PER_CONN))/s: achieved | p50 ms | p99 ms | slowest ms | not 201 |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for b in "${backends[@]}"; do
+  if [ -n "${BASE_FIRST:-}" ] && [ -n "${BASE_BIN:-}" ]; then
+    measure base "$BASE_BIN" "$b"
+  fi
   measure this "$BIN" "$b"
-  if [ -n "${BASE_BIN:-}" ]; then
+  if [ -z "${BASE_FIRST:-}" ] && [ -n "${BASE_BIN:-}" ]; then
     measure base "$BASE_BIN" "$b"
   fi
 done
