@@ -1,5 +1,5 @@
-//! Rows written behind the request, for every table the hot path changes (streams, rooms,
-//! service nodes).
+//! The writer of every table the request paths change (streams, rooms, service nodes): rows
+//! written behind the request, and rows committed before it is answered.
 //!
 //! A change is applied in memory by its owner at once and queued here; the writer task
 //! coalesces queued rows by key (the newer change wins), writes them in batches (one
