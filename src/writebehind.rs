@@ -205,7 +205,11 @@ async fn run<R: Persist>(
                 }
             }
             Err(e) => {
-                tracing::warn!(table = R::TABLE, error = %e, rows = pending.len(), "write failed; will retry");
+                if pending.is_empty() {
+                    tracing::warn!(table = R::TABLE, error = %e, "commit failed; answered with the error");
+                } else {
+                    tracing::warn!(table = R::TABLE, error = %e, rows = pending.len(), "write failed; will retry");
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 for w in waiters.drain(..) {
                     let _ = w.send(Err(e.clone()));
