@@ -124,6 +124,31 @@ impl StreamTable {
         Some((s, true))
     }
 
+    /// Takes a stored row another replica wrote: replaces what memory holds only when the row's
+    /// change is newer (a live stream this replica has not seen, or the end of one it holds).
+    /// An ended stream memory does not hold stays out, as at start. Returns whether memory
+    /// changed.
+    pub fn merge(&self, row: &StreamRow) -> bool {
+        let Some(s) = Stream::from_row(row) else {
+            return false;
+        };
+        let mut map = self.write();
+        match map.get(&s.id) {
+            Some(cur) if cur.updated_ms >= s.updated_ms => return false,
+            None if s.state == StreamState::Ended => return false,
+            _ => {}
+        }
+        map.insert(s.id.clone(), Arc::new(s));
+        true
+    }
+
+    /// Whether memory holds the stream at a change as new as `updated_ms` or newer.
+    pub fn holds(&self, id: &str, updated_ms: i64) -> bool {
+        self.read()
+            .get(id)
+            .is_some_and(|s| s.updated_ms >= updated_ms)
+    }
+
     /// Drops ended streams that ended before `cutoff_ms`; returns how many.
     pub fn sweep_ended(&self, cutoff_ms: i64) -> usize {
         let mut map = self.write();

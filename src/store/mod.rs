@@ -44,6 +44,7 @@
 //! diesel's multi-backend does not support, so the same DSL is compiled once per
 //! backend), the write-transaction kind (`BEGIN IMMEDIATE` on SQLite), and locks.
 
+mod changes;
 mod error;
 mod leases;
 mod models;
@@ -70,6 +71,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub use changes::{STREAMS_CHANNEL, StreamListener};
 pub use error::StoreError;
 pub use models::{AnchorRow, PolicyVersionRow, StreamRow};
 pub use nodes::NodeRow;
@@ -214,6 +216,8 @@ pub struct Db {
     pool: Pool<ConnManager>,
     backend: Backend,
     location: Arc<str>,
+    /// Where new connections go (a listener opens its own).
+    target: Arc<Target>,
 }
 
 impl fmt::Debug for Db {
@@ -239,7 +243,9 @@ impl Db {
             target::ensure_parent_dir(path)?;
         }
 
-        let manager = ConnManager { target };
+        let manager = ConnManager {
+            target: target.clone(),
+        };
         let mut first = manager.establish().map_err(|cause| StoreError::Connect {
             backend,
             url: location.clone(),
@@ -262,6 +268,7 @@ impl Db {
             pool,
             backend,
             location: location.into(),
+            target: Arc::new(target),
         })
     }
 

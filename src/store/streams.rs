@@ -150,6 +150,8 @@ impl Db {
                 for chunk in rows.chunks(SAVE_CHUNK) {
                     written += upsert!(c, chunk)?;
                 }
+                // Delivered to other replicas when this transaction commits.
+                super::changes::notify_streams(c, rows)?;
                 Ok(written)
             }),
             DbConn::Sqlite(lite) => lite.immediate_transaction(|c| {

@@ -183,6 +183,7 @@ async fn a_replayed_heartbeat_signed_ahead_never_extends_health() {
     assert_eq!(node.last_seen_ms, T0);
 
     // After a restart on the same database the replay is still no newer.
+    app.state.directory.writer().flush().await.unwrap();
     app.stop().await;
     let app = self::app(&db, clock.clone()).await;
     let replay = send(&app).await;

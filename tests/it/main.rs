@@ -13,6 +13,7 @@ mod payments;
 mod players;
 mod probes;
 mod providers;
+mod replicas;
 mod rooms;
 mod scoring;
 mod sim;
