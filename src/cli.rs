@@ -196,6 +196,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
             Ok(Err(e)) => tracing::error!(error = %e, "room states not written"),
             Err(e) => tracing::error!(error = %e, "room states not written before the deadline"),
         }
+        match tokio::time::timeout(Duration::from_secs(30), state.directory.writer().flush()).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "service nodes not written"),
+            Err(e) => tracing::error!(error = %e, "service nodes not written before the deadline"),
+        }
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
         Ok(())

@@ -17,6 +17,7 @@ pub mod payments;
 pub mod policy;
 pub mod probes;
 pub mod providers;
+pub mod replicas;
 pub mod rooms;
 pub mod scoring;
 pub mod server;
