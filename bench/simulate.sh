@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Wall time of `livesteer simulate` for this build against another (BIN=), in the same run:
-# both play the same scenario and seeds, alternately, ROUNDS times each; prints a Markdown
-# table of each run, the medians and their ratio, and whether the two reports agree.
+# Wall and CPU time of `livesteer simulate` for this build against another (BIN=), in the
+# same run: both play the same scenario and seeds, alternately, ROUNDS times each; prints a
+# Markdown table of each run, the medians and their ratios, and whether the two reports agree.
+# On a shared machine CPU time (user + system over both worker threads) is the steadier
+# figure.
 #
 #   BIN=path/to/old/livesteer bash bench/simulate.sh
 #   BIN=... SCENARIO=scenarios/steady-regions.yaml SEEDS=2 ROUNDS=3 bash bench/simulate.sh
@@ -23,28 +25,38 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-run() { # binary, output file: prints seconds
-  local start end
-  start=$(date +%s.%N)
-  "$1" simulate --scenario "$SCENARIO" --policy "$POLICY" --seeds "$SEEDS" --json >"$2" 2>/dev/null
-  end=$(date +%s.%N)
-  python3 -c "print(f'{$end - $start:.1f}')"
+run() { # binary, output file: prints "wall cpu" seconds (cpu: user + system, both threads)
+  python3 - "$1" "$2" "$SCENARIO" "$POLICY" "$SEEDS" <<'PY'
+import resource, subprocess, sys, time
+binary, out, scenario, policy, seeds = sys.argv[1:]
+start = time.monotonic()
+with open(out, "w") as f:
+    subprocess.run([binary, "simulate", "--scenario", scenario, "--policy", policy,
+                    "--seeds", seeds, "--json"], stdout=f, stderr=subprocess.DEVNULL, check=True)
+wall = time.monotonic() - start
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{wall:.1f} {ru.ru_utime + ru.ru_stime:.1f}")
+PY
 }
 
 echo "scenario $SCENARIO, $SEEDS seed(s), $ROUNDS rounds, $(nproc) cores"
 echo
-echo "| round | other build (s) | this build (s) |"
-echo "|---|---|---|"
+echo "| round | other build: wall (s) | CPU (s) | this build: wall (s) | CPU (s) |"
+echo "|---|---|---|---|---|"
 old_times=()
 new_times=()
+old_cpu=()
+new_cpu=()
 for r in $(seq 1 "$ROUNDS"); do
-  o=$(run "$BIN" "$work/old.json")
-  n=$(run "$NEW" "$work/new.json")
+  read -r o oc < <(run "$BIN" "$work/old.json")
+  read -r n nc < <(run "$NEW" "$work/new.json")
   old_times+=("$o")
   new_times+=("$n")
-  echo "| $r | $o | $n |"
+  old_cpu+=("$oc")
+  new_cpu+=("$nc")
+  echo "| $r | $o | $oc | $n | $nc |"
 done
-python3 - "$work/old.json" "$work/new.json" "${old_times[*]}" "${new_times[*]}" <<'PY'
+python3 - "$work/old.json" "$work/new.json" "${old_times[*]}" "${new_times[*]}" "${old_cpu[*]}" "${new_cpu[*]}" <<'PY'
 import json, statistics, sys
 def strip(v):
     if isinstance(v, dict):
@@ -56,9 +68,12 @@ old = strip(json.load(open(sys.argv[1])))
 new = strip(json.load(open(sys.argv[2])))
 o = statistics.median(map(float, sys.argv[3].split()))
 n = statistics.median(map(float, sys.argv[4].split()))
+oc = statistics.median(map(float, sys.argv[5].split()))
+nc = statistics.median(map(float, sys.argv[6].split()))
 sessions = sum(x["simulated_sessions"] for x in new["outcomes"]) // len(new["outcomes"])
 print()
-print(f"median: other {o:.1f} s, this {n:.1f} s: {o / n:.2f}x as fast "
+print(f"median wall: other {o:.1f} s, this {n:.1f} s: {o / n:.2f}x as fast; "
+      f"median CPU: other {oc:.1f} s, this {nc:.1f} s: {oc / nc:.2f}x "
       f"({sessions} sessions per strategy, five strategies)")
 print("reports:", "identical" if old == new else "DIFFERENT")
 PY

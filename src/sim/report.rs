@@ -128,10 +128,11 @@ fn short(v: f64) -> String {
 }
 
 /// Bands for what the world does to providers: incidents (a drift as a ramp), their
-/// recoveries, and ingest incidents.
-fn events(out: &mut String, axes: &Axes, scenario: &Scenario) {
+/// recoveries, and ingest incidents; only those of `region` when one is given.
+fn events(out: &mut String, axes: &Axes, scenario: &Scenario, region: Option<&str>) {
     let (top, bottom) = (TOP, HEIGHT - BOTTOM);
-    for o in &scenario.occurrences {
+    let shown = |r: &str| region.is_none_or(|x| x == r);
+    for o in scenario.occurrences.iter().filter(|o| shown(&o.region)) {
         let (x0, x1, x2) = (
             axes.x(o.start_seconds),
             axes.x(o.ramped_seconds),
@@ -156,8 +157,12 @@ fn events(out: &mut String, axes: &Axes, scenario: &Scenario) {
             esc(&o.region)
         );
     }
-    for i in &scenario.ingest_incidents {
-        let i = &i.value;
+    for i in scenario
+        .ingest_incidents
+        .iter()
+        .map(|i| &i.value)
+        .filter(|i| shown(&i.region))
+    {
         let (x0, x1) = (axes.x(i.start_seconds), axes.x(i.end_seconds));
         let _ = write!(
             out,
@@ -195,7 +200,7 @@ fn bad_rate_chart(report: &Report, scenario: &Scenario) -> String {
         r#"<svg class="chart" id="bad-rate" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="bad-session rate over time">"#
     );
     axes.frame(&mut out, "%", report.warmup_seconds);
-    events(&mut out, &axes, scenario);
+    events(&mut out, &axes, scenario, None);
     for o in &report.outcomes {
         let w = o.timeline.bucket_seconds;
         let points: Vec<String> = (0..o.timeline.sessions.len())
@@ -291,7 +296,7 @@ fn share_chart(
             PROVIDER_COLOURS[p % PROVIDER_COLOURS.len()]
         );
     }
-    events(&mut out, &axes, scenario);
+    events(&mut out, &axes, scenario, Some(&region_name));
     out.push_str("</svg>");
     out
 }
