@@ -12,7 +12,9 @@
 #    player settled on its pathway: every request is attributed and emits its evidence) and on
 #    GET /v1/streams/{id}/master.m3u8 (the origin's three-rendition ladder, from a local static
 #    origin, replicated per pathway and signed; the origin is asked once per refresh interval),
-#    with the same connections and threads; the ratio is each one's share of healthz's.
+#    with the same connections and threads; the ratio is each one's share of healthz's. Beside
+#    it, the server's CPU time per request over the same step (from /proc): the steadier
+#    figure when other work shares the cores.
 # 2. Latency at a fixed rate: hey at 10,000 requests/s (50 connections x 200/s) on each,
 #    reporting p50, p90, p99 and the slowest (hey's resolution is 0.1 ms).
 #
@@ -49,6 +51,9 @@ RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --providers "$work/provide
 server=$!
 trap 'kill $server $origin 2>/dev/null; wait $server $origin 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+# The origin answers before the first master.m3u8 asks it (a refused fetch is remembered for the
+# policy's origin_retry_seconds).
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$origin_port/" && break; sleep 0.1; done
 
 base="http://127.0.0.1:$port"
 id=$(curl -sf -X POST "$base/v1/streams" -H 'content-type: application/json' \
@@ -85,7 +90,21 @@ case "$reload" in /*) reload="$base$reload" ;; esac
 steer="$reload&_HLS_pathway=$first&_HLS_throughput=6000000"
 curl -sf "$steer" >/dev/null
 
-rps() { wrk -t2 -c64 -d"${DURATION}s" --latency "$1" | awk '/Requests\/sec/ {print $2}'; }
+# The server's CPU time so far, in clock ticks (utime + stime).
+ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# wrk at full speed: "req/s cpu_us_per_request", the second from the server's CPU time over the
+# requests wrk completed. CPU per request moves far less than throughput when other work shares
+# the machine's cores.
+rps() {
+  local t0 t1
+  t0=$(ticks)
+  wrk -t2 -c64 -d"${DURATION}s" --latency "$1" >"$work/wrk.txt"
+  t1=$(ticks)
+  awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+    /requests in/ {n = $1}
+    /Requests\/sec/ {r = $2}
+    END {printf "%s %.1f\n", r, ticks * 1e6 / hz / n}' "$work/wrk.txt"
+}
 pct() { # from hey's summary, in ms: p50 p90 p99 slowest, then the rate achieved (req/s)
   hey -z "${DURATION}s" -c "$RATE_CONNS" -q "$RATE_PER_CONN" "$1" >"$work/hey.txt"
   if grep -q "Error distribution" "$work/hey.txt"; then
@@ -100,15 +119,18 @@ pct() { # from hey's summary, in ms: p50 p90 p99 slowest, then the rate achieved
 }
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), commit $(git rev-parse --short HEAD)"
-h=$(rps "$base/healthz"); p=$(rps "$play"); s=$(rps "$steer"); m=$(rps "$master")
+read -r h hc <<<"$(rps "$base/healthz")"
+read -r p pc <<<"$(rps "$play")"
+read -r s sc <<<"$(rps "$steer")"
+read -r m mc <<<"$(rps "$master")"
 read -r h50 h90 h99 hmax hrate <<<"$(pct "$base/healthz")"
 read -r p50 p90 p99 pmax prate <<<"$(pct "$play")"
 read -r s50 s90 s99 smax srate <<<"$(pct "$steer")"
 read -r m50 m90 m99 mmax mrate <<<"$(pct "$master")"
 echo
-echo "| endpoint | wrk req/s, full speed | share of /healthz | hey req/s achieved | p50 ms | p90 ms | p99 ms | slowest ms |"
-echo "|---|---|---|---|---|---|---|---|"
-echo "| GET /healthz | $h | 100% | $hrate | $h50 | $h90 | $h99 | $hmax |"
-echo "| GET /v1/streams/{id}/play | $p | $(python3 -c "print(f'{100*$p/$h:.0f}%')") | $prate | $p50 | $p90 | $p99 | $pmax |"
-echo "| GET /v1/steering/hls/{id} (reload) | $s | $(python3 -c "print(f'{100*$s/$h:.0f}%')") | $srate | $s50 | $s90 | $s99 | $smax |"
-echo "| GET /v1/streams/{id}/master.m3u8 | $m | $(python3 -c "print(f'{100*$m/$h:.0f}%')") | $mrate | $m50 | $m90 | $m99 | $mmax |"
+echo "| endpoint | wrk req/s, full speed | share of /healthz | server CPU µs/request | hey req/s achieved | p50 ms | p90 ms | p99 ms | slowest ms |"
+echo "|---|---|---|---|---|---|---|---|---|"
+echo "| GET /healthz | $h | 100% | $hc | $hrate | $h50 | $h90 | $h99 | $hmax |"
+echo "| GET /v1/streams/{id}/play | $p | $(python3 -c "print(f'{100*$p/$h:.0f}%')") | $pc | $prate | $p50 | $p90 | $p99 | $pmax |"
+echo "| GET /v1/steering/hls/{id} (reload) | $s | $(python3 -c "print(f'{100*$s/$h:.0f}%')") | $sc | $srate | $s50 | $s90 | $s99 | $smax |"
+echo "| GET /v1/streams/{id}/master.m3u8 | $m | $(python3 -c "print(f'{100*$m/$h:.0f}%')") | $mc | $mrate | $m50 | $m90 | $m99 | $mmax |"

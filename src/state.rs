@@ -14,7 +14,7 @@ use crate::metrics as m;
 use crate::policy::Diagnostics;
 use crate::providers::registry::{SecretMode, Secrets};
 use crate::scoring::window::Window;
-use crate::scoring::{Engine, Snapshot, WindowKind};
+use crate::scoring::{Engine, ReloadTally, Snapshot, WindowKind};
 use crate::signals::SignalBus;
 use crate::steering::Signer;
 use crate::store::Db;
@@ -32,6 +32,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Observations for the scoring engine.
     pub signals: SignalBus,
+    /// Attributed steering reloads, pooled per (provider, region) on their way to the engine
+    /// (the most frequent observation skips the bus; the signal consumer drains them).
+    pub reloads: ReloadTally,
     /// The scoring engine; only the signal consumer and push decisions lock it.
     pub engine: Mutex<Engine>,
     /// The engine's latest rankings, read by play and steering without locks.
@@ -159,6 +162,7 @@ impl AppState {
             clock,
             metrics,
             signals: SignalBus::default(),
+            reloads: ReloadTally::default(),
             engine: Mutex::new(Engine::new()),
             scores: ArcSwap::from_pointee(Snapshot::empty()),
             loaded_files: Mutex::new(String::new()),
@@ -330,13 +334,27 @@ async fn consume_signals(state: Weak<AppState>) {
                 }
             }
             let full = batch.len() == BATCH;
+            let pooled = state.reloads.drain();
+            let reloads: u64 = pooled.iter().map(|(_, _, pool)| pool.reloads).sum();
+            if reloads > 0 {
+                metrics::counter!(m::SIGNALS.name, "kind" => "reload").increment(reloads);
+            }
             let now = state.clock.now_ms();
             let catalog = state.catalog.load();
             let snap = {
                 let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
-                dirty |= !batch.is_empty();
+                dirty |= !batch.is_empty() || !pooled.is_empty();
                 for s in batch.drain(..) {
                     engine.apply(&s, now, &catalog.policy.scoring);
+                }
+                for (provider, region, pool) in &pooled {
+                    engine.apply_pooled_reloads(
+                        provider,
+                        region,
+                        pool,
+                        now,
+                        &catalog.policy.scoring,
+                    );
                 }
                 let due =
                     last_refresh.elapsed() >= if dirty { REFRESH_EVERY } else { IDLE_REFRESH };

@@ -12,14 +12,14 @@
 //! steering for the rest of the session.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::streams::live;
 use super::{place, public_base};
+use crate::signals::Signal;
 use crate::state::AppState;
-use crate::steering::{self, SteeringSession};
+use crate::steering::{self, PathwayClone, SteeringSession};
 
 /// The query a steering reload carries.
 #[derive(Debug, Deserialize)]
@@ -125,25 +125,39 @@ fn manifest(
         ));
     }
     for signal in answer.evidence {
-        state.signals.emit(signal);
+        match signal {
+            Signal::Reload {
+                provider,
+                region,
+                covered_ms,
+                throughput_bps,
+                needed_bps,
+                ..
+            } => state.reloads.add(
+                &catalog.policy.scoring,
+                &provider,
+                &region,
+                covered_ms,
+                throughput_bps,
+                needed_bps,
+            ),
+            other => {
+                state.signals.emit(other);
+            }
+        }
     }
     let generation = answer.session.generation;
-    let (path, key) = match flavour {
-        Flavour::Hls => ("hls", "PATHWAY-PRIORITY"),
-        Flavour::Dash => ("dash", "SERVICE-LOCATION-PRIORITY"),
-    };
     let reload = format!(
-        "{}/v1/steering/{path}/{}?session={}",
+        "{}/v1/steering/{}/{}?session={}",
         public_base(req, &state.config),
+        match flavour {
+            Flavour::Hls => "hls",
+            Flavour::Dash => "dash",
+        },
         stream.id,
         answer.session.encode()
     );
-    let mut body = json!({
-        "VERSION": 1,
-        "TTL": catalog.policy.steering.ttl_seconds,
-        "RELOAD-URI": reload,
-    });
-    match flavour {
+    let (priority, clones) = match flavour {
         Flavour::Hls if generation > 0 => {
             let clones = steering::pathway_clones(
                 &catalog,
@@ -156,12 +170,39 @@ fn manifest(
             );
             let priority =
                 steering::clone_priority(&answer.priority, &clones, pathway, answer.refreshed);
-            body[key] = json!(priority);
-            body["PATHWAY-CLONES"] = json!(clones);
+            (priority, clones)
         }
-        _ => body[key] = json!(answer.priority),
-    }
+        _ => (answer.priority, Vec::new()),
+    };
+    let body = SteeringManifest {
+        version: 1,
+        ttl: catalog.policy.steering.ttl_seconds,
+        reload_uri: &reload,
+        pathway_priority: matches!(flavour, Flavour::Hls).then_some(&priority),
+        service_location_priority: matches!(flavour, Flavour::Dash).then_some(&priority),
+        pathway_clones: &clones,
+    };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))
+}
+
+/// A steering manifest: HLS Content Steering's JSON, or DASH-IF's with its own priority key.
+#[derive(Serialize)]
+struct SteeringManifest<'a> {
+    #[serde(rename = "VERSION")]
+    version: u8,
+    #[serde(rename = "TTL")]
+    ttl: u64,
+    #[serde(rename = "RELOAD-URI")]
+    reload_uri: &'a str,
+    #[serde(rename = "PATHWAY-PRIORITY", skip_serializing_if = "Option::is_none")]
+    pathway_priority: Option<&'a Vec<String>>,
+    #[serde(
+        rename = "SERVICE-LOCATION-PRIORITY",
+        skip_serializing_if = "Option::is_none"
+    )]
+    service_location_priority: Option<&'a Vec<String>>,
+    #[serde(rename = "PATHWAY-CLONES", skip_serializing_if = "<[_]>::is_empty")]
+    pathway_clones: &'a [PathwayClone],
 }

@@ -9,6 +9,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::{RegionRank, Snapshot, normal};
+use super::tally::{Pooled, reload_observation};
 use super::window::{Moments, Window};
 use crate::catalog::Catalog;
 use crate::policy::scoring::ScoringSettings;
@@ -174,7 +175,8 @@ pub const RELOAD_REPORT_MS: f64 = 30_000.0;
 /// Ingest windows with less weight than this are forgotten.
 const FORGET_BELOW: f64 = 0.01;
 
-fn bad(
+/// Whether a report is a bad session by the policy's thresholds.
+pub(super) fn is_bad(
     settings: &ScoringSettings,
     rebuffer_ratio: f64,
     startup_ms: Option<u64>,
@@ -252,12 +254,12 @@ impl Engine {
                 } else {
                     *rebuffer_ms as f64 / total as f64
                 };
-                let is_bad = bad(s, ratio, *startup_ms, *error);
+                let bad = is_bad(s, ratio, *startup_ms, *error);
                 let obs = Obs {
                     rebuffer_ratio: (total > 0).then_some(ratio),
                     startup_s: startup_ms.map(|ms| ms as f64 / 1000.0),
                     error: Some(*error),
-                    bad: is_bad,
+                    bad,
                 };
                 self.add_delivery(provider, region, &obs, 1.0, now_ms, s);
                 if let Some(a) = anchor_id {
@@ -267,7 +269,7 @@ impl Engine {
                     if let Some(audience) = self.audience.get_mut(a) {
                         audience.add(region, now_ms, ihl);
                     }
-                    self.add_ingest(provider, a, !is_bad, s.ingest_viewer_weight, now_ms, ihl);
+                    self.add_ingest(provider, a, !bad, s.ingest_viewer_weight, now_ms, ihl);
                 }
             }
             Signal::Switch {
@@ -294,22 +296,15 @@ impl Engine {
                 needed_bps,
                 ..
             } => {
-                let ratio = if *needed_bps > 0 && throughput_bps < needed_bps {
-                    1.0 - *throughput_bps as f64 / *needed_bps as f64
-                } else {
-                    0.0
-                };
-                let obs = Obs {
-                    rebuffer_ratio: Some(ratio),
-                    startup_s: None,
-                    error: None,
-                    bad: bad(s, ratio, None, false),
-                };
-                // One session counts as one report per `RELOAD_REPORT_MS` it covers, however
-                // often its player reloads: a short steering TTL must not outweigh the viewers
-                // who report their QoS.
-                let weight = (*covered_ms as f64 / RELOAD_REPORT_MS).clamp(0.0, 1.0);
-                if weight > 0.0 {
+                if let Some((ratio, bad, weight)) =
+                    reload_observation(s, *covered_ms, *throughput_bps, *needed_bps)
+                {
+                    let obs = Obs {
+                        rebuffer_ratio: Some(ratio),
+                        startup_s: None,
+                        error: None,
+                        bad,
+                    };
                     self.add_delivery(provider, region, &obs, weight, now_ms, s);
                 }
             }
@@ -350,6 +345,38 @@ impl Engine {
         now_ms: i64,
         s: &ScoringSettings,
     ) {
+        self.add_to_delivery(provider, region, now_ms, s, |w| obs.add_to(w, weight));
+    }
+
+    /// Folds what a (provider, region)'s steering reloads added up to since the last drain
+    /// ([`super::tally::ReloadTally`]) into its windows: the same sums as applying each reload
+    /// as a [`Signal::Reload`].
+    pub fn apply_pooled_reloads(
+        &mut self,
+        provider: &str,
+        region: &str,
+        pool: &Pooled,
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) {
+        if pool.bad.w > 0.0 {
+            self.add_to_delivery(provider, region, now_ms, s, |w| {
+                w.rebuffer.merge(&pool.rebuffer);
+                w.bad.merge(&pool.bad);
+            });
+        }
+    }
+
+    /// Adds to the delivery windows of (provider, region) and of the provider everywhere, the
+    /// recent ones and the longer past of push decisions.
+    fn add_to_delivery(
+        &mut self,
+        provider: &str,
+        region: &str,
+        now_ms: i64,
+        s: &ScoringSettings,
+        add: impl Fn(&mut Window),
+    ) {
         let key = (provider.to_string(), region.to_string());
         for (map, by_provider, hl) in [
             (
@@ -363,8 +390,8 @@ impl Engine {
                 s.ingest_half_life_ms,
             ),
         ] {
-            obs.add_to(touch(map, &key, now_ms, hl), weight);
-            obs.add_to(touch(by_provider, provider, now_ms, hl), weight);
+            add(touch(map, &key, now_ms, hl));
+            add(touch(by_provider, provider, now_ms, hl));
         }
     }
 

@@ -23,10 +23,12 @@
 
 pub mod engine;
 pub mod snapshot;
+pub mod tally;
 pub mod window;
 
 pub use engine::{Engine, Incumbency, Score, WindowKind};
 pub use snapshot::{Pick, RegionRank, Snapshot};
+pub use tally::ReloadTally;
 
 #[cfg(test)]
 pub(crate) mod tests;
