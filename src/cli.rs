@@ -62,6 +62,13 @@ pub enum Command {
         /// Also print, per viewer region, each strategy's bad sessions and first choices.
         #[arg(long)]
         by_region: bool,
+        /// Provider files whose `cost_per_gb` prices the world's providers (a scenario's
+        /// `prices` override them).
+        #[arg(long, default_value = "providers")]
+        providers: PathBuf,
+        /// Also write the report as one self-contained HTML page with charts.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Print, as JSON, the push URL and every play URL a provider would sign at an instant.
     Urls {
@@ -136,7 +143,17 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
             seeds,
             by_region,
-        } => simulate(&scenario, &policy, json, seeds, by_region),
+            providers,
+            report,
+        } => simulate(SimulateArgs {
+            scenario: &scenario,
+            policy: &policy,
+            providers: &providers,
+            json,
+            seeds,
+            by_region,
+            report: report.as_deref(),
+        }),
         Command::Urls {
             files,
             provider,
@@ -195,6 +212,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "room states not written"),
             Err(e) => tracing::error!(error = %e, "room states not written before the deadline"),
+        }
+        match tokio::time::timeout(Duration::from_secs(30), state.directory.writer().flush()).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "service nodes not written"),
+            Err(e) => tracing::error!(error = %e, "service nodes not written before the deadline"),
         }
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
@@ -259,15 +282,29 @@ fn check(files: &FileArgs, secrets: bool) -> ExitCode {
     }
 }
 
-fn simulate(
-    scenario: &Path,
-    policy: &Path,
+/// What `simulate` is asked for.
+struct SimulateArgs<'a> {
+    scenario: &'a Path,
+    policy: &'a Path,
+    providers: &'a Path,
     json: bool,
     seeds: u64,
     by_region: bool,
-) -> anyhow::Result<()> {
-    let (catalog, world) =
-        crate::sim::catalog(policy, scenario).map_err(|d| anyhow::anyhow!("{d}"))?;
+    report: Option<&'a Path>,
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let SimulateArgs {
+        scenario,
+        policy,
+        providers,
+        json,
+        seeds,
+        by_region,
+        report: html,
+    } = args;
+    let (catalog, world) = crate::sim::catalog(policy, scenario, Some(providers))
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
     let name = scenario
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -286,6 +323,10 @@ fn simulate(
         "\rsimulated {name} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if let Some(file) = html {
+        std::fs::write(file, crate::sim::report::html(&report, &world))
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

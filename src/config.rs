@@ -35,7 +35,8 @@ pub struct Config {
     pub policy_file: PathBuf,
     pub admin_token: Option<String>,
     pub db_pool_size: u32,
-    /// How often the write-behind task flushes stream changes.
+    /// How often the writers flush what is written behind (room states, heartbeats); stream
+    /// creates and ends are committed before they are answered, not on this interval.
     pub flush_interval_ms: u64,
     /// The absolute base URL of every URI written into a manifest (no trailing `/`); `None`:
     /// the request's own scheme and `Host`.

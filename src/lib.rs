@@ -18,6 +18,7 @@ pub mod payments;
 pub mod policy;
 pub mod probes;
 pub mod providers;
+pub mod replicas;
 pub mod rooms;
 pub mod scoring;
 pub mod server;

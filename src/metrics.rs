@@ -129,7 +129,7 @@ pub const DB_FLUSHES: Def = Def {
     kind: Kind::Counter,
     unit: Unit::None,
     labels: &["table", "outcome"],
-    help: "Batches written by the write-behind task, by outcome (ok, error: retried).",
+    help: "Transactions written by the writer tasks (rows written behind and group commits of acknowledged changes), by outcome (ok, error: retried).",
 };
 
 /// Policy in force.

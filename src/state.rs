@@ -183,6 +183,7 @@ impl AppState {
         state.apply_remote_windows(windows);
         state.refresh_scores();
         tokio::spawn(consume_signals(Arc::downgrade(&state)));
+        crate::replicas::follow_streams(&state);
         Ok((state, task))
     }
 

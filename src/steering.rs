@@ -420,39 +420,34 @@ pub fn play_candidates<R: rand::Rng + ?Sized>(
 /// the pathways it struggled on lately, what livesteer last told it, where it was and since
 /// when, and which generation of signed URLs it plays. Any replica answers the next reload
 /// from it. Pathways here are provider ids (a clone's generation suffix stripped).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SteeringSession {
     /// Region id.
-    #[serde(rename = "r")]
     pub region: String,
     /// (pathway, until unix seconds): kept at the back of this viewer's list until then.
-    #[serde(rename = "p", default)]
     pub penalized: Vec<(String, i64)>,
     /// The pathway livesteer last put first for this player; `None` after an answer that lets
     /// the player move where it must (one that starts a generation of pathway clones), so that
     /// its next move is not taken for a failover.
-    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub told: Option<String>,
     /// The pathway the player was on at its last contact.
-    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub on: Option<String>,
     /// Unix seconds since the player has been on `on`.
-    #[serde(rename = "s", default)]
     pub since: i64,
     /// Unix seconds of the last contact: the master playlist or the last reload.
-    #[serde(rename = "t", default)]
     pub last: i64,
     /// The generation of signed URLs the player plays: 0 for the master playlist's own, then
     /// one more each time steering moves it to fresh ones (pathway clones `<provider>.<n>`).
-    #[serde(rename = "g", default)]
     pub generation: u32,
     /// Unix seconds when the URLs of that generation expire (0: unknown, never refreshed).
-    #[serde(rename = "e", default)]
     pub expires_at: i64,
 }
 
 /// Most pathways a session remembers as penalized.
 const MAX_PENALIZED: usize = 8;
+
+/// The first field of an encoded session: its format.
+const SESSION_VERSION: &str = "1";
 
 impl SteeringSession {
     /// The session a multivariant playlist starts: the player begins on `first`, which
@@ -470,31 +465,70 @@ impl SteeringSession {
         }
     }
 
-    /// The `session` query value: URL-safe base64 of compact JSON.
+    /// The `session` query value: the fields in a fixed order, separated by `~`, each
+    /// penalized pathway as `<pathway>.<until>`:
+    /// `1~<region>~<told>~<on>~<since>~<last>~<generation>~<expires_at>[~<pathway>.<until>…]`
+    /// (an absent pathway is empty). Region and provider ids are lower-case letters, digits and
+    /// `-`, so the value needs no escaping in a URL and no decoder beyond a split.
     pub fn encode(&self) -> String {
-        use base64::Engine as _;
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(64 + 24 * self.penalized.len());
+        let _ = write!(
+            out,
+            "{SESSION_VERSION}~{}~{}~{}~{}~{}~{}~{}",
+            self.region,
+            self.told.as_deref().unwrap_or(""),
+            self.on.as_deref().unwrap_or(""),
+            self.since,
+            self.last,
+            self.generation,
+            self.expires_at
+        );
+        for (pathway, until) in &self.penalized {
+            let _ = write!(out, "~{pathway}.{until}");
+        }
+        out
     }
 
     /// Reads a `session` query value; `None` for anything malformed (the player then gets a
     /// fresh session, never an error).
     pub fn decode(s: &str) -> Option<SteeringSession> {
-        use base64::Engine as _;
         if s.len() > 1024 {
             return None;
         }
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s)
-            .ok()?;
-        let session: SteeringSession = serde_json::from_slice(&bytes).ok()?;
-        let short = |p: &Option<String>| p.as_ref().is_none_or(|p| p.len() <= 32);
-        (session.penalized.len() <= MAX_PENALIZED
-            && session.region.len() <= 32
-            && session.penalized.iter().all(|(p, _)| p.len() <= 32)
-            && short(&session.told)
-            && short(&session.on))
-        .then_some(session)
+        let id = |v: &str| {
+            (v.len() <= 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+            .then(|| v.to_string())
+        };
+        let pathway = |v: &str| match v {
+            "" => Some(None),
+            v => id(v).map(Some),
+        };
+        let mut f = s.split('~');
+        if f.next()? != SESSION_VERSION {
+            return None;
+        }
+        let mut session = SteeringSession {
+            region: id(f.next()?)?,
+            told: pathway(f.next()?)?,
+            on: pathway(f.next()?)?,
+            since: f.next()?.parse().ok()?,
+            last: f.next()?.parse().ok()?,
+            generation: f.next()?.parse().ok()?,
+            expires_at: f.next()?.parse().ok()?,
+            penalized: Vec::new(),
+        };
+        for p in f {
+            if session.penalized.len() == MAX_PENALIZED {
+                return None;
+            }
+            let (pathway, until) = p.split_once('.')?;
+            let pathway = id(pathway).filter(|p| !p.is_empty())?;
+            session.penalized.push((pathway, until.parse().ok()?));
+        }
+        Some(session)
     }
 
     fn is_penalized(&self, pathway: &str) -> bool {
@@ -792,8 +826,31 @@ mod tests {
             penalized: vec![("tencent".into(), 1_800_000_000)],
             ..SteeringSession::start("tw", "alibaba", 1_799_999_000, 1_800_003_600)
         };
+        assert_eq!(
+            s.encode(),
+            "1~tw~alibaba~alibaba~1799999000~1799999000~0~1800003600~tencent.1800000000"
+        );
         assert_eq!(SteeringSession::decode(&s.encode()), Some(s));
-        for bad in ["", "!!!", "e30", &"A".repeat(2000)] {
+        let fresh = SteeringSession {
+            told: None,
+            ..SteeringSession::default()
+        };
+        assert_eq!(SteeringSession::decode(&fresh.encode()), Some(fresh));
+        let too_many = format!("1~tw~~~0~0~0~0{}", "~a.1".repeat(MAX_PENALIZED + 1));
+        for bad in [
+            "",
+            "!!!",
+            "e30",
+            "2~tw~~~0~0~0~0",
+            "1~TW~~~0~0~0~0",
+            "1~tw~~~0~0~0",
+            "1~tw~~~x~0~0~0",
+            "1~tw~a~b~0~0~0~0~c",
+            "1~tw~a~b~0~0~0~0~.5",
+            "1~tw~a%20b~~0~0~0~0",
+            &too_many,
+            &"A".repeat(2000),
+        ] {
             assert_eq!(SteeringSession::decode(bad), None, "{bad}");
         }
     }

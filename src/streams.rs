@@ -1,7 +1,9 @@
-//! Streams in memory, persisted behind the request.
+//! Streams in memory, committed before they are acknowledged.
 //!
-//! A stream is created or ended in memory at once (the hot path never waits on the database)
-//! and written behind the request by a [`StreamWriter`] (see `writebehind`).
+//! Creating or ending a stream commits its row first ([`StreamWriter`], one group-commit
+//! transaction for every request that arrives meanwhile, see `writebehind`), then changes
+//! memory, then answers: what the app was told exists survives a crash, and a failed commit
+//! changes nothing. Reads (play, steering, manifests) come from memory only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -50,6 +52,16 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// This stream as ended at `now_ms` for `reason` (a value; nothing is stored).
+    pub fn ended(&self, now_ms: i64, reason: &str) -> Stream {
+        let mut s = self.clone();
+        s.state = StreamState::Ended;
+        s.ended_ms = Some(now_ms);
+        s.updated_ms = now_ms;
+        s.reason = reason.to_string();
+        s
+    }
+
     /// The row that stores it.
     pub fn to_row(&self) -> StreamRow {
         StreamRow {
@@ -107,14 +119,34 @@ impl StreamTable {
         if cur.state == StreamState::Ended {
             return Some((cur, false));
         }
-        let mut s = (*cur).clone();
-        s.state = StreamState::Ended;
-        s.ended_ms = Some(now_ms);
-        s.updated_ms = now_ms;
-        s.reason = reason.to_string();
-        let s = Arc::new(s);
+        let s = Arc::new(cur.ended(now_ms, reason));
         map.insert(id.to_string(), s.clone());
         Some((s, true))
+    }
+
+    /// Takes a stored row another replica wrote: replaces what memory holds only when the row's
+    /// change is newer (a live stream this replica has not seen, or the end of one it holds).
+    /// An ended stream memory does not hold stays out, as at start. Returns whether memory
+    /// changed.
+    pub fn merge(&self, row: &StreamRow) -> bool {
+        let Some(s) = Stream::from_row(row) else {
+            return false;
+        };
+        let mut map = self.write();
+        match map.get(&s.id) {
+            Some(cur) if cur.updated_ms >= s.updated_ms => return false,
+            None if s.state == StreamState::Ended => return false,
+            _ => {}
+        }
+        map.insert(s.id.clone(), Arc::new(s));
+        true
+    }
+
+    /// Whether memory holds the stream at a change as new as `updated_ms` or newer.
+    pub fn holds(&self, id: &str, updated_ms: i64) -> bool {
+        self.read()
+            .get(id)
+            .is_some_and(|s| s.updated_ms >= updated_ms)
     }
 
     /// Drops ended streams that ended before `cutoff_ms`; returns how many.
@@ -171,7 +203,11 @@ impl Persist for StreamRow {
     fn save(db: &Db, rows: &[Self]) -> Result<usize, StoreError> {
         db.save_streams(rows)
     }
+    fn save_durably(db: &Db, rows: &[Self]) -> Result<usize, StoreError> {
+        db.save_streams_durably(rows)
+    }
 }
 
-/// Streams written behind the request.
+/// The streams' writer: creates and ends are committed before they are acknowledged
+/// ([`WriteBehind::commit`], group commit).
 pub type StreamWriter = WriteBehind<StreamRow>;

@@ -155,7 +155,8 @@ pub async fn show(
         .json(room))
 }
 
-/// The app's word on the anchor's chat room.
+/// The app's word on the anchor's chat room, answered once the room's row is stored: the app
+/// does not say it again, and nothing else (callbacks, probes) would rebuild it after a crash.
 pub async fn chat(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -169,5 +170,11 @@ pub async fn chat(
         body.connected,
         state.clock.now_ms(),
     );
+    state.rooms.flush().await.map_err(|e| {
+        ApiError::unavailable(
+            "database_unavailable",
+            format!("chat presence not stored: {e}"),
+        )
+    })?;
     Ok(HttpResponse::Ok().json(room))
 }

@@ -82,7 +82,7 @@ fn new_stream_id() -> String {
     )
 }
 
-/// Creates a stream and returns its signed push URL(s).
+/// Creates a stream and returns its signed push URL(s) once the stream is committed.
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -129,7 +129,13 @@ pub async fn create(
         ended_ms: None,
         updated_ms: now_ms,
     };
-    state.writer.save(stream.to_row());
+    // Committed before memory and the answer: an acknowledged stream survives a crash, and a
+    // stream that could not be stored was never seen by anyone.
+    state
+        .writer
+        .commit(stream.to_row())
+        .await
+        .map_err(not_stored)?;
     state.streams.put(stream);
     tracing::info!(stream = %id, anchor = %body.anchor_id, region = %region.id,
         primary = %plan.targets[0].provider, "stream created");
@@ -175,24 +181,37 @@ fn trunc(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// Ends a stream. Ending an ended stream answers the same again.
+/// Ends a stream, answering once the end is committed. Ending an ended stream answers the
+/// same again.
 pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    known(&state, &id)?;
+    const REASON: &str = "ended by the app";
+    let cur = known(&state, &id)?;
+    if cur.state == StreamState::Ended {
+        return Ok(HttpResponse::Ok().json(cur.as_ref()));
+    }
     let now_ms = state.clock.now_ms();
-    let (stream, changed) = state
-        .streams
-        .end(&id, now_ms, "ended by the app")
-        .ok_or_else(|| {
-            ApiError::not_found("unknown_stream", format!("no stream {:?}", id.as_str()))
-        })?;
+    // The end is committed before memory changes and before the answer, so an ended stream
+    // never comes back live after a crash; a failed commit leaves the stream live everywhere.
+    state
+        .writer
+        .commit(cur.ended(now_ms, REASON).to_row())
+        .await
+        .map_err(not_stored)?;
+    let (stream, changed) = state.streams.end(&id, now_ms, REASON).ok_or_else(|| {
+        ApiError::not_found("unknown_stream", format!("no stream {:?}", id.as_str()))
+    })?;
     if changed {
-        state.writer.save(stream.to_row());
         tracing::info!(stream = %stream.id, "stream ended");
     }
     Ok(HttpResponse::Ok().json(stream.as_ref()))
+}
+
+/// A change that could not be committed: 503, nothing changed.
+fn not_stored(e: String) -> ApiError {
+    ApiError::unavailable("database_unavailable", format!("not stored: {e}"))
 }
 
 /// The stream as livesteer holds it.

@@ -53,6 +53,10 @@ pub struct Node {
     pub draining: bool,
     /// Signed time of the last heartbeat applied (capped at livesteer's clock), unix ms.
     pub last_seen_ms: i64,
+    /// Signed time of the last heartbeat applied, as signed, unix ms: a heartbeat is applied
+    /// only when signed strictly later, so a replay (even of one signed ahead of livesteer's
+    /// clock) never extends the node's health.
+    pub signed_ms: i64,
 }
 
 impl Node {
@@ -69,6 +73,7 @@ impl Node {
             draining: i32::from(self.draining),
             last_seen_ms: self.last_seen_ms,
             updated_ms: now_ms,
+            signed_ms: self.signed_ms,
         }
     }
 
@@ -85,6 +90,8 @@ impl Node {
             version: row.version.clone(),
             draining: row.draining != 0,
             last_seen_ms: row.last_seen_ms,
+            // Rows from before `signed_ms` was stored: their last-seen time is the best known.
+            signed_ms: row.signed_ms.max(row.last_seen_ms),
         })
     }
 
@@ -236,9 +243,11 @@ impl Directory {
         &self.writer
     }
 
-    /// Records a heartbeat signed at `signed_ms`. The node's last-seen time is the signed time
-    /// capped at `now_ms`, so a replayed or delayed heartbeat never extends a node's life past
-    /// what its sender signed, and one from a clock running ahead gains nothing.
+    /// Records a heartbeat signed at `signed_ms`, if it was signed strictly later than the last
+    /// one applied for the node (otherwise it is [`Applied::Stale`] and changes nothing). The
+    /// node's last-seen time is the signed time capped at `now_ms`, so a delayed heartbeat never
+    /// extends a node's life past what its sender signed, one from a clock running ahead gains
+    /// nothing, and a replay of it (signed no later) is never applied again.
     pub fn heartbeat(
         &self,
         services: &ServicesPolicy,
@@ -249,7 +258,7 @@ impl Directory {
         if services.static_node(&hb.id).is_some() {
             return Err(HeartbeatError::StaticNode(hb.id));
         }
-        let seen = signed_ms.min(now_ms);
+        let mut seen = signed_ms.min(now_ms);
         let mut map = write(&self.nodes);
         if let Some(cur) = map.get(&hb.id) {
             if cur.kind != hb.kind {
@@ -259,9 +268,11 @@ impl Directory {
                     now: hb.kind,
                 });
             }
-            if seen <= cur.last_seen_ms {
+            if signed_ms <= cur.signed_ms {
                 return Ok(Applied::Stale((**cur).clone()));
             }
+            // Never backwards (livesteer's clock stepped back, or a replica's ran ahead).
+            seen = seen.max(cur.last_seen_ms);
         }
         let node = Node {
             id: hb.id,
@@ -274,6 +285,7 @@ impl Directory {
             version: hb.version,
             draining: hb.draining,
             last_seen_ms: seen,
+            signed_ms,
         };
         map.insert(node.id.clone(), Arc::new(node.clone()));
         drop(map);
@@ -310,7 +322,7 @@ impl Directory {
     }
 
     /// Merges stored rows into memory: a row replaces what memory holds only when its last
-    /// heartbeat is later. Returns how many rows were taken.
+    /// heartbeat was signed later. Returns how many rows were taken.
     pub fn merge_rows(&self, rows: &[NodeRow]) -> usize {
         let mut taken = 0;
         let mut map = write(&self.nodes);
@@ -322,7 +334,7 @@ impl Directory {
             };
             if map
                 .get(&node.id)
-                .is_none_or(|cur| cur.last_seen_ms < node.last_seen_ms)
+                .is_none_or(|cur| cur.signed_ms < node.signed_ms)
             {
                 map.insert(node.id.clone(), Arc::new(node));
                 taken += 1;

@@ -172,6 +172,13 @@ async fn stale_and_replayed_heartbeats_change_nothing() {
         panic!("newer heartbeat applied")
     };
     assert_eq!(n.last_seen_ms, T0 + 2_000);
+    // Its replays, before the time it was signed at, are no newer: nothing changes.
+    for now in [T0 + 4_000, T0 + 5_000] {
+        assert_eq!(
+            d.heartbeat(&s, beat("im-1", ServiceKind::Im, "tw", 3), T0 + 60_000, now),
+            Ok(Applied::Stale(n.clone()))
+        );
+    }
     assert!(matches!(
         d.heartbeat(
             &s,

@@ -10,7 +10,7 @@ impl Persist for NodeRow {
         &self.id
     }
     fn stamp(&self) -> i64 {
-        self.last_seen_ms
+        self.signed_ms
     }
     fn save(db: &Db, rows: &[Self]) -> Result<usize, StoreError> {
         db.save_nodes(rows)

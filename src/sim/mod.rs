@@ -15,9 +15,10 @@
 //!
 //! **Architecture invariant:** no copy of the engine's logic lives here.
 
+pub mod report;
 pub mod scenario;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::policy::{Diagnostics, Policy, diag, raw};
-use crate::providers::spec::{EndpointSpec, ProviderInfo};
+use crate::providers::spec::{EndpointSpec, ProviderFile, ProviderInfo};
 use crate::providers::{Protocol, Provider, ProviderError, ProviderKind, Registry};
 use crate::scoring::snapshot::normal;
 use crate::scoring::{Engine, Snapshot};
@@ -69,10 +70,13 @@ impl Provider for SimProvider {
     }
 }
 
-/// The policy and the world's providers, as the server would load them.
+/// The policy and the world's providers, as the server would load them; each provider's
+/// price is the scenario's `prices`, else the `cost_per_gb` of `<providers_dir>/<id>.yaml`
+/// when that file exists, else 0.
 pub fn catalog(
     policy_file: &Path,
     scenario_file: &Path,
+    providers_dir: Option<&Path>,
 ) -> Result<(Catalog, Scenario), Diagnostics> {
     // The policy may name providers the world lacks; they are simply absent.
     let raw_policy: raw::PolicyFile = diag::read_yaml(policy_file)?;
@@ -90,6 +94,20 @@ pub fn catalog(
         flv: Some("http://sim/live".into()),
         hls: Some("http://sim/live".into()),
     };
+    let mut prices = BTreeMap::new();
+    for id in scenario.providers.keys() {
+        let price = match scenario.prices.get(id) {
+            Some(p) => Some(p.value),
+            None => match providers_dir.map(|d| d.join(format!("{id}.yaml"))) {
+                Some(file) if file.is_file() => {
+                    let spec: ProviderFile = diag::read_yaml(&file)?;
+                    spec.cost_per_gb
+                }
+                _ => None,
+            },
+        };
+        prices.insert(id.clone(), price);
+    }
     let providers: Vec<Arc<dyn Provider>> = scenario
         .providers
         .keys()
@@ -103,7 +121,7 @@ pub fn catalog(
                     protocols: Protocol::ALL.to_vec(),
                     origin: None,
                     endpoints: [("default".to_string(), endpoints.clone())].into(),
-                    cost_per_gb: None,
+                    cost_per_gb: prices.get(id).copied().flatten(),
                     capacity_gbps: None,
                     file: scenario_file.to_path_buf(),
                 },
@@ -168,11 +186,60 @@ pub struct Outcome {
     pub mean_rebuffer_ratio: f64,
     pub mean_startup_ms: f64,
     pub switches_per_session: f64,
+    /// What delivering a thousand sessions cost: their playing time at the policy's
+    /// `steering.bandwidth_bps`, at each provider's price per GB.
+    pub cost_per_1000_sessions: f64,
     /// Per incident (in scenario order): seconds from its start until 95% of new sessions in
-    /// its region avoid its provider and keep avoiding it; `None` if that never happened.
+    /// its region avoid its provider and keep avoiding it (a repeating incident: its worst
+    /// occurrence); `None` if that never happened.
     pub time_to_avoid_seconds: Vec<Option<f64>>,
     /// Per viewer region: where the sessions went.
     pub regions: BTreeMap<String, RegionOutcome>,
+    /// Sessions over simulated time, for the HTML report.
+    #[serde(skip)]
+    pub timeline: Timeline,
+}
+
+/// A strategy's sessions over simulated time, in buckets of `bucket_seconds` by when they
+/// started (the warm-up included).
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub bucket_seconds: f64,
+    /// Per bucket: sessions, and bad sessions among them.
+    pub sessions: Vec<(u64, u64)>,
+    /// `[bucket][region][provider]`: new sessions that started on the provider (the world's
+    /// regions and providers in name order).
+    pub firsts: Vec<Vec<Vec<u64>>>,
+}
+
+impl Timeline {
+    fn bucket(&self, at_ms: i64) -> usize {
+        let b = (secs(at_ms) / self.bucket_seconds).max(0.0) as usize;
+        b.min(self.sessions.len().saturating_sub(1))
+    }
+
+    fn add(&mut self, other: &Timeline) {
+        if self.sessions.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        for (a, b) in self.sessions.iter_mut().zip(&other.sessions) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+        for (a, b) in self.firsts.iter_mut().zip(&other.firsts) {
+            for (ar, br) in a.iter_mut().zip(b) {
+                for (x, y) in ar.iter_mut().zip(br) {
+                    *x += y;
+                }
+            }
+        }
+    }
+}
+
+/// Bucket width of the timeline: a minute, or a 240th of a long run.
+fn timeline_bucket(duration_seconds: f64) -> f64 {
+    (duration_seconds / 240.0).max(60.0).ceil()
 }
 
 /// What a strategy did in one viewer region.
@@ -224,13 +291,18 @@ const T0_MS: i64 = 1_800_000_000_000;
 
 struct Anchor {
     id: String,
-    region: String,
-    /// provider → extra stall chance from this anchor's upload.
-    uplink: HashMap<String, f64>,
+    region: Ix,
+    /// Per provider: extra stall chance from this anchor's upload.
+    uplink: Vec<f64>,
+    /// When the anchor is there: from, until (seconds).
+    from_s: f64,
+    until_s: f64,
 }
 
 struct Live {
     stream: Arc<Stream>,
+    /// The providers it is pushed to.
+    on: Vec<Ix>,
     until_s: f64,
 }
 
@@ -252,111 +324,277 @@ fn poisson(rng: &mut SmallRng, lambda: f64) -> u64 {
     }
 }
 
+/// A provider or a region of the world, by its position in `World::providers` or
+/// `World::regions`.
+type Ix = usize;
+
+/// No provider (a session not yet on a pathway).
+const NONE: Ix = usize::MAX;
+
+/// The world's names as indices and its truth in tables by them, so that the hot loops index
+/// and compare numbers rather than hash and copy names.
+struct World<'a> {
+    scenario: &'a Scenario,
+    providers: Vec<String>,
+    regions: Vec<String>,
+    /// `[p * regions + r]`: the quality before incidents.
+    base: Vec<Quality>,
+    /// `[p * regions + r]`: the scenario's occurrences on that provider in that region.
+    occurrences: Vec<Vec<usize>>,
+    /// Per provider: capacities shared by several regions (region indices, sessions).
+    pools: Vec<Vec<(Vec<Ix>, f64)>>,
+    /// `[p * regions + r]`: ingest incidents on `p` for the anchors of `r`.
+    ingest: Vec<Vec<usize>>,
+    /// Per provider: price per GB delivered.
+    price: Vec<f64>,
+    /// Per region: the policy's order, then every other provider.
+    static_orders: Vec<Vec<Ix>>,
+    /// Per region: the share of its viewers watching anchors of their own region.
+    locality: Vec<Option<f64>>,
+    /// Anchors per region, and in all, arrivals included.
+    anchors_in: Vec<f64>,
+    anchors: f64,
+    /// Per region, when the policy caps shares there: each provider's maximum share.
+    max_share: Vec<Option<Vec<Option<f64>>>>,
+}
+
+impl<'a> World<'a> {
+    fn new(catalog: &Catalog, scenario: &'a Scenario) -> Self {
+        let providers: Vec<String> = scenario.providers.keys().cloned().collect();
+        let regions: Vec<String> = scenario.regions.keys().cloned().collect();
+        let nr = regions.len();
+        let ix = |names: &[String], n: &str| names.iter().position(|x| x == n);
+        let mut base = Vec::new();
+        let mut occurrences = vec![Vec::new(); providers.len() * nr];
+        let mut ingest = vec![Vec::new(); providers.len() * nr];
+        for p in &providers {
+            for r in &regions {
+                base.push(scenario.base_quality(p, r));
+            }
+        }
+        for (k, o) in scenario.occurrences.iter().enumerate() {
+            if let (Some(p), Some(r)) = (ix(&providers, &o.provider), ix(&regions, &o.region)) {
+                occurrences[p * nr + r].push(k);
+            }
+        }
+        for (k, i) in scenario.ingest_incidents.iter().enumerate() {
+            let i = &i.value;
+            if let (Some(p), Some(r)) = (ix(&providers, &i.provider), ix(&regions, &i.region)) {
+                ingest[p * nr + r].push(k);
+            }
+        }
+        let mut pools = vec![Vec::new(); providers.len()];
+        for pool in &scenario.shared_capacity {
+            let v = &pool.value;
+            if let Some(p) = ix(&providers, &v.provider) {
+                let rs = v.regions.iter().filter_map(|r| ix(&regions, r)).collect();
+                pools[p].push((rs, v.sessions));
+            }
+        }
+        let price = providers
+            .iter()
+            .map(|p| {
+                catalog
+                    .registry
+                    .get(p)
+                    .and_then(|p| p.info().cost_per_gb)
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        let static_orders = regions
+            .iter()
+            .map(|r| {
+                static_order(catalog, r)
+                    .iter()
+                    .filter_map(|p| ix(&providers, p))
+                    .collect()
+            })
+            .collect();
+        let locality = scenario
+            .regions
+            .values()
+            .map(|r| r.value.locality.as_ref().map(|l| l.value))
+            .collect();
+        let mut anchors_in = vec![0.0; nr];
+        for (r, n) in &scenario.anchors.per_region {
+            if let Some(r) = ix(&regions, r) {
+                anchors_in[r] += f64::from(*n);
+            }
+        }
+        for a in &scenario.anchors.arrivals {
+            if let Some(r) = ix(&regions, &a.value.region) {
+                anchors_in[r] += f64::from(a.value.count);
+            }
+        }
+        let max_share = regions
+            .iter()
+            .map(|r| {
+                let control = catalog.policy.scoring.regions.get(r)?;
+                (!control.max_share.is_empty()).then(|| {
+                    providers
+                        .iter()
+                        .map(|p| control.max_share.get(p).copied())
+                        .collect()
+                })
+            })
+            .collect();
+        World {
+            scenario,
+            max_share,
+            anchors: anchors_in.iter().sum(),
+            anchors_in,
+            providers,
+            regions,
+            base,
+            occurrences,
+            pools,
+            ingest,
+            price,
+            static_orders,
+            locality,
+        }
+    }
+
+    fn provider(&self, name: &str) -> Option<Ix> {
+        self.providers.iter().position(|p| p == name)
+    }
+
+    /// The truth of provider `p` in region `r` at `t`, before load.
+    fn quality(&self, p: Ix, r: Ix, t: f64) -> Quality {
+        let k = p * self.regions.len() + r;
+        let base = self.base[k];
+        self.occurrences[k]
+            .iter()
+            .find_map(|&o| self.scenario.occurrences[o].at(base, t))
+            .unwrap_or(base)
+    }
+
+    /// Extra stall chance of `anchor`'s stream on `p` from its upload at `t`: its poor uplink
+    /// and any ingest incident under way.
+    fn uplink(&self, anchor: &Anchor, p: Ix, t: f64) -> f64 {
+        let mut u = anchor.uplink[p];
+        for &k in &self.ingest[p * self.regions.len() + anchor.region] {
+            let i = &self.scenario.ingest_incidents[k].value;
+            if t >= i.start_seconds && t < i.end_seconds {
+                u = 1.0 - (1.0 - u) * (1.0 - i.stall);
+            }
+        }
+        u
+    }
+}
+
 struct Runner<'a> {
     strategy: Strategy,
     catalog: &'a Catalog,
-    scenario: &'a Scenario,
+    world: &'a World<'a>,
     engine: Engine,
     snapshot: Arc<Snapshot>,
     signer: Signer,
     rng: SmallRng,
-    /// Best-historical: provider → region → (sessions, stalls).
-    history: HashMap<String, HashMap<String, (f64, f64)>>,
-    /// Baselines: (region, provider) → decayed count of first places, for the policy's
+    /// Best-historical: `[p * regions + r]` → (sessions, stalls).
+    history: Vec<(f64, f64)>,
+    /// Baselines: `[r * providers + p]` → decayed count of first places, for the policy's
     /// maximum shares (the engine keeps its own).
-    firsts: HashMap<(String, String), f64>,
-    /// provider → region → sessions being served now, by this strategy's decisions.
-    load: HashMap<String, HashMap<String, f64>>,
-    /// Region → the policy's order, then every other provider.
-    static_orders: HashMap<String, Vec<String>>,
+    firsts: Vec<f64>,
+    /// `[p * regions + r]` → sessions being served now, by this strategy's decisions.
+    load: Vec<f64>,
 }
 
 impl<'a> Runner<'a> {
-    fn new(strategy: Strategy, catalog: &'a Catalog, scenario: &'a Scenario, seed: u64) -> Self {
+    fn new(strategy: Strategy, catalog: &'a Catalog, world: &'a World<'a>, seed: u64) -> Self {
         let mut engine = Engine::new();
         let snapshot = engine.refresh(T0_MS, catalog);
+        let cells = world.providers.len() * world.regions.len();
         Runner {
             strategy,
             catalog,
-            scenario,
+            world,
             engine,
             snapshot,
             signer: Signer::new(10_000),
             rng: SmallRng::seed_from_u64(seed ^ 0x5eed),
-            history: HashMap::new(),
-            firsts: HashMap::new(),
-            load: HashMap::new(),
-            static_orders: scenario
-                .regions
-                .keys()
-                .map(|r| (r.clone(), static_order(catalog, r)))
-                .collect(),
+            history: vec![(0.0, 0.0); cells],
+            firsts: vec![0.0; cells],
+            load: vec![0.0; cells],
         }
     }
 
-    /// What a new session on `provider` in `region` meets at `t`, under the current load.
-    fn quality(&self, provider: &str, region: &str, t: f64) -> Quality {
-        let load = self
-            .load
-            .get(provider)
-            .and_then(|m| m.get(region))
-            .copied()
-            .unwrap_or(0.0);
-        self.scenario.quality(provider, region, t).under_load(load)
-    }
-
-    /// Moves one session's load: off `from`, onto `to`.
-    fn carry(&mut self, region: &str, from: Option<&str>, to: Option<&str>) {
-        for (p, d) in [(from, -1.0), (to, 1.0)] {
-            if let Some(p) = p {
-                let by_region = match self.load.get_mut(p) {
-                    Some(m) => m,
-                    None => self.load.entry(p.to_string()).or_default(),
-                };
-                match by_region.get_mut(region) {
-                    Some(n) => *n += d,
-                    None => {
-                        by_region.insert(region.to_string(), d);
+    /// What a new session on `p` in `r` meets at `t`, under the current load.
+    fn quality(&self, p: Ix, r: Ix, t: f64) -> Quality {
+        let w = self.world;
+        let nr = w.regions.len();
+        let q = w.quality(p, r, t);
+        let mut out = q.under_load(self.load[p * nr + r]);
+        for (regions, sessions) in &w.pools[p] {
+            if regions.contains(&r) {
+                let load: f64 = regions.iter().map(|&x| self.load[p * nr + x]).sum();
+                if load > *sessions {
+                    let pooled = q.degraded(load / sessions);
+                    if pooled.stall > out.stall {
+                        out = pooled;
                     }
                 }
             }
         }
+        out
     }
 
-    /// True chance that a session of `anchor`'s stream on `provider` seen from `region` stalls
-    /// or fails.
-    fn truth(&self, provider: &str, region: &str, anchor: &Anchor, t: f64) -> f64 {
-        let q = self.quality(provider, region, t);
-        let u = anchor.uplink.get(provider).copied().unwrap_or(0.0);
+    /// Moves one session's load in region `r`: off `from`, onto `to` (`NONE`: nowhere).
+    fn carry(&mut self, r: Ix, from: Ix, to: Ix) {
+        let nr = self.world.regions.len();
+        for (p, d) in [(from, -1.0), (to, 1.0)] {
+            if p != NONE {
+                self.load[p * nr + r] += d;
+            }
+        }
+    }
+
+    /// True chance that a session of `anchor`'s stream on `p` seen from `r` stalls or fails.
+    fn truth(&self, p: Ix, r: Ix, anchor: &Anchor, t: f64) -> f64 {
+        let q = self.quality(p, r, t);
+        let u = self.world.uplink(anchor, p, t);
         1.0 - (1.0 - q.stall) * (1.0 - u) + q.error
     }
 
     /// The oracle's push: the providers that serve the stream's whole audience best, each
-    /// viewer region weighted by its arrivals and served by the best of the set. Chosen one at
-    /// a time, each the one that most lowers that expectation.
-    fn oracle_push(&self, anchor: &Anchor, order: &[String], want: usize, t: f64) -> Vec<String> {
-        let audience: Vec<(&String, f64)> = self
-            .scenario
-            .regions
-            .keys()
-            .map(|r| (r, self.scenario.arrival_rate(r, t)))
+    /// viewer region weighted by its arrivals (and its viewers' locality) and served by the
+    /// best of the set. Chosen one at a time, each the one that most lowers that expectation.
+    fn oracle_push(&self, anchor: &Anchor, order: &[Ix], want: usize, t: f64) -> Vec<Ix> {
+        let w = self.world;
+        let audience: Vec<(Ix, f64)> = (0..w.regions.len())
+            .map(|r| {
+                let rate = w.scenario.arrival_rate(&w.regions[r], t);
+                match w.locality[r] {
+                    // Of the region's viewers, the local ones watch this anchor among their
+                    // own region's, the rest among all.
+                    Some(l) => {
+                        let own = if r == anchor.region {
+                            l / w.anchors_in[r].max(1.0)
+                        } else {
+                            0.0
+                        };
+                        (r, rate * (own + (1.0 - l) / w.anchors.max(1.0)))
+                    }
+                    None => (r, rate),
+                }
+            })
             .collect();
-        let expected = |set: &[&String]| -> f64 {
+        let expected = |set: &[Ix]| -> f64 {
             audience
                 .iter()
-                .map(|(r, w)| {
-                    w * set
+                .map(|&(r, wt)| {
+                    wt * set
                         .iter()
-                        .map(|p| self.truth(p, r, anchor, t))
+                        .map(|&p| self.truth(p, r, anchor, t))
                         .fold(f64::INFINITY, f64::min)
                 })
                 .sum()
         };
         // Ties (a provider that adds nothing over the ones chosen) go to the better alone: it
         // is the one viewers fall back to when the best is capped or stalls.
-        let mut order: Vec<&String> = order.iter().collect();
-        order.sort_by(|a, b| expected(&[a]).total_cmp(&expected(&[b])));
-        let mut chosen: Vec<&String> = Vec::with_capacity(want);
+        let mut order: Vec<Ix> = order.to_vec();
+        order.sort_by(|&a, &b| expected(&[a]).total_cmp(&expected(&[b])));
+        let mut chosen: Vec<Ix> = Vec::with_capacity(want);
         while chosen.len() < want.min(order.len()) {
             let best = order
                 .iter()
@@ -374,26 +612,27 @@ impl<'a> Runner<'a> {
                 None => break,
             }
         }
-        chosen.into_iter().cloned().collect()
+        chosen
     }
 
-    fn static_order(&self, region: &str) -> Vec<String> {
-        self.static_orders
-            .get(region)
-            .cloned()
-            .unwrap_or_else(|| static_order(self.catalog, region))
+    /// Provider names to indices (names the world lacks are dropped).
+    fn ixs(&self, names: impl IntoIterator<Item = String>) -> Vec<Ix> {
+        names
+            .into_iter()
+            .filter_map(|n| self.world.provider(&n))
+            .collect()
     }
 
     fn push(&mut self, anchor: &Anchor, stream: &str, now_ms: i64) -> Vec<String> {
         let want = 1 + self.catalog.policy.ingest.backups;
         let t = secs(now_ms);
-        let mut order = self.static_order(&anchor.region);
+        let mut order = self.world.static_orders[anchor.region].clone();
         match self.strategy {
             Strategy::Engine => {
                 let region = self
                     .catalog
                     .policy
-                    .region(&anchor.region)
+                    .region(&self.world.regions[anchor.region])
                     .expect("known region");
                 return steering::push_plan(
                     self.catalog,
@@ -414,16 +653,19 @@ impl<'a> Runner<'a> {
         }
         order.truncate(want);
         order
+            .into_iter()
+            .map(|p| self.world.providers[p].clone())
+            .collect()
     }
 
     fn play(
         &mut self,
-        region: &str,
+        region: Ix,
         stream: &Stream,
-        carriers: &[String],
+        carriers: &[Ix],
         anchor: &Anchor,
         now_ms: i64,
-    ) -> Vec<String> {
+    ) -> Vec<Ix> {
         let mut order = self.order(region, stream, carriers.to_vec(), anchor, now_ms);
         if self.strategy != Strategy::Engine {
             self.cap(region, &mut order, true);
@@ -438,34 +680,39 @@ impl<'a> Runner<'a> {
     #[allow(clippy::too_many_arguments)]
     fn steer(
         &mut self,
-        region: &str,
+        region: Ix,
         stream: &Stream,
-        carriers: &[String],
+        carriers: &[Ix],
         anchor: &Anchor,
-        current: &str,
+        current: Ix,
         throughput_bps: u64,
         session: SteeringSession,
         now_ms: i64,
-    ) -> (Vec<String>, SteeringSession) {
+    ) -> (Vec<Ix>, SteeringSession) {
         match self.strategy {
             Strategy::Engine => {
-                let r = self.catalog.policy.region(region).expect("known region");
+                let r = self
+                    .catalog
+                    .policy
+                    .region(&self.world.regions[region])
+                    .expect("known region");
+                let current = (current != NONE).then(|| self.world.providers[current].as_str());
                 let answer = steering::steer(
                     self.catalog,
                     &self.snapshot,
                     r,
                     stream,
-                    Some(current),
+                    current,
                     Some(throughput_bps),
                     session,
                     now_ms / 1000,
                     &mut self.rng,
                 );
-                (answer.priority, answer.session)
+                (self.ixs(answer.priority), answer.session)
             }
             Strategy::Random => {
                 let mut order = carriers.to_vec();
-                if let Some(pos) = order.iter().position(|p| p == current) {
+                if let Some(pos) = order.iter().position(|&p| p == current) {
                     let p = order.remove(pos);
                     order.insert(0, p);
                 }
@@ -475,7 +722,7 @@ impl<'a> Runner<'a> {
                 // A share cap keeps players from moving onto a provider over its share; it
                 // does not move those already there.
                 let mut order = self.order(region, stream, carriers.to_vec(), anchor, now_ms);
-                if order.first().is_some_and(|p| p != current) {
+                if order.first().is_some_and(|&p| p != current) {
                     self.cap(region, &mut order, false);
                 }
                 // The oracle hears what the engine hears from the player: a player that cannot
@@ -484,7 +731,7 @@ impl<'a> Runner<'a> {
                 if self.strategy == Strategy::Oracle
                     && min > 0
                     && throughput_bps < min
-                    && let Some(pos) = order.iter().position(|p| p == current)
+                    && let Some(pos) = order.iter().position(|&p| p == current)
                 {
                     let p = order.remove(pos);
                     order.push(p);
@@ -497,73 +744,62 @@ impl<'a> Runner<'a> {
     /// The policy's maximum shares hold for every strategy alike: a provider over its share of
     /// first places in a region (over about the last thousand sessions) goes second. `count`:
     /// a new session's first place (a steering reload counts nothing).
-    fn cap(&mut self, region: &str, order: &mut [String], count: bool) {
-        let Some(control) = self.catalog.policy.scoring.regions.get(region) else {
+    fn cap(&mut self, region: Ix, order: &mut [Ix], count: bool) {
+        let Some(max_share) = &self.world.max_share[region] else {
             return;
         };
-        if control.max_share.is_empty() || order.is_empty() {
+        if order.is_empty() {
             return;
         }
-        let total: f64 = self
-            .firsts
-            .iter()
-            .filter(|((r, _), _)| r == region)
-            .map(|(_, n)| n)
-            .sum();
-        if let Some(&max) = control.max_share.get(&order[0])
+        let np = self.world.providers.len();
+        let row = &mut self.firsts[region * np..(region + 1) * np];
+        let total: f64 = row.iter().sum();
+        if let Some(max) = max_share[order[0]]
             && order.len() > 1
             && total > 0.0
-            && self
-                .firsts
-                .get(&(region.to_string(), order[0].clone()))
-                .copied()
-                .unwrap_or(0.0)
-                / total
-                > max
+            && row[order[0]] / total > max
         {
             order.swap(0, 1);
         }
         if !count {
             return;
         }
-        for ((r, _), n) in self.firsts.iter_mut() {
-            if r == region {
-                *n *= 0.999;
-            }
+        for n in row.iter_mut() {
+            *n *= 0.999;
         }
-        *self
-            .firsts
-            .entry((region.to_string(), order[0].clone()))
-            .or_default() += 1.0;
+        row[order[0]] += 1.0;
     }
 
-    /// The providers carrying `stream`, in the policy's order for `region`.
-    fn carriers(&self, region: &str, stream: &Stream) -> Vec<String> {
-        match self.static_orders.get(region) {
-            Some(order) => order
-                .iter()
-                .filter(|p| stream.providers.contains(p))
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        }
+    /// The providers carrying `stream` (`on`: their indices), in the policy's order for
+    /// `region`.
+    fn carriers(&self, region: Ix, on: &[Ix]) -> Vec<Ix> {
+        self.world.static_orders[region]
+            .iter()
+            .copied()
+            .filter(|p| on.contains(p))
+            .collect()
     }
 
     /// The strategy's order of `carriers` (the providers carrying `stream`, in the policy's
     /// order) for a viewer in `region`.
     fn order(
         &mut self,
-        region: &str,
+        region: Ix,
         stream: &Stream,
-        carriers: Vec<String>,
+        carriers: Vec<Ix>,
         anchor: &Anchor,
         now_ms: i64,
-    ) -> Vec<String> {
+    ) -> Vec<Ix> {
         let t = secs(now_ms);
+        let nr = self.world.regions.len();
         match self.strategy {
             Strategy::Engine => {
-                let r = self.catalog.policy.region(region).expect("known region");
-                steering::play_candidates(
+                let r = self
+                    .catalog
+                    .policy
+                    .region(&self.world.regions[region])
+                    .expect("known region");
+                match steering::play_candidates(
                     self.catalog,
                     &self.signer,
                     &self.snapshot,
@@ -573,9 +809,10 @@ impl<'a> Runner<'a> {
                     &[],
                     now_ms / 1000,
                     &mut self.rng,
-                )
-                .map(|d| d.candidates.into_iter().map(|c| c.provider).collect())
-                .unwrap_or(carriers)
+                ) {
+                    Ok(d) => self.ixs(d.candidates.into_iter().map(|c| c.provider)),
+                    Err(_) => carriers,
+                }
             }
             Strategy::Static => carriers,
             Strategy::Random => {
@@ -583,12 +820,12 @@ impl<'a> Runner<'a> {
                 shuffle(&mut c, &mut self.rng);
                 c
             }
-            Strategy::BestHistorical => sort_by_value(carriers, |p| {
-                match self.history.get(p).and_then(|m| m.get(region)) {
-                    Some((n, s)) if *n > 0.0 => s / n,
+            Strategy::BestHistorical => {
+                sort_by_value(carriers, |p| match self.history[p * nr + region] {
+                    (n, s) if n > 0.0 => s / n,
                     _ => 0.0,
-                }
-            }),
+                })
+            }
             Strategy::Oracle => sort_by_value(carriers, |p| self.truth(p, region, anchor, t)),
         }
     }
@@ -598,32 +835,39 @@ impl<'a> Runner<'a> {
         matches!(self.strategy, Strategy::Engine | Strategy::BestHistorical)
     }
 
+    /// A signal other than a player's report (a switch call, a probe): only the engine
+    /// hears those.
     fn observe(&mut self, signal: &Signal, now_ms: i64) {
+        if self.strategy == Strategy::Engine {
+            self.engine
+                .apply(signal, now_ms, &self.catalog.policy.scoring);
+        }
+    }
+
+    /// A player's report on `s`'s pathway (see `delivery`): the engine hears the signal the
+    /// server would; best historical counts the session stalled or failed or not, on the
+    /// same figures, without building one.
+    fn hear(
+        &mut self,
+        s: &Session,
+        played_ms: u64,
+        stalled: (bool, f64),
+        startup_ms: Option<f64>,
+        error: bool,
+        now_ms: i64,
+    ) {
         match self.strategy {
-            Strategy::Engine => self
-                .engine
-                .apply(signal, now_ms, &self.catalog.policy.scoring),
+            Strategy::Engine => {
+                let signal = delivery(self.world, s, played_ms, stalled, startup_ms, error);
+                self.observe(&signal, now_ms);
+            }
             Strategy::BestHistorical => {
-                if let Signal::Delivery {
-                    provider,
-                    region,
-                    rebuffer_ms,
-                    played_ms,
-                    error,
-                    ..
-                } = signal
-                {
-                    let e = self
-                        .history
-                        .entry(provider.clone())
-                        .or_default()
-                        .entry(region.clone())
-                        .or_default();
-                    e.0 += 1.0;
-                    let ratio = *rebuffer_ms as f64 / (*played_ms + *rebuffer_ms).max(1) as f64;
-                    if *error || ratio > 0.01 {
-                        e.1 += 1.0;
-                    }
+                let rebuffer_ms = rebuffer_ms(played_ms, stalled);
+                let e = &mut self.history[s.on * self.world.regions.len() + s.region];
+                e.0 += 1.0;
+                let ratio = rebuffer_ms as f64 / (played_ms + rebuffer_ms).max(1) as f64;
+                if error || ratio > 0.01 {
+                    e.1 += 1.0;
                 }
             }
             _ => {}
@@ -632,8 +876,8 @@ impl<'a> Runner<'a> {
 }
 
 /// `items` by a value computed once each, lowest first; ties keep their order.
-fn sort_by_value(items: Vec<String>, value: impl Fn(&str) -> f64) -> Vec<String> {
-    let mut keyed: Vec<(f64, String)> = items.into_iter().map(|p| (value(&p), p)).collect();
+fn sort_by_value(items: Vec<Ix>, value: impl Fn(Ix) -> f64) -> Vec<Ix> {
+    let mut keyed: Vec<(f64, Ix)> = items.into_iter().map(|p| (value(p), p)).collect();
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
     keyed.into_iter().map(|(_, p)| p).collect()
 }
@@ -685,6 +929,7 @@ pub fn run(
     let done: Vec<AtomicU64> = jobs.iter().map(|_| AtomicU64::new(0)).collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; jobs.len()]);
+    let world = World::new(catalog, scenario);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(jobs.len());
@@ -696,7 +941,7 @@ pub fn run(
                     let Some(&(seed, strategy)) = jobs.get(i) else {
                         break;
                     };
-                    let outcome = run_one(strategy, catalog, scenario, seed, |f| {
+                    let outcome = run_one(strategy, catalog, &world, seed, |f| {
                         done[i].store((f * 1000.0) as u64, Ordering::Relaxed)
                     });
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
@@ -762,8 +1007,10 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
         mean_rebuffer_ratio: 0.0,
         mean_startup_ms: 0.0,
         switches_per_session: 0.0,
+        cost_per_1000_sessions: 0.0,
         time_to_avoid_seconds: Vec::new(),
         regions: BTreeMap::new(),
+        timeline: Timeline::default(),
     };
     for (k, o) in outcomes.enumerate() {
         let n = o.sessions as f64;
@@ -773,6 +1020,8 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
         out.mean_rebuffer_ratio += o.mean_rebuffer_ratio * n;
         out.mean_startup_ms += o.mean_startup_ms * n;
         out.switches_per_session += o.switches_per_session * n;
+        out.cost_per_1000_sessions += o.cost_per_1000_sessions * n;
+        out.timeline.add(&o.timeline);
         for (r, ro) in &o.regions {
             out.regions.entry(r.clone()).or_default().add(ro);
         }
@@ -796,28 +1045,54 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
     out.mean_rebuffer_ratio /= n;
     out.mean_startup_ms /= n;
     out.switches_per_session /= n;
+    out.cost_per_1000_sessions /= n;
     out
 }
 
-/// Anchors of the world, with their uplinks.
-fn anchors(scenario: &Scenario) -> Vec<Anchor> {
+/// Anchors of the world, with their uplinks: the regions' own, then those arriving later.
+fn anchors(world: &World) -> Vec<Anchor> {
+    let scenario = world.scenario;
+    let np = world.providers.len();
+    let duration = scenario.duration_seconds.value as f64;
+    let region = |r: &str| world.regions.iter().position(|x| x == r);
     let mut out = Vec::new();
-    for (region, n) in &scenario.anchors.per_region {
+    for (r, n) in &scenario.anchors.per_region {
+        let Some(ri) = region(r) else { continue };
         for i in 0..*n {
             out.push(Anchor {
-                id: format!("{region}-anchor-{i}"),
-                region: region.clone(),
-                uplink: HashMap::new(),
+                id: format!("{r}-anchor-{i}"),
+                region: ri,
+                uplink: vec![0.0; np],
+                from_s: 0.0,
+                until_s: f64::INFINITY,
             });
         }
     }
     for poor in &scenario.anchors.poor_uplinks {
+        let (Some(ri), Some(p)) = (region(&poor.region), world.provider(&poor.provider)) else {
+            continue;
+        };
         for a in out
             .iter_mut()
-            .filter(|a| a.region == poor.region)
+            .filter(|a| a.region == ri)
             .take(poor.count as usize)
         {
-            a.uplink.insert(poor.provider.clone(), poor.stall);
+            a.uplink[p] = poor.stall;
+        }
+    }
+    for (k, arrival) in scenario.anchors.arrivals.iter().enumerate() {
+        let v = &arrival.value;
+        let Some(ri) = region(&v.region) else {
+            continue;
+        };
+        for i in 0..v.count {
+            out.push(Anchor {
+                id: format!("{}-new{k}-anchor-{i}", v.region),
+                region: ri,
+                uplink: vec![0.0; np],
+                from_s: v.from_seconds,
+                until_s: v.until_seconds.unwrap_or(duration + 1.0),
+            });
         }
     }
     out
@@ -835,27 +1110,33 @@ enum Ev {
 /// A player's report on its pathway: `played_ms` played, stalling (and at what rebuffer ratio)
 /// or not.
 fn delivery(
+    world: &World,
     s: &Session,
     played_ms: u64,
     (stalled, ratio): (bool, f64),
     startup_ms: Option<f64>,
     error: bool,
 ) -> Signal {
-    let r = ratio.min(0.99);
     Signal::Delivery {
-        provider: s.on.clone(),
-        region: s.region.clone(),
+        provider: world.providers[s.on].clone(),
+        region: world.regions[s.region].clone(),
         protocol: Protocol::Flv,
         anchor_id: Some(s.stream.anchor_id.clone()),
         played_ms,
-        rebuffer_ms: if stalled {
-            (played_ms as f64 * r / (1.0 - r)) as u64
-        } else {
-            0
-        },
+        rebuffer_ms: rebuffer_ms(played_ms, (stalled, ratio)),
         rebuffer_count: u32::from(stalled),
         startup_ms: startup_ms.map(|ms| ms as u64),
         error,
+    }
+}
+
+/// The rebuffering a report of `played_ms` tells, stalling at `ratio` or not.
+fn rebuffer_ms(played_ms: u64, (stalled, ratio): (bool, f64)) -> u64 {
+    let r = ratio.min(0.99);
+    if stalled {
+        (played_ms as f64 * r / (1.0 - r)) as u64
+    } else {
+        0
     }
 }
 
@@ -866,19 +1147,19 @@ type Timed = (i64, u64, usize, u64, Ev);
 struct Session {
     id: u64,
     slot: usize,
-    region: String,
+    region: Ix,
     anchor: usize,
     stream: Arc<Stream>,
     /// The providers carrying it, in the policy's order for the region.
-    carriers: Vec<String>,
+    carriers: Vec<Ix>,
     start_ms: i64,
     end_ms: i64,
     /// The session's own draws, the same sequence for every strategy.
     rng: SmallRng,
     /// Joined after the warm-up.
     counted: bool,
-    /// The pathway it plays on (empty before its first).
-    on: String,
+    /// The pathway it plays on (`NONE` before its first).
+    on: Ix,
     stint: Stint,
     /// The current segment (from one reload to the next): since when, whether it stalls, its
     /// rebuffer ratio and the throughput the player measures.
@@ -891,7 +1172,7 @@ struct Session {
     failed: bool,
     switches: u32,
     /// Pathways the player keeps off, until (ms).
-    avoid: Vec<(String, i64)>,
+    avoid: Vec<(Ix, i64)>,
     steering: SteeringSession,
 }
 
@@ -920,7 +1201,11 @@ struct Tally {
     ratio_sum: f64,
     startup_sum: f64,
     switches: u64,
-    by_region: BTreeMap<String, RegionOutcome>,
+    /// Per region: sessions, bad sessions, and first places per provider.
+    regions: Vec<(u64, u64, Vec<u64>)>,
+    /// What delivering the counted sessions cost (the providers' prices per GB).
+    cost: f64,
+    timeline: Timeline,
 }
 
 /// The sessions in play and what happens to them: players start on their first candidate
@@ -942,8 +1227,12 @@ struct Viewers<'s> {
 }
 
 impl<'s> Viewers<'s> {
-    fn new(ss: &'s SessionSpec, catalog: &Catalog) -> Self {
+    fn new(ss: &'s SessionSpec, catalog: &Catalog, world: &World) -> Self {
         let st = &catalog.policy.steering;
+        let (np, nr) = (world.providers.len(), world.regions.len());
+        let duration = world.scenario.duration_seconds.value as f64;
+        let bucket_seconds = timeline_bucket(duration);
+        let buckets = (duration / bucket_seconds).ceil() as usize + 1;
         Viewers {
             ss,
             ttl_ms: (st.ttl_seconds.max(1) * 1000) as i64,
@@ -953,7 +1242,20 @@ impl<'s> Viewers<'s> {
             events: BTreeMap::new(),
             seq: 0,
             next_id: 0,
-            tally: Tally::default(),
+            tally: Tally {
+                sessions: 0,
+                bad: 0,
+                ratio_sum: 0.0,
+                startup_sum: 0.0,
+                switches: 0,
+                regions: vec![(0, 0, vec![0; np]); nr],
+                cost: 0.0,
+                timeline: Timeline {
+                    bucket_seconds,
+                    sessions: vec![(0, 0); buckets],
+                    firsts: vec![vec![vec![0; np]; nr]; buckets],
+                },
+            },
         }
     }
 
@@ -973,17 +1275,17 @@ impl<'s> Viewers<'s> {
         &mut self,
         runner: &mut Runner,
         anchors: &[Anchor],
-        region: &str,
+        region: Ix,
         ai: usize,
         live: &Live,
         seed: u64,
         length_s: f64,
         counted: bool,
         now: i64,
-    ) -> Option<String> {
-        let carriers = runner.carriers(region, &live.stream);
+    ) -> Option<Ix> {
+        let carriers = runner.carriers(region, &live.on);
         let order = runner.play(region, &live.stream, &carriers, &anchors[ai], now);
-        let first = order.first()?.clone();
+        let first = *order.first()?;
         self.next_id += 1;
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
@@ -992,7 +1294,7 @@ impl<'s> Viewers<'s> {
         let mut s = Box::new(Session {
             id: self.next_id,
             slot,
-            region: region.to_string(),
+            region,
             anchor: ai,
             stream: Arc::clone(&live.stream),
             carriers,
@@ -1000,7 +1302,7 @@ impl<'s> Viewers<'s> {
             end_ms: now + ((length_s * 1000.0) as i64).max(1),
             rng: SmallRng::seed_from_u64(seed),
             counted,
-            on: String::new(),
+            on: NONE,
             stint: Stint::default(),
             seg_ms: now,
             seg_stalled: false,
@@ -1012,12 +1314,18 @@ impl<'s> Viewers<'s> {
             switches: 0,
             avoid: Vec::new(),
             // As the multivariant playlist starts it: on livesteer's first pathway.
-            steering: SteeringSession::start(region, &first, now / 1000, 0),
+            steering: SteeringSession::start(
+                &runner.world.regions[region],
+                &runner.world.providers[first],
+                now / 1000,
+                0,
+            ),
         });
         if counted {
-            let r = self.tally.by_region.entry(region.to_string()).or_default();
-            *r.firsts.entry(first.clone()).or_default() += 1;
+            self.tally.regions[region].2[first] += 1;
         }
+        let b = self.tally.timeline.bucket(now);
+        self.tally.timeline.firsts[b][region][first] += 1;
         self.settle(runner, anchors, &mut s, &order, now);
         self.next(runner, s, now);
         Some(first)
@@ -1046,23 +1354,24 @@ impl<'s> Viewers<'s> {
         runner: &mut Runner,
         anchors: &[Anchor],
         s: &mut Session,
-        candidates: &[String],
+        candidates: &[Ix],
         now: i64,
     ) {
-        let kept_off = |s: &Session, p: &str| s.avoid.iter().any(|(a, _)| a == p);
-        let mut next = candidates.iter().find(|p| !kept_off(s, p));
+        let kept_off = |s: &Session, p: Ix| s.avoid.iter().any(|&(a, _)| a == p);
+        let mut next = candidates.iter().copied().find(|&p| !kept_off(s, p));
         while let Some(p) = next {
-            if *p == s.on {
+            if p == s.on {
                 break;
             }
-            if s.on.is_empty() {
-                runner.carry(&s.region, None, Some(p));
+            if s.on == NONE {
+                runner.carry(s.region, NONE, p);
             } else {
                 self.report(runner, s, now);
-                runner.carry(&s.region, Some(&s.on), Some(p));
+                self.pay(runner, s, now);
+                runner.carry(s.region, s.on, p);
                 s.switches += 1;
             }
-            s.on.clone_from(p);
+            s.on = p;
             let joining = s.stint.no == 0 || s.stint.startup_ms.is_some() && s.stint.error;
             self.begin_stint(runner, s, joining, now);
             if !s.stint.error {
@@ -1073,7 +1382,7 @@ impl<'s> Viewers<'s> {
                 return;
             }
             self.leave(runner, s, now);
-            next = candidates.iter().find(|p| !kept_off(s, p));
+            next = candidates.iter().copied().find(|&p| !kept_off(s, p));
             if next.is_none() {
                 s.failed = true;
                 return;
@@ -1085,24 +1394,24 @@ impl<'s> Viewers<'s> {
     /// The player leaves its pathway on a stall or an error: says so (the switch call) and
     /// keeps off it for a while.
     fn leave(&mut self, runner: &mut Runner, s: &mut Session, now: i64) {
-        if runner.listens() {
+        if runner.strategy == Strategy::Engine {
             runner.observe(
                 &Signal::Switch {
-                    provider: s.on.clone(),
-                    region: s.region.clone(),
+                    provider: runner.world.providers[s.on].clone(),
+                    region: runner.world.regions[s.region].clone(),
                     anchor_id: Some(s.stream.anchor_id.clone()),
                 },
                 now,
             );
         }
         let until = now + (self.ss.pathway_penalty_seconds * 1000.0) as i64;
-        s.avoid.push((s.on.clone(), until));
+        s.avoid.push((s.on, until));
     }
 
     /// A new stint on `s.on`: its luck, whether it fails, and (while the session is starting)
     /// the time to its first frame.
     fn begin_stint(&mut self, runner: &Runner, s: &mut Session, joining: bool, now: i64) {
-        let q = runner.quality(&s.on, &s.region, secs(now));
+        let q = runner.quality(s.on, s.region, secs(now));
         let (stall, switch, error) = (
             s.rng.random::<f64>(),
             s.rng.random::<f64>(),
@@ -1133,8 +1442,9 @@ impl<'s> Viewers<'s> {
     /// The segment from `now` to the next reload: whether the session stalls on its pathway,
     /// by the truth now.
     fn segment(&mut self, runner: &Runner, anchors: &[Anchor], s: &mut Session, now: i64) {
-        let q = runner.quality(&s.on, &s.region, secs(now));
-        let u = anchors[s.anchor].uplink.get(&s.on).copied().unwrap_or(0.0);
+        let t = secs(now);
+        let q = runner.quality(s.on, s.region, t);
+        let u = runner.world.uplink(&anchors[s.anchor], s.on, t);
         let stalled = s.stint.stall < 1.0 - (1.0 - q.stall) * (1.0 - u);
         s.seg_ms = now;
         s.seg_stalled = stalled;
@@ -1164,29 +1474,28 @@ impl<'s> Viewers<'s> {
             .max(1.0);
         let played = (played_s * 1000.0) as u64;
         let first = s.stint.first.unwrap_or((false, 0.0));
-        let signal = delivery(s, played, first, s.stint.startup_ms, s.stint.error);
-        runner.observe(&signal, now);
+        runner.hear(s, played, first, s.stint.startup_ms, s.stint.error, now);
     }
 
-    /// The truth of `provider` in `region` changed (an incident began, ended or is
-    /// recovering): every session playing there starts a new segment now.
+    /// The truth changed for the sessions `hit` picks (an incident began, ended or is
+    /// recovering on their pathway): each starts a new segment now.
     fn resegment(
         &mut self,
         runner: &Runner,
         anchors: &[Anchor],
-        provider: &str,
-        region: &str,
+        hit: impl Fn(&Session) -> bool,
         now: i64,
     ) {
         for slot in 0..self.slots.len() {
-            let Some(mut s) = self.slots[slot].take() else {
+            let Some(s) = &self.slots[slot] else {
                 continue;
             };
-            if s.on == provider && s.region == region {
+            if hit(s) {
+                let mut s = self.slots[slot].take().expect("checked");
                 s.rebuffer_ms += s.seg_ratio * (now - s.seg_ms) as f64;
                 self.segment(runner, anchors, &mut s, now);
+                self.slots[slot] = Some(s);
             }
-            self.slots[slot] = Some(s);
         }
     }
 
@@ -1201,8 +1510,12 @@ impl<'s> Viewers<'s> {
         if played < 1000 {
             return;
         }
-        runner.observe(
-            &delivery(s, played as u64, (s.seg_stalled, s.seg_ratio), None, false),
+        runner.hear(
+            s,
+            played as u64,
+            (s.seg_stalled, s.seg_ratio),
+            None,
+            false,
             now,
         );
     }
@@ -1214,6 +1527,17 @@ impl<'s> Viewers<'s> {
         {
             let mut due = entry.remove();
             due.sort_unstable_by_key(|e| (e.0, e.1));
+            // The sessions due are scattered in memory: touch them all first, in a loop of
+            // independent loads the processor overlaps, rather than miss the cache on each
+            // in turn below.
+            let mut touched = 0u64;
+            for &(_, _, slot, _, _) in &due {
+                if let Some(s) = &self.slots[slot] {
+                    touched = touched.wrapping_add(s.id ^ s.stint.from_ms as u64);
+                    touched = touched.wrapping_add(s.carriers.first().map_or(0, |&p| p as u64));
+                }
+            }
+            std::hint::black_box(touched);
             for (at, _, slot, id, ev) in due {
                 if self.slots[slot].as_ref().is_none_or(|s| s.id != id) {
                     continue;
@@ -1250,11 +1574,11 @@ impl<'s> Viewers<'s> {
             self.leave(runner, &mut s, now);
         }
         let (priority, session) = runner.steer(
-            &s.region,
+            s.region,
             &s.stream,
             &s.carriers,
             &anchors[s.anchor],
-            &s.on,
+            s.on,
             s.seg_throughput as u64,
             std::mem::take(&mut s.steering),
             now,
@@ -1267,25 +1591,38 @@ impl<'s> Viewers<'s> {
     /// The session ends: its last report, its load off, and its count.
     fn finish(&mut self, runner: &mut Runner, mut s: Box<Session>, now: i64) {
         self.report(runner, &mut s, now);
-        if !s.on.is_empty() {
-            runner.carry(&s.region, Some(&s.on), None);
+        if s.on != NONE {
+            self.pay(runner, &s, now);
+            runner.carry(s.region, s.on, NONE);
         }
         self.free.push(s.slot);
-        if !s.counted {
-            return;
-        }
         let length = (now - s.start_ms).max(1) as f64;
         let ratio = s.rebuffer_ms / length;
         let is_bad = s.failed || ratio > 0.01 || s.startup_ms > 3000.0;
         let t = &mut self.tally;
+        let b = t.timeline.bucket(s.start_ms);
+        t.timeline.sessions[b].0 += 1;
+        t.timeline.sessions[b].1 += u64::from(is_bad);
+        if !s.counted {
+            return;
+        }
         t.sessions += 1;
         t.ratio_sum += ratio;
         t.startup_sum += s.startup_ms;
         t.switches += u64::from(s.switches);
         t.bad += u64::from(is_bad);
-        let r = t.by_region.entry(s.region.clone()).or_default();
-        r.sessions += 1;
-        r.bad_sessions += u64::from(is_bad);
+        let r = &mut t.regions[s.region];
+        r.0 += 1;
+        r.1 += u64::from(is_bad);
+    }
+
+    /// What the stint on `s.on` that ends now cost to deliver, if the session counts: its
+    /// playing time at the policy's bitrate, at the provider's price.
+    fn pay(&mut self, runner: &Runner, s: &Session, now: i64) {
+        if s.counted {
+            let gb = (now - s.stint.from_ms) as f64 / 1000.0 * self.bandwidth_bps / 8e9;
+            self.tally.cost += gb * runner.world.price[s.on];
+        }
     }
 
     /// Ends every session still playing (the end of the simulated time).
@@ -1306,92 +1643,156 @@ fn secs(ms: i64) -> f64 {
 fn run_one(
     strategy: Strategy,
     catalog: &Catalog,
-    scenario: &Scenario,
+    world: &World,
     seed: u64,
     mut progress: impl FnMut(f64),
 ) -> Outcome {
-    let mut runner = Runner::new(strategy, catalog, scenario, seed);
-    let anchors = anchors(scenario);
+    let scenario = world.scenario;
+    let mut runner = Runner::new(strategy, catalog, world, seed);
+    let anchors = anchors(world);
+    let nr = world.regions.len();
+    // Whether anchors come and go, or viewers prefer their own region's: either takes draws
+    // of its own, so a world with neither replays as before.
+    let always = anchors
+        .iter()
+        .all(|a| a.from_s == 0.0 && a.until_s.is_infinite());
     // Independent streams of the world's randomness, the same for every strategy.
     let mut arrivals = SmallRng::seed_from_u64(seed);
     let mut broadcasts = SmallRng::seed_from_u64(seed ^ 0xb0ad);
     let mut luck_rng = SmallRng::seed_from_u64(seed ^ 0x1ac4);
     let duration_ms = scenario.duration_seconds.value as i64 * 1000;
     let ss = &scenario.sessions;
-    let regions: Vec<String> = scenario.regions.keys().cloned().collect();
 
-    let mut live: Vec<Live> = Vec::with_capacity(anchors.len());
+    let mut live: Vec<Option<Live>> = Vec::with_capacity(anchors.len());
     for (i, a) in anchors.iter().enumerate() {
+        if a.from_s > 0.0 {
+            live.push(None);
+            continue;
+        }
         let stream_id = format!("s{i}x0");
         let providers = runner.push(a, &stream_id, T0_MS);
-        live.push(Live {
-            stream: Arc::new(new_stream(&stream_id, a, providers)),
+        live.push(Some(Live {
+            on: runner.ixs(providers.iter().cloned()),
+            stream: Arc::new(new_stream(&stream_id, a, world, providers)),
             until_s: broadcasts.random::<f64>() * scenario.anchors.broadcast_seconds * 2.0,
-        });
+        }));
     }
     let mut broadcast_no = vec![0u32; anchors.len()];
-    let mut viewers = Viewers::new(ss, catalog);
-    // Per incident, when its truth changes: its start, its end, and every ten seconds of its
-    // recovery.
-    let mut changes: Vec<Vec<f64>> = scenario
-        .incidents
+    let mut viewers = Viewers::new(ss, catalog, world);
+    // Per occurrence, when its truth changes.
+    let mut changes: Vec<Vec<f64>> = scenario.occurrences.iter().map(|o| o.changes()).collect();
+    let mut ingest_changes: Vec<Vec<f64>> = scenario
+        .ingest_incidents
         .iter()
-        .map(|i| {
-            let i = &i.value;
-            let mut at = vec![i.start_seconds, i.end_seconds];
-            let mut r = 10.0;
-            while r < i.recovery_seconds {
-                at.push(i.end_seconds + r);
-                r += 10.0;
-            }
-            at.push(i.end_seconds + i.recovery_seconds);
-            at
+        .map(|i| vec![i.value.start_seconds, i.value.end_seconds])
+        .collect();
+    // occurrence → second → (sessions in its region, sessions starting on its provider)
+    let mut incident_buckets: Vec<BTreeMap<i64, (u32, u32)>> =
+        vec![BTreeMap::new(); scenario.occurrences.len()];
+    let occ_ix: Vec<(Ix, Ix)> = scenario
+        .occurrences
+        .iter()
+        .map(|o| {
+            (
+                world.provider(&o.provider).unwrap_or(NONE),
+                world
+                    .regions
+                    .iter()
+                    .position(|r| *r == o.region)
+                    .unwrap_or(NONE),
+            )
         })
         .collect();
-    // incident → second → (sessions in its region, sessions starting on its provider)
-    let mut incident_buckets: Vec<BTreeMap<i64, (u32, u32)>> =
-        vec![BTreeMap::new(); scenario.incidents.len()];
     let mut next_probe = T0_MS + PROBE_EVERY_MS;
     let mut last_progress = 0.0;
     let mut arrived = 0u64;
+    // Anchors live now: in all, and per region (when anchors come and go or viewers prefer
+    // their own region's).
+    let mut online: Vec<usize> = (0..anchors.len()).collect();
+    let mut online_in: Vec<Vec<usize>> = vec![Vec::new(); nr];
+    for (i, a) in anchors.iter().enumerate() {
+        online_in[a.region].push(i);
+    }
 
     let mut now = T0_MS;
     while now < T0_MS + duration_ms {
         now += STEP_MS;
         let t = secs(now);
         // Broadcasts that end are replaced by a new one: a new push decision. Its viewers
-        // play the old one out.
+        // play the old one out. Anchors that leave stop; anchors that arrive go live.
+        let mut changed = false;
         for (i, a) in anchors.iter().enumerate() {
-            if live[i].until_s <= t {
-                broadcast_no[i] += 1;
-                let stream_id = format!("s{i}x{}", broadcast_no[i]);
-                let providers = runner.push(a, &stream_id, now);
-                let len =
-                    -scenario.anchors.broadcast_seconds * broadcasts.random::<f64>().max(1e-9).ln();
-                live[i] = Live {
-                    stream: Arc::new(new_stream(&stream_id, a, providers)),
-                    until_s: t + len.max(60.0),
-                };
+            let here = t >= a.from_s && t < a.until_s;
+            match &live[i] {
+                Some(_) if !here => {
+                    live[i] = None;
+                    changed = true;
+                }
+                Some(l) if l.until_s > t => {}
+                None if !here => {}
+                _ => {
+                    changed |= live[i].is_none();
+                    broadcast_no[i] += 1;
+                    let stream_id = format!("s{i}x{}", broadcast_no[i]);
+                    let providers = runner.push(a, &stream_id, now);
+                    let len = -scenario.anchors.broadcast_seconds
+                        * broadcasts.random::<f64>().max(1e-9).ln();
+                    live[i] = Some(Live {
+                        on: runner.ixs(providers.iter().cloned()),
+                        stream: Arc::new(new_stream(&stream_id, a, world, providers)),
+                        until_s: t + len.max(60.0),
+                    });
+                }
+            }
+        }
+        if changed {
+            online = (0..anchors.len()).filter(|&i| live[i].is_some()).collect();
+            for (r, list) in online_in.iter_mut().enumerate() {
+                *list = online
+                    .iter()
+                    .copied()
+                    .filter(|&i| anchors[i].region == r)
+                    .collect();
             }
         }
         // Reloads, reports and ends that are due.
         viewers.advance(&mut runner, &anchors, now);
         // Sessions on a provider whose truth just changed meet the change at once.
-        for (k, inc) in scenario.incidents.iter().enumerate() {
-            let inc = &inc.value;
+        for (k, &(p, r)) in occ_ix.iter().enumerate() {
             if let Some(&at) = changes[k].first()
                 && t >= at
             {
                 changes[k].remove(0);
-                viewers.resegment(&runner, &anchors, &inc.provider, &inc.region, now);
+                viewers.resegment(&runner, &anchors, |s| s.on == p && s.region == r, now);
             }
         }
-        // Probes: does each stream flow on each provider it is pushed to?
-        if now >= next_probe {
+        for (k, inc) in scenario.ingest_incidents.iter().enumerate() {
+            if let Some(&at) = ingest_changes[k].first()
+                && t >= at
+            {
+                ingest_changes[k].remove(0);
+                let (Some(p), Some(r)) = (
+                    world.provider(&inc.value.provider),
+                    world.regions.iter().position(|x| *x == inc.value.region),
+                ) else {
+                    continue;
+                };
+                viewers.resegment(
+                    &runner,
+                    &anchors,
+                    |s| s.on == p && anchors[s.anchor].region == r,
+                    now,
+                );
+            }
+        }
+        // Probes: does each stream flow on each provider it is pushed to? (Only the engine
+        // hears them; their draws are their own.)
+        if now >= next_probe && strategy == Strategy::Engine {
             next_probe += PROBE_EVERY_MS;
             for (i, a) in anchors.iter().enumerate() {
-                for p in &live[i].stream.providers {
-                    let u = a.uplink.get(p).copied().unwrap_or(0.0);
+                let Some(l) = &live[i] else { continue };
+                for (p, &pi) in l.stream.providers.iter().zip(&l.on) {
+                    let u = world.uplink(a, pi, t);
                     let healthy = luck_rng.random::<f64>() >= u;
                     runner.observe(
                         &Signal::Ingest {
@@ -1406,17 +1807,31 @@ fn run_one(
                 }
             }
         }
-        for region in &regions {
+        for (region, own) in online_in.iter().enumerate() {
             let n = poisson(
                 &mut arrivals,
-                scenario.arrival_rate(region, t) * STEP_MS as f64 / 1000.0,
+                scenario.arrival_rate(&world.regions[region], t) * STEP_MS as f64 / 1000.0,
             );
             for _ in 0..n {
                 arrived += 1;
                 let pick: f64 = arrivals.random();
                 let length: f64 = arrivals.random();
                 let session_seed: u64 = arrivals.random();
-                let ai = ((pick * anchors.len() as f64) as usize).min(anchors.len() - 1);
+                let ai = match world.locality[region] {
+                    None if always => {
+                        ((pick * anchors.len() as f64) as usize).min(anchors.len() - 1)
+                    }
+                    loc => {
+                        let local =
+                            loc.is_some_and(|l| arrivals.random::<f64>() < l) && !own.is_empty();
+                        let among = if local { own } else { &online };
+                        if among.is_empty() {
+                            continue;
+                        }
+                        among[((pick * among.len() as f64) as usize).min(among.len() - 1)]
+                    }
+                };
+                let Some(l) = &live[ai] else { continue };
                 let length_s = -ss.mean_seconds * length.max(1e-9).ln();
                 // Sessions of the warm-up are played and reported, not counted.
                 let counted = t >= scenario.warmup_seconds;
@@ -1425,7 +1840,7 @@ fn run_one(
                     &anchors,
                     region,
                     ai,
-                    &live[ai],
+                    l,
                     session_seed,
                     length_s,
                     counted,
@@ -1433,12 +1848,12 @@ fn run_one(
                 ) else {
                     continue;
                 };
-                for (k, inc) in scenario.incidents.iter().enumerate() {
-                    let inc = &inc.value;
-                    if &inc.region == region && t >= inc.start_seconds && t < inc.end_seconds {
+                for (k, o) in scenario.occurrences.iter().enumerate() {
+                    let (p, r) = occ_ix[k];
+                    if r == region && t >= o.start_seconds && t < o.end_seconds {
                         let b = incident_buckets[k].entry(t as i64).or_default();
                         b.0 += 1;
-                        b.1 += u32::from(first == inc.provider);
+                        b.1 += u32::from(first == p);
                     }
                 }
             }
@@ -1456,6 +1871,42 @@ fn run_one(
     progress(1.0);
     let tally = viewers.tally;
     let n = tally.sessions.max(1) as f64;
+    // Per incident, the worst of its occurrences within the run.
+    let duration_s = scenario.duration_seconds.value as f64;
+    let mut time_to_avoid_seconds: Vec<Option<f64>> = Vec::new();
+    for (k, o) in scenario.occurrences.iter().enumerate() {
+        let tta = time_to_avoid(o.start_seconds, &incident_buckets[k]);
+        if o.incident == time_to_avoid_seconds.len() {
+            time_to_avoid_seconds.push(tta);
+        } else if o.start_seconds < duration_s {
+            let worst = &mut time_to_avoid_seconds[o.incident];
+            *worst = match (*worst, tta) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+    }
+    let regions = tally
+        .regions
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _, firsts))| *n > 0 || firsts.iter().any(|&k| k > 0))
+        .map(|(r, (n, bad, firsts))| {
+            (
+                world.regions[r].clone(),
+                RegionOutcome {
+                    sessions: *n,
+                    bad_sessions: *bad,
+                    firsts: firsts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, k)| **k > 0)
+                        .map(|(p, k)| (world.providers[p].clone(), *k))
+                        .collect(),
+                },
+            )
+        })
+        .collect();
     Outcome {
         strategy,
         sessions: tally.sessions,
@@ -1464,21 +1915,18 @@ fn run_one(
         mean_rebuffer_ratio: tally.ratio_sum / n,
         mean_startup_ms: tally.startup_sum / n,
         switches_per_session: tally.switches as f64 / n,
-        time_to_avoid_seconds: scenario
-            .incidents
-            .iter()
-            .zip(&incident_buckets)
-            .map(|(inc, buckets)| time_to_avoid(inc.value.start_seconds, buckets))
-            .collect(),
-        regions: tally.by_region,
+        cost_per_1000_sessions: tally.cost / n * 1000.0,
+        time_to_avoid_seconds,
+        regions,
+        timeline: tally.timeline,
     }
 }
 
-fn new_stream(id: &str, a: &Anchor, providers: Vec<String>) -> Stream {
+fn new_stream(id: &str, a: &Anchor, world: &World, providers: Vec<String>) -> Stream {
     Stream {
         id: id.to_string(),
         anchor_id: a.id.clone(),
-        region: a.region.clone(),
+        region: world.regions[a.region].clone(),
         providers,
         state: StreamState::Live,
         reason: String::new(),
@@ -1520,7 +1968,7 @@ impl Report {
             ),
         };
         let mut out = format!(
-            "scenario {}, {worlds}, {} s simulated, the first {} s not counted ({} sessions played per strategy)\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | time to avoid each incident |\n|---|---|---|---|---|---|---|\n",
+            "scenario {}, {worlds}, {} s simulated, the first {} s not counted ({} sessions played per strategy)\n\n| strategy | sessions | bad sessions | mean rebuffer ratio | mean startup ms | switches/session | cost per 1000 sessions | time to avoid each incident |\n|---|---|---|---|---|---|---|---|\n",
             self.scenario,
             self.simulated_seconds,
             self.warmup_seconds,
@@ -1533,13 +1981,14 @@ impl Report {
                 .map(|t| t.map_or("never".into(), |s| format!("{s:.0} s")))
                 .collect();
             out.push_str(&format!(
-                "| {} | {} | {:.2}% | {:.4} | {:.0} | {:.3} | {} |\n",
+                "| {} | {} | {:.2}% | {:.4} | {:.0} | {:.3} | {:.2} | {} |\n",
                 o.strategy.as_str(),
                 o.sessions,
                 o.bad_session_rate * 100.0,
                 o.mean_rebuffer_ratio,
                 o.mean_startup_ms,
                 o.switches_per_session,
+                o.cost_per_1000_sessions,
                 if tta.is_empty() {
                     "-".into()
                 } else {

@@ -44,6 +44,7 @@
 //! diesel's multi-backend does not support, so the same DSL is compiled once per
 //! backend), the write-transaction kind (`BEGIN IMMEDIATE` on SQLite), and locks.
 
+mod changes;
 mod error;
 mod leases;
 mod models;
@@ -70,6 +71,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub use changes::{STREAMS_CHANNEL, StreamListener};
 pub use error::StoreError;
 pub use models::{AnchorRow, PolicyVersionRow, StreamRow};
 pub use nodes::NodeRow;
@@ -87,8 +89,10 @@ pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migration
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                               PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-/// How long a caller waits for a pooled connection.
-const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a pooled connection. Short, so that while the database is
+/// unreachable a request that needs it (readiness, payments, a commit) answers 503 within a
+/// second instead of hanging; the writers and jobs retry on their own schedules.
+const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// Key of the PostgreSQL advisory lock held while migrations run, so replicas
 /// starting together apply them once.
@@ -212,6 +216,8 @@ pub struct Db {
     pool: Pool<ConnManager>,
     backend: Backend,
     location: Arc<str>,
+    /// Where new connections go (a listener opens its own).
+    target: Arc<Target>,
 }
 
 impl fmt::Debug for Db {
@@ -237,7 +243,9 @@ impl Db {
             target::ensure_parent_dir(path)?;
         }
 
-        let manager = ConnManager { target };
+        let manager = ConnManager {
+            target: target.clone(),
+        };
         let mut first = manager.establish().map_err(|cause| StoreError::Connect {
             backend,
             url: location.clone(),
@@ -260,6 +268,7 @@ impl Db {
             pool,
             backend,
             location: location.into(),
+            target: Arc::new(target),
         })
     }
 

@@ -28,11 +28,14 @@ pub struct NodeRow {
     pub last_seen_ms: i64,
     /// When this replica applied it, unix milliseconds (other replicas poll on it).
     pub updated_ms: i64,
+    /// The time the last applied heartbeat was signed at, unix milliseconds (0 for rows
+    /// written before it was recorded); a heartbeat is applied only when signed later.
+    pub signed_ms: i64,
 }
 
 impl Db {
-    /// Upserts nodes in one transaction. A stored row with a later `last_seen_ms` is kept, so
-    /// a delayed write never moves a node back in time.
+    /// Upserts nodes in one transaction. A stored row whose heartbeat was signed later
+    /// (`signed_ms`) is kept, so a delayed write never moves a node back in time.
     pub fn save_nodes(&self, rows: &[NodeRow]) -> Result<usize, StoreError> {
         const OP: &str = "save service nodes";
         if rows.is_empty() {
@@ -59,8 +62,9 @@ impl Db {
                         service_nodes::draining.eq(excluded(service_nodes::draining)),
                         service_nodes::last_seen_ms.eq(excluded(service_nodes::last_seen_ms)),
                         service_nodes::updated_ms.eq(excluded(service_nodes::updated_ms)),
+                        service_nodes::signed_ms.eq(excluded(service_nodes::signed_ms)),
                     ));
-                let newer = service_nodes::last_seen_ms.le(excluded(service_nodes::last_seen_ms));
+                let newer = service_nodes::signed_ms.le(excluded(service_nodes::signed_ms));
                 n += diesel::query_dsl::methods::FilterDsl::filter(upsert, newer).execute(c)?;
             }
             Ok(n)

@@ -88,6 +88,8 @@ diesel::table! {
         draining -> Integer,
         last_seen_ms -> BigInt,
         updated_ms -> BigInt,
+        /// Signed time of the last applied heartbeat (0: not known).
+        signed_ms -> BigInt,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
@@ -69,8 +70,20 @@ impl Db {
     /// as they are). A batch naming the same id twice keeps the newer row (the later
     /// one on a tie). Returns the number of stream rows inserted or updated.
     ///
-    /// Made for the write-behind task: idempotent, and all or nothing.
+    /// Made for the writer task: idempotent, and all or nothing.
     pub fn save_streams(&self, rows: &[StreamRow]) -> Result<usize, StoreError> {
+        self.save_streams_with(rows, false)
+    }
+
+    /// As [`Db::save_streams`], and durable when it returns: on SQLite the transaction runs
+    /// with `synchronous = FULL` (the WAL is synced at commit), so it survives a power loss
+    /// as well as a crash; PostgreSQL commits durably by default. For changes a caller is
+    /// told are stored (a group commit of stream creates and ends).
+    pub fn save_streams_durably(&self, rows: &[StreamRow]) -> Result<usize, StoreError> {
+        self.save_streams_with(rows, true)
+    }
+
+    fn save_streams_with(&self, rows: &[StreamRow], durable: bool) -> Result<usize, StoreError> {
         const OP: &str = "save streams";
         if rows.is_empty() {
             return Ok(0);
@@ -118,7 +131,13 @@ impl Db {
         }
 
         let mut conn = self.conn(OP)?;
-        match &mut *conn {
+        let full_sync = durable && matches!(&*conn, DbConn::Sqlite(_));
+        if full_sync {
+            (*conn)
+                .batch_execute("PRAGMA synchronous = FULL")
+                .map_err(StoreError::query(OP))?;
+        }
+        let result = match &mut *conn {
             DbConn::Postgres(pg) => pg.transaction(|c| {
                 for chunk in new_anchors.chunks(SAVE_CHUNK) {
                     diesel::insert_into(anchors::table)
@@ -131,6 +150,8 @@ impl Db {
                 for chunk in rows.chunks(SAVE_CHUNK) {
                     written += upsert!(c, chunk)?;
                 }
+                // Delivered to other replicas when this transaction commits.
+                super::changes::notify_streams(c, rows)?;
                 Ok(written)
             }),
             DbConn::Sqlite(lite) => lite.immediate_transaction(|c| {
@@ -148,7 +169,12 @@ impl Db {
                 Ok(written)
             }),
         }
-        .map_err(StoreError::query(OP))
+        .map_err(StoreError::query(OP));
+        if full_sync {
+            // Back to the pool's setting; a failure here leaves the connection safer, not worse.
+            let _ = (*conn).batch_execute("PRAGMA synchronous = NORMAL");
+        }
+        result
     }
 
     /// The stream with this key, if stored.

@@ -177,6 +177,58 @@ impl Drop for TestDb {
     }
 }
 
+impl TestDb {
+    /// PostgreSQL only: a database outage and its end. `false` makes the database refuse new
+    /// connections (`ALTER DATABASE … ALLOW_CONNECTIONS false`) and ends every open one
+    /// (`pg_terminate_backend`); `true` lets connections in again.
+    pub fn set_connections_allowed(&self, allowed: bool) {
+        let Cleanup::PgDatabase { admin_url, name } = &self.cleanup else {
+            panic!("set_connections_allowed is for PostgreSQL test databases")
+        };
+        let mut admin = PgConnection::establish(admin_url)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", redact_url(admin_url)));
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allowed}"
+        ))
+        .execute(&mut admin)
+        .unwrap_or_else(|e| panic!("alter database {name}: {e}"));
+        if !allowed {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .execute(&mut admin)
+            .unwrap_or_else(|e| panic!("end the connections to {name}: {e}"));
+        }
+    }
+}
+
+impl TestDb {
+    /// PostgreSQL only: ends the connections to this database whose last statement starts
+    /// with `prefix` (e.g. `LISTEN`), as a network failure would; returns how many.
+    pub fn end_connections(&self, prefix: &str) -> usize {
+        #[derive(diesel::QueryableByName)]
+        struct Ended {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let Cleanup::PgDatabase { admin_url, name } = &self.cleanup else {
+            panic!("end_connections is for PostgreSQL test databases")
+        };
+        let mut admin = PgConnection::establish(admin_url)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", redact_url(admin_url)));
+        let ended: Ended = diesel::sql_query(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE $2 AND pid <> pg_backend_pid()",
+        )
+        .bind::<diesel::sql_types::Text, _>(name)
+        .bind::<diesel::sql_types::Text, _>(format!("{prefix}%"))
+        .get_result(&mut admin)
+        .unwrap_or_else(|e| panic!("end the connections to {name}: {e}"));
+        ended.n as usize
+    }
+}
+
 /// The server for test databases: `TEST_DATABASE_URL`, or the local default.
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")

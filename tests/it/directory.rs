@@ -139,6 +139,64 @@ async fn resolve_stops_returning_a_node_within_the_heartbeat_timeout() {
     app.stop().await;
 }
 
+/// A heartbeat signed 120 s ahead of livesteer's clock, replayed byte for byte 2 s and 3 s
+/// later (and again after a restart): applied once, never again, and the node's health ends
+/// when the first one's does.
+#[tokio::test]
+async fn a_replayed_heartbeat_signed_ahead_never_extends_health() {
+    let db = TestDb::sqlite();
+    let clock = Arc::new(ManualClock::new(T0));
+    let app = app(&db, clock.clone()).await;
+    let body = hb("chat-tw-1", "chat", "tw", 10, &[]);
+    let signed_at = clock.now_secs() + 120;
+    let send = |app: &TestApp| {
+        let app_url = app.url("/v1/nodes/heartbeat");
+        let client = app.client.clone();
+        let body = body.clone();
+        async move {
+            let t = signed_at.to_string();
+            let sig = signed::sign(CHAT_SECRET.as_bytes(), &t, body.as_bytes());
+            let res = client
+                .post(app_url)
+                .header("content-type", "application/json")
+                .header(signed::TIMESTAMP_HEADER, t)
+                .header(signed::SIGNATURE_HEADER, sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let first = send(&app).await;
+    assert_eq!(first["applied"], true, "{first}");
+    // Last-seen is the signed time capped at livesteer's clock.
+    assert_eq!(first["healthy_until_ms"], T0 + 30_000);
+    for later_ms in [2_000, 1_000] {
+        clock.advance_ms(later_ms);
+        let replay = send(&app).await;
+        assert_eq!(replay["applied"], false, "{replay}");
+        assert_eq!(replay["healthy_until_ms"], T0 + 30_000, "{replay}");
+    }
+    let node = app.state.directory.node("chat-tw-1").unwrap();
+    assert_eq!(node.last_seen_ms, T0);
+
+    // After a restart on the same database the replay is still no newer.
+    app.state.directory.writer().flush().await.unwrap();
+    app.stop().await;
+    let app = self::app(&db, clock.clone()).await;
+    let replay = send(&app).await;
+    assert_eq!(replay["applied"], false, "{replay}");
+    assert_eq!(replay["healthy_until_ms"], T0 + 30_000, "{replay}");
+
+    // Health ends when the first heartbeat's does.
+    clock.set_ms(T0 + 30_001);
+    let (_, a) = app.get("/v1/resolve?services=chat&region=tw").await;
+    assert!(node_ids(&a, "chat").is_empty(), "{a}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_region_without_a_healthy_chat_node_falls_back_to_the_next_region() {
     let db = TestDb::sqlite();

@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use crate::directory::signed_post;
 use crate::support::{TestApp, root};
 
-const CENTRE: &str = "pay-tw";
-const SECRET: &str = "test-pay-tw-secret";
+pub(crate) const CENTRE: &str = "pay-tw";
+pub(crate) const SECRET: &str = "test-pay-tw-secret";
 
-fn secrets() -> HashMap<String, String> {
+pub(crate) fn secrets() -> HashMap<String, String> {
     [("LIVESTEER_PAY_TW_SECRET".to_string(), SECRET.to_string())].into()
 }
 
@@ -28,7 +28,7 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-fn record(id: &str, amount: i64, currency: &str) -> Value {
+pub(crate) fn record(id: &str, amount: i64, currency: &str) -> Value {
     json!({
         "id": id, "user": format!("user-{id}"), "amount_minor": amount, "currency": currency,
         "provider": "apple", "status": "completed", "created_at": "2026-11-25T10:00:00Z",
@@ -36,7 +36,7 @@ fn record(id: &str, amount: i64, currency: &str) -> Value {
     })
 }
 
-fn batch(records: Vec<Value>) -> String {
+pub(crate) fn batch(records: Vec<Value>) -> String {
     json!({ "centre": CENTRE, "records": records }).to_string()
 }
 
@@ -216,9 +216,9 @@ async fn a_bad_hmac_or_a_stale_timestamp_gets_401_and_stores_nothing() {
 // ---------------------------------------------------------------------------------------------
 // SIGKILL while a batch is being handled.
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 fn free_port() -> u16 {
@@ -230,7 +230,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `livesteer serve` on its own port over `database_url` and waits until it answers.
-async fn serve(database_url: &str) -> Server {
+pub(crate) async fn serve(database_url: &str) -> Server {
     let port = free_port();
     let mut server = Server {
         child: Command::new(env!("CARGO_BIN_EXE_livesteer"))
@@ -272,7 +272,7 @@ async fn serve(database_url: &str) -> Server {
 }
 
 impl Server {
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         // std's Child::kill sends SIGKILL on Unix.
         self.child.kill().unwrap();
         self.child.wait().unwrap();

@@ -20,14 +20,14 @@ fn fixture(name: &str) -> String {
 }
 
 /// An SRS hook body from the fixtures for `stream` with `token`.
-fn srs_hook(name: &str, stream: &str, token: &str) -> String {
+pub(crate) fn srs_hook(name: &str, stream: &str, token: &str) -> String {
     fixture(name)
         .replace("STREAM", stream)
         .replace("TOKEN", token)
 }
 
 /// The token of a push URL.
-fn token_of(url: &str) -> String {
+pub(crate) fn token_of(url: &str) -> String {
     url.split("?token=").nth(1).unwrap().to_string()
 }
 

@@ -203,6 +203,11 @@ fn bad_scenarios_are_refused_with_their_line() {
             "startup_ms: 800, throughput_bps: -1 }",
             "tencent.throughput_bps must be",
         ),
+        (
+            "quality: { stall: 0.5",
+            "ramp_seconds: 900, quality: { stall: 0.5",
+            "short.yaml:11: incident ramp_seconds must be from 0 to end_seconds - start_seconds",
+        ),
     ] {
         let out = simulate(&SHORT.replacen(from, to, 1), &[]);
         assert_eq!(out.status.code(), Some(1), "{to}");
@@ -219,9 +224,13 @@ fn shipped_scenarios_load() {
     let (catalog, _) = livesteer::sim::catalog(
         &root().join("policies/default.yaml"),
         &root().join("scenarios/steady-regions.yaml"),
+        Some(&root().join("providers")),
     )
     .unwrap();
     assert!(catalog.registry.len() >= 2);
+    // Prices come from the provider files.
+    let tencent = catalog.registry.get("tencent").unwrap();
+    assert_eq!(tencent.info().cost_per_gb, Some(0.034));
     for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
@@ -230,7 +239,7 @@ fn shipped_scenarios_load() {
             } else {
                 "policies/default.yaml"
             };
-            livesteer::sim::catalog(&root().join(policy), &path)
+            livesteer::sim::catalog(&root().join(policy), &path, Some(&root().join("providers")))
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
@@ -299,4 +308,148 @@ sessions: { mean_seconds: 300 }
         bad("best_historical")
     );
     assert!(bad("oracle") < bad("best_historical"));
+}
+
+/// What the report test needs to open the page: Debian's Chromium, node and playwright-core
+/// (`npm ci --prefix tests/players`). Skips without them, fails in CI.
+fn chromium_present() -> bool {
+    let mut missing = Vec::new();
+    if !std::path::Path::new("/usr/bin/chromium").is_file() {
+        missing.push(("/usr/bin/chromium".to_string(), "apt-get install chromium"));
+    }
+    if !crate::media::runs("node", &["--version"]) {
+        missing.push(("node".to_string(), "apt-get install nodejs npm"));
+    }
+    if !root()
+        .join("tests/players/node_modules/playwright-core")
+        .is_dir()
+    {
+        missing.push((
+            "tests/players/node_modules".to_string(),
+            "npm ci --prefix tests/players",
+        ));
+    }
+    crate::media::require("the HTML report test", &missing)
+}
+
+/// `--report FILE.html`: one page with nothing from elsewhere, whose charts Chromium draws
+/// (every strategy's line, the incident, each provider share band, the cost bars), with a
+/// screenshot in the test's directory.
+#[test]
+fn the_html_report_is_self_contained_and_renders_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let out = simulate(SHORT, &["--report", page.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    for outside in ["<script", "<link", "@import", "url(", "https://", "src="] {
+        assert!(!html.contains(outside), "the page has {outside:?}");
+    }
+    assert!(
+        html.replace("http://www.w3.org/2000/svg", "")
+            .find("http://")
+            .is_none(),
+        "the page names an outside URL"
+    );
+    assert!(html.contains("<table id=\"summary\">") && html.contains("cost per 1000 sessions"));
+    if !chromium_present() {
+        return;
+    }
+    let shot = dir.path().join("report.png");
+    let run = Command::new("node")
+        .arg(root().join("tests/players/report.mjs"))
+        .arg("--page")
+        .arg(&page)
+        .arg("--screenshot")
+        .arg(&shot)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "report.mjs: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(seen["requests"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["tables"], 6, "a header and five strategies: {seen}");
+    let charts = seen["charts"].as_array().unwrap();
+    let chart = |id: &str| {
+        charts
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no chart {id}: {seen}"))
+            .clone()
+    };
+    for c in charts {
+        assert!(
+            c["width"].as_f64().unwrap() > 100.0 && c["height"].as_f64().unwrap() > 50.0,
+            "{c}"
+        );
+    }
+    let bad = chart("bad-rate");
+    // Five strategies' lines and the incident.
+    assert_eq!(bad["drawn"], bad["shapes"], "{bad}");
+    assert_eq!(bad["drawn"], 6, "{bad}");
+    let cost = chart("cost");
+    assert_eq!(cost["drawn"], 5, "{cost}");
+    // One region (tw): the engine's and the oracle's provider shares, each with bands.
+    let shares: Vec<&serde_json::Value> = charts
+        .iter()
+        .filter(|c| c["class"] == "chart share")
+        .collect();
+    assert_eq!(shares.len(), 2, "{seen}");
+    for s in shares {
+        assert!(
+            s["kinds"].as_array().unwrap().iter().any(|k| k == "band"),
+            "{s}"
+        );
+    }
+    let png = std::fs::metadata(&shot).unwrap();
+    assert!(png.len() > 10_000, "screenshot of {} bytes", png.len());
+    eprintln!("report screenshot: {}", shot.display());
+}
+
+/// A world with a drift that repeats, a traffic ramp, locality, a shared capacity, an ingest
+/// incident and anchors arriving simulates; cost per 1,000 sessions is the provider files'
+/// prices unless the scenario's own override them.
+#[test]
+fn the_richer_world_simulates_and_prices_its_sessions() {
+    let world = SHORT
+        .replace(
+            "tw: { sessions_per_second: 20 }",
+            "tw: { sessions_per_second: 20, locality: 0.8, ramps: [{ start_seconds: 0, end_seconds: 200, factor: 1.5 }] }\n  hk: { sessions_per_second: 5 }",
+        )
+        .replace(
+            "quality: { stall: 0.5",
+            "ramp_seconds: 60, repeat: { every_seconds: 160, times: 2 }, quality: { stall: 0.5",
+        )
+        .replace("start_seconds: 100, end_seconds: 250", "start_seconds: 20, end_seconds: 150")
+        .replace(
+            "per_region: { tw: 10 }",
+            "per_region: { tw: 10, hk: 2 }\n  arrivals:\n    - { region: hk, count: 3, from_seconds: 60, until_seconds: 240 }",
+        )
+        + "shared_capacity:\n  - { provider: alibaba, regions: [tw, hk], sessions: 500 }\ningest_incidents:\n  - { provider: alibaba, region: tw, start_seconds: 100, end_seconds: 200, stall: 0.5 }\n";
+    let r = report(&world);
+    let engine = outcome(&r, "engine");
+    assert!(engine["sessions"].as_u64().unwrap() > 5_000, "{engine}");
+    assert_eq!(engine["time_to_avoid_seconds"].as_array().unwrap().len(), 1);
+    assert!(engine["regions"]["hk"]["sessions"].as_u64().unwrap() > 500);
+    // Tencent 0.034, Alibaba 0.03 and local-srs 0 per GB: some cost, under the dearest.
+    let gb_per_session = 300.0 * 2_500_000.0 / 8e9;
+    for s in ["engine", "static", "random", "best_historical", "oracle"] {
+        let cost = outcome(&r, s)["cost_per_1000_sessions"].as_f64().unwrap();
+        assert!(
+            cost > 0.0 && cost < 1000.0 * gb_per_session * 0.034 * 2.0,
+            "{s}: {cost}"
+        );
+    }
+    let free = report(&format!("{world}prices: {{ tencent: 0, alibaba: 0 }}\n"));
+    for s in ["engine", "static", "oracle"] {
+        assert_eq!(outcome(&free, s)["cost_per_1000_sessions"], 0.0, "{s}");
+    }
 }

@@ -1,0 +1,1 @@
+ALTER TABLE service_nodes DROP COLUMN signed_ms;

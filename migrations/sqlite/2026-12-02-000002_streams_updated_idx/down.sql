@@ -1,0 +1,1 @@
+DROP INDEX streams_updated_ms_idx;

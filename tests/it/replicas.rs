@@ -1,0 +1,94 @@
+//! Two replicas on one PostgreSQL database: a stream created on one plays on the other, and
+//! its end answers 410 there, within a second (LISTEN/NOTIFY); one that missed the
+//! notifications (it started later) has it from the start-up load and the catch-up.
+
+use std::time::{Duration, Instant};
+
+use livesteer::store::testing::TestDb;
+
+use crate::support::TestApp;
+
+/// The play status on `app` for `id`, polled until it is `want` or a second has passed.
+async fn status_within_a_second(app: &TestApp, id: &str, want: u16) -> (u16, Duration) {
+    let path = format!("/v1/streams/{id}/play?protocol=hls&region=tw");
+    let started = Instant::now();
+    loop {
+        let (status, _) = app.get(&path).await;
+        if status == want || started.elapsed() > Duration::from_secs(1) {
+            return (status, started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stream_created_or_ended_on_one_replica_shows_on_the_other_within_a_second() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let a = TestApp::builder(&db).start().await;
+    let b = TestApp::builder(&db).start().await;
+
+    for round in 0..3 {
+        let created = a
+            .create_stream(&format!("anchor-replica-{round}"), "tw")
+            .await;
+        let id = created["stream_id"].as_str().unwrap();
+        let (status, took) = status_within_a_second(&b, id, 200).await;
+        assert_eq!(
+            status, 200,
+            "round {round}: {id} created on A, on B after {took:?}"
+        );
+        let (status, _) = a.delete(&format!("/v1/streams/{id}")).await;
+        assert_eq!(status, 200);
+        let (status, took) = status_within_a_second(&b, id, 410).await;
+        assert_eq!(
+            status, 410,
+            "round {round}: {id} ended on A, on B after {took:?}"
+        );
+    }
+    // Created on B, ended on B: A follows too.
+    let created = b.create_stream("anchor-replica-b", "tw").await;
+    let id = created["stream_id"].as_str().unwrap().to_string();
+    assert_eq!(status_within_a_second(&a, &id, 200).await.0, 200);
+    // A replica started later loads the live stream at start.
+    let c = TestApp::builder(&db).start().await;
+    assert_eq!(status_within_a_second(&c, &id, 200).await.0, 200);
+    b.delete(&format!("/v1/streams/{id}")).await;
+    assert_eq!(status_within_a_second(&a, &id, 410).await.0, 410);
+    assert_eq!(status_within_a_second(&c, &id, 410).await.0, 410);
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// The listeners' connections fail; a stream created meanwhile (its notification lost) reaches
+/// the other replica when its listener reconnects and catches up.
+#[tokio::test]
+async fn a_replica_that_lost_its_listener_catches_up() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let a = TestApp::builder(&db).start().await;
+    let b = TestApp::builder(&db).start().await;
+    let first = a.create_stream("anchor-catch-up-0", "tw").await;
+    let first = first["stream_id"].as_str().unwrap();
+    assert_eq!(status_within_a_second(&b, first, 200).await.0, 200);
+
+    assert_eq!(db.end_connections("LISTEN"), 2, "both replicas' listeners");
+    let created = a.create_stream("anchor-catch-up-1", "tw").await;
+    let id = created["stream_id"].as_str().unwrap();
+    // The reconnect waits a second; the catch-up reads what was missed.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let path = format!("/v1/streams/{id}/play?protocol=hls&region=tw");
+    loop {
+        let (status, _) = b.get(&path).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never caught up with {id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}
