@@ -11,7 +11,13 @@
 //! The listener runs on a thread of its own: it never touches the request path, and a
 //! database outage only delays what it merges. SQLite (one node) needs none of this.
 //!
-//! **Architecture invariant:** memory only ever takes a newer change (`StreamTable::merge`).
+//! A request for a stream this replica does not hold (its notification not merged yet, or
+//! lost) reads the row once ([`StreamReads`]): concurrent requests for one id share the read,
+//! and "not in the database" is remembered for [`ABSENT_FOR`], so unknown ids cost the database
+//! at most one read per id and interval.
+//!
+//! **Architecture invariant:** memory only ever takes a newer change (`StreamTable::merge`,
+//! `StreamTable::adopt`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -30,6 +36,61 @@ pub const OVERLAP_MS: i64 = 5_000;
 const CATCH_UP_LIMIT: i64 = 50_000;
 /// Wait before reconnecting after the listener's connection failed.
 const RECONNECT: Duration = Duration::from_secs(1);
+/// How long a stream found in no row stays "not found" without another read.
+pub const ABSENT_FOR: Duration = Duration::from_secs(1);
+/// Most ids remembered as read.
+const READS_HELD: u64 = 100_000;
+
+/// Streams read on demand: a single-flight read per id, its outcome held for [`ABSENT_FOR`]
+/// (a found stream is in the `StreamTable` from then on; a missing one answers "not found"
+/// without a read).
+#[derive(Debug)]
+pub struct StreamReads {
+    /// id → whether its row existed.
+    read: moka::future::Cache<String, bool>,
+}
+
+impl Default for StreamReads {
+    fn default() -> Self {
+        Self {
+            read: moka::future::Cache::builder()
+                .max_capacity(READS_HELD)
+                .time_to_live(ABSENT_FOR)
+                .build(),
+        }
+    }
+}
+
+impl StreamReads {
+    /// Makes sure memory holds stream `id` if the database does, on PostgreSQL (where other
+    /// replicas create streams); a no-op when memory holds it or on SQLite. A failed read is
+    /// not remembered: the request answers from memory, as during an outage.
+    pub async fn hold(&self, state: &Arc<AppState>, id: &str) {
+        if state.db.backend() != Backend::Postgres || state.streams.get(id).is_some() {
+            return;
+        }
+        let state = state.clone();
+        let owned = id.to_string();
+        let read = self
+            .read
+            .try_get_with(id.to_string(), async move {
+                let db = state.db.clone();
+                let key = owned.clone();
+                let row = tokio::task::spawn_blocking(move || db.get_stream(&key))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                Ok::<bool, String>(match row {
+                    Some(row) => state.streams.adopt(&row).is_some(),
+                    None => false,
+                })
+            })
+            .await;
+        if let Err(e) = read {
+            tracing::debug!(stream = %id, error = %e, "cannot read a stream this replica does not hold");
+        }
+    }
+}
 
 /// Starts following other replicas' stream changes, on PostgreSQL; stops when `state` is
 /// dropped.

@@ -25,6 +25,8 @@ pub struct AppState {
     pub config: Config,
     pub catalog: ArcSwap<Catalog>,
     pub streams: StreamTable,
+    /// Streams read from the database on demand (other replicas' creates not yet merged).
+    pub stream_reads: crate::replicas::StreamReads,
     pub writer: StreamWriter,
     pub db: Db,
     pub signer: Signer,
@@ -158,6 +160,7 @@ impl AppState {
             config,
             catalog: ArcSwap::from_pointee(catalog),
             streams,
+            stream_reads: crate::replicas::StreamReads::default(),
             writer,
             db,
             signer: Signer::default(),

@@ -124,6 +124,22 @@ impl StreamTable {
         Some((s, true))
     }
 
+    /// Takes a stored row a request asked for and memory did not hold (another replica wrote
+    /// it before this one heard of it), ended or not, unless memory holds the same or a newer
+    /// change by now. Returns the stream as memory holds it.
+    pub fn adopt(&self, row: &StreamRow) -> Option<Arc<Stream>> {
+        let s = Stream::from_row(row)?;
+        let mut map = self.write();
+        if let Some(cur) = map.get(&s.id)
+            && cur.updated_ms >= s.updated_ms
+        {
+            return Some(cur.clone());
+        }
+        let s = Arc::new(s);
+        map.insert(s.id.clone(), s.clone());
+        Some(s)
+    }
+
     /// Takes a stored row another replica wrote: replaces what memory holds only when the row's
     /// change is newer (a live stream this replica has not seen, or the end of one it holds).
     /// An ended stream memory does not hold stays out, as at start. Returns whether memory

@@ -17,7 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::streams::live;
+use super::streams::{hold, live};
 use super::{place, public_base};
 use crate::manifests::hls::{self, HlsPlaylist, Pathway};
 use crate::manifests::{self, Limits, OriginTarget};
@@ -41,6 +41,7 @@ pub async fn master(
     id: web::Path<String>,
     q: web::Query<MasterQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
     let stream = live(&state, &id)?;
     let catalog = state.catalog.load_full();
     let (region, _) = place(&req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;

@@ -15,7 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
-use super::streams::live;
+use super::streams::{hold, live};
 use super::{place, public_base};
 use crate::signals::Signal;
 use crate::state::AppState;
@@ -49,6 +49,7 @@ pub async fn hls(
     id: web::Path<String>,
     q: web::Query<SteeringQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
     manifest(&req, &state, &id, &q, Flavour::Hls)
 }
 
@@ -58,6 +59,7 @@ pub async fn dash(
     id: web::Path<String>,
     q: web::Query<SteeringQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
     manifest(&req, &state, &id, &q, Flavour::Dash)
 }
 

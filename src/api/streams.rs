@@ -150,6 +150,16 @@ pub async fn create(
     }))
 }
 
+/// Before [`known`] or [`live`] in a request: a stream this replica does not hold is read
+/// from the database once (another replica created it, and its notification has not been
+/// merged yet), so every replica answers for every stream. Memory only, when it holds the id.
+pub(crate) async fn hold(state: &web::Data<AppState>, id: &str) {
+    if state.streams.get(id).is_none() && is_valid_stream_key(id) {
+        let arc = state.clone().into_inner();
+        state.stream_reads.hold(&arc, id).await;
+    }
+}
+
 pub(crate) fn known(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
     if !is_valid_stream_key(id) {
         return Err(ApiError::not_found(
@@ -188,6 +198,7 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     const REASON: &str = "ended by the app";
+    hold(&state, &id).await;
     let cur = known(&state, &id)?;
     if cur.state == StreamState::Ended {
         return Ok(HttpResponse::Ok().json(cur.as_ref()));
@@ -219,6 +230,7 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
     let stream = known(&state, &id)?;
     Ok(HttpResponse::Ok().json(stream.as_ref()))
 }
@@ -230,6 +242,7 @@ pub async fn play(
     id: web::Path<String>,
     q: web::Query<PlayQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
     let answer = answer(
         &req,
         &state,
@@ -268,6 +281,7 @@ pub async fn switch(
     id: web::Path<String>,
     body: web::Json<SwitchRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
     let body = body.into_inner();
     let reason = body.reason.as_deref().unwrap_or("unspecified");
     if reason.len() > 64

@@ -92,3 +92,56 @@ async fn a_replica_that_lost_its_listener_catches_up() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A replica asked about a stream it does not hold (its notification not merged: here the
+/// listeners' connections were just cut, so none arrives for a second) reads the row at once:
+/// a live stream plays, an ended one answers 410, an unknown one 404, on the first request.
+#[tokio::test]
+async fn a_replica_reads_a_stream_it_does_not_hold_on_the_first_request() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let a = TestApp::builder(&db).start().await;
+    let b = TestApp::builder(&db).start().await;
+    // Both listeners' connections cut (each reconnects a second after it notices).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut cut = 0;
+    while cut < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas' listeners never connected"
+        );
+        cut += db.end_connections("LISTEN");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let live = a.create_stream("anchor-read-live", "tw").await;
+    let live = live["stream_id"].as_str().unwrap();
+    let ended = a.create_stream("anchor-read-ended", "tw").await;
+    let ended = ended["stream_id"].as_str().unwrap();
+    assert_eq!(a.delete(&format!("/v1/streams/{ended}")).await.0, 200);
+
+    let play = |id: &str| format!("/v1/streams/{id}/play?protocol=hls&region=tw");
+    let (status, body) = b.get(&play(live)).await;
+    assert_eq!(
+        status, 200,
+        "{live} created on A, asked of B at once: {body}"
+    );
+    let (status, body) = b.get(&format!("/v1/steering/hls/{live}?region=tw")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = b.get(&play(ended)).await;
+    assert_eq!(
+        status, 410,
+        "{ended} ended on A, asked of B at once: {body}"
+    );
+    let (status, body) = b.get(&format!("/v1/streams/{ended}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "ended", "{body}");
+    let unknown = "s0000000000000000000000000";
+    for _ in 0..3 {
+        let (status, body) = b.get(&play(unknown)).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"], "unknown_stream", "{body}");
+    }
+    b.stop().await;
+    a.stop().await;
+}
