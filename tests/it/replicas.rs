@@ -72,23 +72,37 @@ async fn a_replica_that_lost_its_listener_catches_up() {
     let a = TestApp::builder(&db).start().await;
     let b = TestApp::builder(&db).start().await;
     let first = a.create_stream("anchor-catch-up-0", "tw").await;
-    let first = first["stream_id"].as_str().unwrap();
-    assert_eq!(status_within_a_second(&b, first, 200).await.0, 200);
+    let first = first["stream_id"].as_str().unwrap().to_string();
+    // B's own memory, not a request (a request would read the row on a miss).
+    let held = |app: &TestApp, id: &str| app.state.streams.get(id).is_some();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !held(&b, &first) {
+        assert!(Instant::now() < deadline, "B never heard of {first}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
-    assert_eq!(db.end_connections("LISTEN"), 2, "both replicas' listeners");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut cut = 0;
+    while cut < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas' listeners never connected"
+        );
+        cut += db.end_connections("LISTEN");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let created = a.create_stream("anchor-catch-up-1", "tw").await;
     let id = created["stream_id"].as_str().unwrap();
-    // The reconnect waits a second; the catch-up reads what was missed.
+    // The reconnect waits a second; the catch-up reads what was missed, with no request asking.
     let deadline = Instant::now() + Duration::from_secs(8);
-    let path = format!("/v1/streams/{id}/play?protocol=hls&region=tw");
-    loop {
-        let (status, _) = b.get(&path).await;
-        if status == 200 {
-            break;
-        }
+    while !held(&b, id) {
         assert!(Instant::now() < deadline, "B never caught up with {id}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let (status, _) = b
+        .get(&format!("/v1/streams/{id}/play?protocol=hls&region=tw"))
+        .await;
+    assert_eq!(status, 200);
     b.stop().await;
     a.stop().await;
 }
