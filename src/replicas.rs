@@ -62,11 +62,11 @@ impl Default for StreamReads {
 }
 
 impl StreamReads {
-    /// Makes sure memory holds stream `id` if the database does, on PostgreSQL (where other
-    /// replicas create streams); a no-op when memory holds it or on SQLite. A failed read is
-    /// not remembered: the request answers from memory, as during an outage.
+    /// Makes sure memory holds stream `id` (which it did not, a moment ago) if the database
+    /// does, on PostgreSQL (where other replicas create streams); a no-op on SQLite. A failed
+    /// read is not remembered: the request answers from memory, as during an outage.
     pub async fn hold(&self, state: &Arc<AppState>, id: &str) {
-        if state.db.backend() != Backend::Postgres || state.streams.get(id).is_some() {
+        if state.db.backend() != Backend::Postgres {
             return;
         }
         let state = state.clone();

@@ -21,6 +21,21 @@ async fn status_within_a_second(app: &TestApp, id: &str, want: u16) -> (u16, Dur
     }
 }
 
+/// Ends both replicas' listener connections, once both are connected (each reconnects a second
+/// after it notices, then catches up).
+async fn cut_both_listeners(db: &TestDb) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut cut = 0;
+    while cut < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas' listeners never connected"
+        );
+        cut += db.end_connections("LISTEN");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_stream_created_or_ended_on_one_replica_shows_on_the_other_within_a_second() {
     let Some(db) = TestDb::postgres() else {
@@ -81,16 +96,7 @@ async fn a_replica_that_lost_its_listener_catches_up() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut cut = 0;
-    while cut < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the replicas' listeners never connected"
-        );
-        cut += db.end_connections("LISTEN");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    cut_both_listeners(&db).await;
     let created = a.create_stream("anchor-catch-up-1", "tw").await;
     let id = created["stream_id"].as_str().unwrap();
     // The reconnect waits a second; the catch-up reads what was missed, with no request asking.
@@ -117,17 +123,7 @@ async fn a_replica_reads_a_stream_it_does_not_hold_on_the_first_request() {
     };
     let a = TestApp::builder(&db).start().await;
     let b = TestApp::builder(&db).start().await;
-    // Both listeners' connections cut (each reconnects a second after it notices).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut cut = 0;
-    while cut < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the replicas' listeners never connected"
-        );
-        cut += db.end_connections("LISTEN");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    cut_both_listeners(&db).await;
     let live = a.create_stream("anchor-read-live", "tw").await;
     let live = live["stream_id"].as_str().unwrap();
     let ended = a.create_stream("anchor-read-ended", "tw").await;
