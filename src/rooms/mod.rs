@@ -159,8 +159,12 @@ pub struct SweepSummary {
 
 struct Slot {
     room: Room,
-    /// The row last handed to the writer, with `health_pct` and `updated_ms` zeroed.
-    saved: Option<RoomRow>,
+    /// What was last handed to the writer or merged from another replica
+    /// ([`fingerprint`]).
+    saved: Option<Fingerprint>,
+    /// `updated_ms` of the row last written or merged: an older row from another replica is
+    /// not merged.
+    stamp: i64,
 }
 
 #[derive(Default)]
@@ -187,6 +191,14 @@ impl std::fmt::Debug for Rooms {
 
 fn row_of(room: &Room, s: &RoomSettings, now_ms: i64) -> RoomRow {
     RoomRow {
+        record: serde_json::to_string(room).unwrap_or_default(),
+        ..bare_row(room, s, now_ms)
+    }
+}
+
+/// [`row_of`] without the record.
+fn bare_row(room: &Room, s: &RoomSettings, now_ms: i64) -> RoomRow {
+    RoomRow {
         anchor_id: room.anchor_id.clone(),
         state: room.state.as_str().to_string(),
         since_ms: room.since_ms,
@@ -196,15 +208,59 @@ fn row_of(room: &Room, s: &RoomSettings, now_ms: i64) -> RoomRow {
         chat_connected: i32::from(room.chat_connected(s, now_ms)),
         health_pct: (room.health(s, now_ms) * 100.0).round() as i32,
         updated_ms: now_ms,
+        record: String::new(),
     }
 }
 
-fn fingerprint(row: &RoomRow) -> RoomRow {
-    RoomRow {
+/// What decides whether a room must be written again: its row without the health figure and
+/// the stamp, and its record with chat nodes' times rounded down to a quarter of the chat TTL
+/// (a chat node's heartbeat refreshes every room it lists; rewriting them all on every beat
+/// would cost a row per room and beat, while other replicas only need the time before it is
+/// a quarter TTL stale).
+fn fingerprint(room: &Room, s: &RoomSettings, now_ms: i64) -> Fingerprint {
+    let step = (s.chat_ttl_ms / 4).max(1);
+    let mut coarse = room.clone();
+    for at in coarse.chat_nodes.values_mut() {
+        *at -= at.rem_euclid(step);
+    }
+    let row = RoomRow {
         health_pct: 0,
         updated_ms: 0,
-        ..row.clone()
+        ..bare_row(room, s, now_ms)
+    };
+    (row, coarse)
+}
+
+/// See [`fingerprint`].
+type Fingerprint = (RoomRow, Room);
+
+/// `remote` (another replica's newer record) with what `local` observed later kept: a
+/// provider's ingest of the same stream with later evidence, chat nodes' later times and a
+/// later explicit chat word. So a replica whose timer fired just before another's evidence
+/// reached it cannot erase that evidence where it was observed.
+fn merged(mut remote: Room, local: &Room) -> Room {
+    for (p, mine) in &local.ingest {
+        if remote.stream_id.as_deref() != Some(mine.stream_id.as_str()) {
+            continue;
+        }
+        let later = remote
+            .ingest
+            .get(p)
+            .is_none_or(|theirs| theirs.last_evidence_ms < mine.last_evidence_ms);
+        if later {
+            remote.ingest.insert(p.clone(), mine.clone());
+        }
     }
+    for (node, at) in &local.chat_nodes {
+        let e = remote.chat_nodes.entry(node.clone()).or_insert(*at);
+        *e = (*e).max(*at);
+    }
+    if let Some((_, mine)) = local.chat_explicit
+        && remote.chat_explicit.is_none_or(|(_, theirs)| theirs < mine)
+    {
+        remote.chat_explicit = local.chat_explicit;
+    }
+    remote
 }
 
 impl Rooms {
@@ -268,10 +324,11 @@ impl Rooms {
                     );
                 }
             }
-            let saved = Some(fingerprint(row));
+            let saved = Some(fingerprint(&room, s, now_ms));
+            let stamp = row.updated_ms;
             if let Some(old) = inner
                 .rooms
-                .insert(row.anchor_id.clone(), Slot { room, saved })
+                .insert(row.anchor_id.clone(), Slot { room, saved, stamp })
             {
                 inner.counts[old.room.state.index()] -= 1;
             }
@@ -405,6 +462,59 @@ impl Rooms {
         summary
     }
 
+    /// Takes in rooms other replicas wrote (their rows, read after a notification or by the
+    /// catch-up): a row newer than what this replica last wrote or merged for the anchor
+    /// replaces the room, keeping what this replica observed later ([`merged`]). Nothing is
+    /// written back; the next input or sweep runs the machine on the merged record. Rows
+    /// without a record (written before cluster mode) are skipped. Returns how many were taken.
+    pub fn merge(&self, rows: &[RoomRow], s: &RoomSettings, now_ms: i64) -> usize {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut taken = 0;
+        for row in rows {
+            if row.record.is_empty() {
+                continue;
+            }
+            if inner
+                .rooms
+                .get(&row.anchor_id)
+                .is_some_and(|sl| sl.stamp >= row.updated_ms)
+            {
+                continue;
+            }
+            let remote: Room = match serde_json::from_str(&row.record) {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::warn!(anchor = %row.anchor_id, %error, "unreadable room record skipped");
+                    continue;
+                }
+            };
+            if remote.anchor_id != row.anchor_id {
+                continue;
+            }
+            let saved = Some(fingerprint(&remote, s, now_ms));
+            let room = match inner.rooms.get(&row.anchor_id) {
+                Some(sl) => merged(remote, &sl.room),
+                None => remote,
+            };
+            let state = room.state;
+            let slot = Slot {
+                room,
+                saved,
+                stamp: row.updated_ms,
+            };
+            if let Some(old) = inner.rooms.insert(row.anchor_id.clone(), slot) {
+                inner.counts[old.room.state.index()] -= 1;
+            }
+            inner.counts[state.index()] += 1;
+            taken += 1;
+        }
+        if taken > 0 {
+            publish_counts(&inner.counts);
+        }
+        taken
+    }
+
     /// One room.
     pub fn get(&self, s: &RoomSettings, anchor_id: &str, now_ms: i64) -> Option<RoomView> {
         let inner = self.read();
@@ -490,6 +600,7 @@ fn slot<'a>(inner: &'a mut Inner, anchor_id: &str, now_ms: i64) -> &'a mut Slot 
         .or_insert_with(|| Slot {
             room: Room::new(anchor_id, now_ms),
             saved: None,
+            stamp: i64::MIN,
         })
 }
 
@@ -515,10 +626,12 @@ fn settle(
             providers = ?slot.room.carrying(s, now_ms), "room state changed");
     }
     slot.room.tidy_offline();
-    let row = row_of(&slot.room, s, now_ms);
-    let fp = fingerprint(&row);
+    let fp = fingerprint(&slot.room, s, now_ms);
     if slot.saved.as_ref() != Some(&fp) {
         slot.saved = Some(fp);
+        // Newer than anything merged, so other replicas take it.
+        let row = row_of(&slot.room, s, now_ms.max(slot.stamp.saturating_add(1)));
+        slot.stamp = row.updated_ms;
         writer.save(row);
     }
     RoomView::of(&slot.room, s, now_ms)
