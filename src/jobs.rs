@@ -4,7 +4,9 @@
 //! A job is either per replica (it tends this process's memory) or per cluster: then it runs
 //! under a lease row in the database, so that among replicas sharing one database exactly one
 //! runs it; the holder renews the lease on every run, and another replica takes over once a
-//! holder stops renewing. The schedule is read from the policy in force before every run, so a
+//! holder stops renewing. Work a replica does over its share of the cluster's keys (probes)
+//! stays per replica and asks `cluster` what is its own. The schedule is read from the policy
+//! in force before every run, so a
 //! policy reload reschedules (or disables) a job. A failed run is logged and counted, and the
 //! schedule goes on.
 
