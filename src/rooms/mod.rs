@@ -234,33 +234,41 @@ fn fingerprint(room: &Room, s: &RoomSettings, now_ms: i64) -> Fingerprint {
 /// See [`fingerprint`].
 type Fingerprint = (RoomRow, Room);
 
-/// `remote` (another replica's newer record) with what `local` observed later kept: a
-/// provider's ingest of the same stream with later evidence, chat nodes' later times and a
-/// later explicit chat word. So a replica whose timer fired just before another's evidence
-/// reached it cannot erase that evidence where it was observed.
-fn merged(mut remote: Room, local: &Room) -> Room {
-    for (p, mine) in &local.ingest {
-        if remote.stream_id.as_deref() != Some(mine.stream_id.as_str()) {
+/// `base` with what `other` observed later added: the stream (when `base` has none), a
+/// provider's ingest of that stream with later evidence (or one `base` lacks), chat nodes'
+/// later times and a later explicit chat word. State and timers stay `base`'s. Two replicas
+/// that took inputs for one room within a flush interval of each other thus both end up with
+/// both inputs, whichever row is written last; and a replica whose stall timer fired just
+/// before another's evidence reached it cannot erase that evidence.
+fn union(mut base: Room, other: &Room) -> Room {
+    if base.stream_id.is_none() {
+        base.stream_id = other.stream_id.clone();
+    }
+    for (p, theirs) in &other.ingest {
+        if base.stream_id.as_deref() != Some(theirs.stream_id.as_str()) {
             continue;
         }
-        let later = remote
+        let later = base
             .ingest
             .get(p)
-            .is_none_or(|theirs| theirs.last_evidence_ms < mine.last_evidence_ms);
+            .is_none_or(|mine| mine.last_evidence_ms < theirs.last_evidence_ms);
         if later {
-            remote.ingest.insert(p.clone(), mine.clone());
+            base.ingest.insert(p.clone(), theirs.clone());
         }
     }
-    for (node, at) in &local.chat_nodes {
-        let e = remote.chat_nodes.entry(node.clone()).or_insert(*at);
+    if base.region.is_empty() {
+        base.region = other.region.clone();
+    }
+    for (node, at) in &other.chat_nodes {
+        let e = base.chat_nodes.entry(node.clone()).or_insert(*at);
         *e = (*e).max(*at);
     }
-    if let Some((_, mine)) = local.chat_explicit
-        && remote.chat_explicit.is_none_or(|(_, theirs)| theirs < mine)
+    if let Some((_, theirs)) = other.chat_explicit
+        && base.chat_explicit.is_none_or(|(_, mine)| mine < theirs)
     {
-        remote.chat_explicit = local.chat_explicit;
+        base.chat_explicit = other.chat_explicit;
     }
-    remote
+    base
 }
 
 impl Rooms {
@@ -463,23 +471,17 @@ impl Rooms {
     }
 
     /// Takes in rooms other replicas wrote (their rows, read after a notification or by the
-    /// catch-up): a row newer than what this replica last wrote or merged for the anchor
-    /// replaces the room, keeping what this replica observed later ([`merged`]). Nothing is
-    /// written back; the next input or sweep runs the machine on the merged record. Rows
-    /// without a record (written before cluster mode) are skipped. Returns how many were taken.
+    /// catch-up). The state and timers come from the newer of the row and what this replica
+    /// last wrote or merged for the anchor; the evidence is the [`union`] of both. When that
+    /// adds to the row, the machine runs and the room is written again, so what this replica
+    /// alone had observed reaches the others too. Rows without a record (written before
+    /// cluster mode) are skipped. Returns how many rooms changed.
     pub fn merge(&self, rows: &[RoomRow], s: &RoomSettings, now_ms: i64) -> usize {
         let mut inner = self.write();
         let inner = &mut *inner;
         let mut taken = 0;
         for row in rows {
             if row.record.is_empty() {
-                continue;
-            }
-            if inner
-                .rooms
-                .get(&row.anchor_id)
-                .is_some_and(|sl| sl.stamp >= row.updated_ms)
-            {
                 continue;
             }
             let remote: Room = match serde_json::from_str(&row.record) {
@@ -492,21 +494,37 @@ impl Rooms {
             if remote.anchor_id != row.anchor_id {
                 continue;
             }
-            let saved = Some(fingerprint(&remote, s, now_ms));
-            let room = match inner.rooms.get(&row.anchor_id) {
-                Some(sl) => merged(remote, &sl.room),
-                None => remote,
+            let Some(slot) = inner.rooms.get_mut(&row.anchor_id) else {
+                inner.counts[remote.state.index()] += 1;
+                let saved = Some(fingerprint(&remote, s, now_ms));
+                let slot = Slot {
+                    room: remote,
+                    saved,
+                    stamp: row.updated_ms,
+                };
+                inner.rooms.insert(row.anchor_id.clone(), slot);
+                taken += 1;
+                continue;
             };
-            let state = room.state;
-            let slot = Slot {
-                room,
-                saved,
-                stamp: row.updated_ms,
+            let newer = row.updated_ms > slot.stamp;
+            let merged = if newer {
+                union(remote.clone(), &slot.room)
+            } else {
+                union(slot.room.clone(), &remote)
             };
-            if let Some(old) = inner.rooms.insert(row.anchor_id.clone(), slot) {
-                inner.counts[old.room.state.index()] -= 1;
+            if merged == slot.room {
+                slot.stamp = slot.stamp.max(row.updated_ms);
+                continue;
             }
-            inner.counts[state.index()] += 1;
+            let (from, to) = (slot.room.state, merged.state);
+            slot.room = merged;
+            if newer {
+                slot.saved = Some(fingerprint(&remote, s, now_ms));
+                slot.stamp = row.updated_ms;
+            }
+            inner.counts[from.index()] -= 1;
+            inner.counts[to.index()] += 1;
+            settle(inner, &self.writer, &row.anchor_id, s, now_ms);
             taken += 1;
         }
         if taken > 0 {
@@ -792,5 +810,47 @@ mod tests {
         let many = rooms.many(&s, &["a4".into(), "nobody".into()], 10);
         assert_eq!(many[0].state, RoomState::Live);
         assert_eq!(many[1], RoomView::unknown("nobody"));
+    }
+
+    /// A publish reaches replica A while the anchor's chat connects on replica B, each before
+    /// the other's row arrived: after exchanging rows (in either order) both hold both inputs
+    /// and agree that the room is live.
+    #[tokio::test]
+    async fn rooms_changed_on_two_replicas_at_once_merge_both_inputs() {
+        let (da, db_) = (TestDb::sqlite(), TestDb::sqlite());
+        let (wa, _ta) = RoomWriter::spawn(da.db().clone(), Duration::from_millis(5));
+        let (wb, _tb) = RoomWriter::spawn(db_.db().clone(), Duration::from_millis(5));
+        let (a, b) = (Rooms::new(wa), Rooms::new(wb));
+        let s = RoomSettings {
+            confirm_ms: 0,
+            ..settings()
+        };
+        a.ingest(&s, &publish("a1", "s1"), 100);
+        b.chat(&s, "a1", true, 110);
+        assert_eq!(a.get(&s, "a1", 120).unwrap().state, RoomState::Starting);
+        assert_eq!(b.get(&s, "a1", 120).unwrap().state, RoomState::Offline);
+        a.flush().await.unwrap();
+        b.flush().await.unwrap();
+        let row_a = da.get_room("a1").unwrap().unwrap();
+        let row_b = db_.get_room("a1").unwrap().unwrap();
+        // B hears of A's older row, A of B's newer one.
+        assert_eq!(b.merge(std::slice::from_ref(&row_a), &s, 130), 1);
+        assert_eq!(a.merge(std::slice::from_ref(&row_b), &s, 130), 1);
+        for (name, rooms) in [("A", &a), ("B", &b)] {
+            let room = rooms.get(&s, "a1", 130).unwrap();
+            assert_eq!(room.state, RoomState::Live, "{name}: {room:?}");
+            assert!(room.chat_connected, "{name}");
+            assert_eq!(room.providers, ["p"], "{name}");
+        }
+        // Each wrote the union; taking the other's changes nothing more.
+        a.flush().await.unwrap();
+        b.flush().await.unwrap();
+        let row_a = da.get_room("a1").unwrap().unwrap();
+        let row_b = db_.get_room("a1").unwrap().unwrap();
+        b.merge(&[row_a], &s, 140);
+        a.merge(&[row_b], &s, 140);
+        assert_eq!(a.get(&s, "a1", 140).unwrap().state, RoomState::Live);
+        assert_eq!(b.get(&s, "a1", 140).unwrap().state, RoomState::Live);
+        assert_eq!(a.counts(), b.counts());
     }
 }
