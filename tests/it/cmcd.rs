@@ -106,7 +106,7 @@ async fn a_batch_keeps_its_good_lines_and_counts_the_bad() {
         lines_counted(&app, "malformed").await,
         lines_counted(&app, "unattributed").await,
     );
-    let lines = vec![
+    let lines = [
         rr("s1", 1, 0, &segment(tencent, 1), ",sta=s"),
         r#"sid="broken,e=rr"#.to_string(),
         ps("s1", 2, 700, 'p'),
