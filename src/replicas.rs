@@ -197,8 +197,9 @@ fn step(state: &AppState, f: &mut Follower) -> Result<(), StoreError> {
                     ids.push(id);
                 }
             }
-            Change::Room(anchor, _) => {
-                if seen.insert(format!("room:{anchor}")) {
+            Change::Room(anchor, updated_ms) => {
+                if !state.rooms.holds(&anchor, updated_ms) && seen.insert(format!("room:{anchor}"))
+                {
                     anchors.push(anchor);
                 }
             }

@@ -533,6 +533,16 @@ impl Rooms {
         taken
     }
 
+    /// Whether the row of `anchor_id` stamped `updated_ms` is the one this replica last wrote
+    /// or merged (its own writes come back as notifications too: no need to read them). An
+    /// older row from another replica is not "held": it may carry evidence to add.
+    pub fn holds(&self, anchor_id: &str, updated_ms: i64) -> bool {
+        self.read()
+            .rooms
+            .get(anchor_id)
+            .is_some_and(|sl| sl.stamp == updated_ms)
+    }
+
     /// One room.
     pub fn get(&self, s: &RoomSettings, anchor_id: &str, now_ms: i64) -> Option<RoomView> {
         let inner = self.read();
