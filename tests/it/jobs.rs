@@ -164,3 +164,32 @@ async fn postgres_probes_are_divided_among_live_replicas() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Saving score windows is every replica's job; forgetting expired ones (and long-dead
+/// replicas' registry rows) runs under the `tidy` lease, on one replica at a time.
+async fn one_replica_tidies(db: TestDb) {
+    let a = TestApp::builder(&db).start().await;
+    let b = TestApp::builder(&db).start().await;
+    jobs::run_once(a.state.clone(), "persist_scores")
+        .await
+        .unwrap();
+    jobs::run_once(b.state.clone(), "persist_scores")
+        .await
+        .unwrap();
+    let (holder, _) = db.lease_holder(jobs::TIDY_LEASE).unwrap().unwrap();
+    assert_eq!(holder, a.state.instance);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_one_replica_tidies() {
+    one_replica_tidies(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_replica_tidies() {
+    if let Some(db) = TestDb::postgres() {
+        one_replica_tidies(db).await;
+    }
+}
