@@ -188,7 +188,7 @@ fn step(state: &AppState, f: &mut Follower) -> Result<(), StoreError> {
     };
     let mut ids: Vec<String> = Vec::new();
     let mut anchors: Vec<String> = Vec::new();
-    let mut seen = HashSet::new();
+    let (mut seen, mut seen_rooms) = (HashSet::<String>::new(), HashSet::<String>::new());
     let (mut drains, mut policy) = (false, None);
     for change in l.changes()? {
         match change {
@@ -198,8 +198,7 @@ fn step(state: &AppState, f: &mut Follower) -> Result<(), StoreError> {
                 }
             }
             Change::Room(anchor, updated_ms) => {
-                if !state.rooms.holds(&anchor, updated_ms) && seen.insert(format!("room:{anchor}"))
-                {
+                if !state.rooms.holds(&anchor, updated_ms) && seen_rooms.insert(anchor.clone()) {
                     anchors.push(anchor);
                 }
             }
