@@ -19,7 +19,9 @@ const IDLE: Duration = Duration::from_secs(600);
 /// How the cache fetches, from the policy in force at each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// A manifest older than this is refreshed (in the background; it is answered meanwhile).
+    /// A manifest older than this is refreshed (in the background; it is answered meanwhile),
+    /// unless it says itself how long it holds ([`Manifest::hold`]: an MPD's
+    /// `minimumUpdatePeriod`).
     pub refresh: Duration,
     /// One fetch gives up after this long.
     pub timeout: Duration,
@@ -183,9 +185,9 @@ impl<T: Manifest> OriginCache<T> {
     }
 }
 
-fn entry<T>(result: Result<Arc<T>, OriginError>, limits: Limits) -> Entry<T> {
+fn entry<T: Manifest>(result: Result<Arc<T>, OriginError>, limits: Limits) -> Entry<T> {
     let (due, keep) = match &result {
-        Ok(_) => (limits.refresh, None),
+        Ok(m) => (m.hold().unwrap_or(limits.refresh), None),
         Err(_) => (limits.retry, Some(limits.retry)),
     };
     Entry {

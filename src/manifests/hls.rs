@@ -428,13 +428,13 @@ fn other(v: &VariantStream, name: &str) -> Option<String> {
 }
 
 /// A reference on another host than the origin's, or with a scheme of its own.
-fn is_foreign(reference: &str) -> bool {
+pub(super) fn is_foreign(reference: &str) -> bool {
     reference.starts_with("//") || url::Url::parse(reference).is_ok()
 }
 
 /// `reference` relative to `base` when it is on `base`'s host (an absolute URI the origin wrote
 /// to itself), else as written.
-fn relative(base: &url::Url, reference: &str) -> String {
+pub(super) fn relative(base: &url::Url, reference: &str) -> String {
     let reference = reference.trim();
     if !is_foreign(reference) {
         return reference.to_string();
