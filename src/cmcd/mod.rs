@@ -7,7 +7,8 @@
 //!   - **provider:** the `url` (or `nor`) host and path matched against the provider files'
 //!     play endpoints ([`HostIndex`], built once per catalog); a report without `url` takes its
 //!     session's (`sid`) last known provider, from a bounded map whose entries expire when a
-//!     session goes quiet;
+//!     session goes quiet; a session's reports from before its first request (hls.js: `t`,
+//!     `ps` with `sta=d` and `sta=s`) are held in it for the provider that request names;
 //!   - **stream:** `cid` when it is a livesteer stream id, else the stream the URL's path
 //!     names;
 //!   - **meaning:** per session, not per line. A segment line is a fraction of a session, so a
@@ -397,7 +398,16 @@ impl Collector {
                 .map(|(p, _)| p.clone())
                 .or_else(|| s.provider.clone());
             let Some(provider) = provider else {
-                taken.unattributed += 1;
+                if session.is_none() || located.is_some() || request_url(r).is_some() {
+                    taken.unattributed += 1;
+                    continue;
+                }
+                // A session's first reports (hls.js: `t`, then `ps` with `sta=d` and `sta=s`)
+                // come before any request names its provider: they are held in the session,
+                // startup's start among them, and go to the provider its first request names.
+                s.region = cx.region.to_string();
+                taken.accepted += 1;
+                s.apply(r, cx.now_ms);
                 continue;
             };
             if s.provider.as_deref() != Some(provider.as_str()) {

@@ -23,7 +23,7 @@
 //! the seconds of stall, the steering requests with livesteer's answers, and the segments'
 //! edges over time.
 //!
-//! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens` runs some of them only.
+//! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd` runs some of them only.
 //!
 //! Skips with a printed reason when nginx, the RTMP module, ffmpeg, node, chromium or
 //! `tests/players/node_modules` (`npm ci --prefix tests/players`) is missing, except with
@@ -125,6 +125,8 @@ struct Opts {
     token_refresh_seconds: Option<u64>,
     /// livesteer's clock, when not the system's.
     clock: Option<Arc<OffsetClock>>,
+    /// No probes: what livesteer learns of the edges comes from the players alone.
+    no_probes: bool,
 }
 
 /// The system clock plus an offset the test sets: livesteer's time only, for tokens whose
@@ -266,6 +268,7 @@ fn policy_yaml(opts: &Opts) -> String {
     let refresh = opts
         .token_refresh_seconds
         .map_or(String::new(), |t| format!("\n  token_refresh_seconds: {t}"));
+    let probes = if opts.no_probes { "" } else { "*/2 * * * * *" };
     format!(
         r#"regions:
   - id: global
@@ -287,7 +290,7 @@ probes:
   timeout_ms: 2000
   connect_timeout_ms: 500
 jobs:
-  probe_streams: "*/2 * * * * *"
+  probe_streams: "{probes}"
   sweep_rooms: ""
   check_nodes: ""
   sync_nodes: ""
@@ -305,9 +308,15 @@ struct Driver {
 
 impl Driver {
     async fn start(src: &str, log: PathBuf) -> Driver {
+        Driver::start_with(&["--src", src], log).await
+    }
+
+    /// With `run.mjs` arguments of the caller's (sources, players, a CMCD collector).
+    async fn start_with(args: &[&str], log: PathBuf) -> Driver {
         let mut child = tokio::process::Command::new("node")
             .arg(players_dir().join("run.mjs"))
-            .args(["--src", src, "--stdin", "--seconds", "240"])
+            .args(args)
+            .args(["--stdin", "--seconds", "240"])
             .current_dir(players_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -966,6 +975,270 @@ async fn qos_scenario(tally: &mut Tally) {
     }
 }
 
+/// The issue's limit for the players' CMCD reports to take first place from A.
+const CMCD_LIMIT: Duration = Duration::from_secs(30);
+
+/// What one player POSTed to livesteer's CMCD collector.
+#[derive(Default)]
+struct CmcdTally {
+    /// Bodies and the lines in them.
+    bodies: usize,
+    lines: usize,
+    /// Lines livesteer took, as its `livesteer-cmcd` answer header counted them.
+    accepted: u64,
+    unattributed: u64,
+    malformed: u64,
+    /// Answers other than 204, as `status x count`.
+    refused: BTreeMap<u64, usize>,
+    /// Each event type (`e=`) and how many lines carried it.
+    events: BTreeMap<String, usize>,
+}
+
+fn cmcd_tally(p: &Value) -> CmcdTally {
+    let mut t = CmcdTally::default();
+    for post in p["cmcd"]
+        .as_array()
+        .map(|r| r.as_slice())
+        .unwrap_or_default()
+    {
+        t.bodies += 1;
+        let lines = post["lines"]
+            .as_array()
+            .map(|r| r.as_slice())
+            .unwrap_or_default();
+        t.lines += lines.len();
+        for l in lines {
+            let e = l
+                .as_str()
+                .unwrap_or("")
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("e="))
+                .unwrap_or("-");
+            *t.events.entry(e.to_string()).or_default() += 1;
+        }
+        let status = post["status"].as_u64().unwrap_or(0);
+        if status != 204 {
+            *t.refused.entry(status).or_default() += 1;
+        }
+        for part in post["taken"].as_str().unwrap_or("").split(',') {
+            let Some((k, v)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let v: u64 = v.parse().unwrap_or(0);
+            match k {
+                "accepted" => t.accepted += v,
+                "unattributed" => t.unattributed += v,
+                "malformed" => t.malformed += v,
+                _ => {}
+            }
+        }
+    }
+    t
+}
+
+/// The players report CMCD v2 to livesteer and nothing else does: no `/v1/qos`, no probes, no
+/// steering (they play edge A's URL from the play answer, as an app that hands its player the
+/// first candidate does). With edge A throttled, their reports alone must make a new viewer's
+/// play answer rank B first within 30 s. `LIVESTEER_CMCD_CAPTURE=DIR` writes each player's
+/// lines to `DIR/<player>.cmcd` (how `src/cmcd/fixtures` was captured).
+async fn cmcd_scenario(tally: &mut Tally) {
+    let name = "CMCD reports only";
+    let mut stack = Stack::start(Opts {
+        no_probes: true,
+        ..Opts::default()
+    })
+    .await;
+    let app = &stack.app;
+    let id = &stack.stream;
+    let first = || async {
+        let (status, body) = app
+            .get(&format!("/v1/streams/{id}/play?region=global"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let before = first().await;
+    assert_eq!(
+        before["candidates"][0]["provider"], "edge-a",
+        "livesteer must rank A first before the fault: {before}"
+    );
+    let src = before["candidates"][0]["url"].as_str().unwrap().to_string();
+    let collector = app.url("/v1/cmcd?region=global");
+    let mut driver = Driver::start_with(
+        &[
+            "--src",
+            &src,
+            "--players",
+            "hlsjs,shaka",
+            "--cmcd",
+            &collector,
+        ],
+        stack.origin.path("players.log"),
+    )
+    .await;
+    driver.start_or_fail().await;
+    let ready = driver.wait_for("ready", READY).await.is_some();
+    if ready {
+        tokio::time::sleep(WARM).await;
+    }
+    let still_first = first().await["candidates"][0]["provider"] == "edge-a";
+    stack.edges[0].throttle(THROTTLE);
+    let t0 = now_ms();
+    let started = Instant::now();
+    let mut history: Vec<String> = Vec::new();
+    let took = loop {
+        let play = first().await;
+        let order: Vec<&str> = play["candidates"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|c| c["provider"].as_str()).collect())
+            .unwrap_or_default();
+        let line = format!(
+            "{:+.1}s {}",
+            started.elapsed().as_secs_f64(),
+            order.join(" > ")
+        );
+        if history.last().map(|l| l.split_once(' ').map(|x| x.1))
+            != Some(line.split_once(' ').map(|x| x.1))
+        {
+            history.push(line);
+        }
+        if order.first() != Some(&"edge-a") {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() > CMCD_LIMIT + Duration::from_secs(10) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let capture = std::env::var_os("LIVESTEER_CMCD_CAPTURE").map(PathBuf::from);
+    if capture.is_some() {
+        // A capture keeps the throttled players reporting a while longer.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    }
+    let result = driver.finish().await;
+    for h in &history {
+        say(&format!(
+            "[{name}] new viewer's play order {h} after the throttle"
+        ));
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("livesteer_cmcd_lines_total"))
+        .collect();
+    say(&format!(
+        "[{name}] livesteer counted: {}",
+        counted.join("; ")
+    ));
+    let mut accepted_all = 0;
+    for p in result["players"].as_array().unwrap() {
+        let o = outcome(&stack, p, t0);
+        let c = cmcd_tally(p);
+        accepted_all += c.accepted;
+        tally.row(name, &o);
+        let who = format!("[{name}] {}", o.version);
+        say(&format!(
+            "{who}: sent {} CMCD lines in {} bodies ({}); livesteer accepted {}, unattributed {}, \
+             malformed {}; refused bodies {:?}; segments {}; stalled {:.1} s after the throttle",
+            c.lines,
+            c.bodies,
+            c.events
+                .iter()
+                .map(|(e, n)| format!("{e} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.accepted,
+            c.unattributed,
+            c.malformed,
+            c.refused,
+            o.timeline,
+            o.stall_after_s
+        ));
+        if let Some(dir) = &capture {
+            std::fs::create_dir_all(dir).unwrap();
+            let lines: Vec<&str> = p["cmcd"]
+                .as_array()
+                .map(|r| r.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|post| post["lines"].as_array().into_iter().flatten())
+                .filter_map(Value::as_str)
+                .collect();
+            let file = dir.join(format!(
+                "{}.cmcd",
+                o.version.split_whitespace().next().unwrap_or("player")
+            ));
+            std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+            say(&format!(
+                "{who}: {} lines written to {}",
+                lines.len(),
+                file.display()
+            ));
+        }
+        if !o.playing {
+            tally.fail(format!("{who} never played: {}", o.errors.join("; ")));
+        }
+        if c.lines == 0 || c.accepted == 0 {
+            tally.fail(format!(
+                "{who} sent {} CMCD lines and livesteer accepted {}: its reports fed nothing",
+                c.lines, c.accepted
+            ));
+        }
+        if !c.refused.is_empty() {
+            tally.fail(format!(
+                "{who}'s CMCD bodies were answered {:?}, not 204 (a player resends on 5xx and \
+                 drops the target on 410)",
+                c.refused
+            ));
+        }
+    }
+    let metric_accepted: u64 = counted
+        .iter()
+        .filter(|l| l.contains("outcome=\"accepted\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64;
+    if metric_accepted != accepted_all {
+        tally.fail(format!(
+            "[{name}] livesteer_cmcd_lines_total{{outcome=\"accepted\"}} is {metric_accepted}, \
+             but its answers to the players said {accepted_all}"
+        ));
+    }
+    if !still_first {
+        tally.fail(format!(
+            "[{name}] A lost first place before the throttle, with A healthy"
+        ));
+    }
+    match took {
+        Some(t) => say(&format!(
+            "[{name}] A lost first place for new viewers {:.1} s after the throttle (limit {:?})",
+            t.as_secs_f64(),
+            CMCD_LIMIT
+        )),
+        None => say(&format!("[{name}] A kept first place for new viewers")),
+    }
+    match took {
+        Some(t) if t <= CMCD_LIMIT => {}
+        Some(t) => tally.fail(format!(
+            "[{name}] the players' CMCD reports made A lose first place only {:.1} s after the \
+             throttle, past {CMCD_LIMIT:?}",
+            t.as_secs_f64()
+        )),
+        None => tally.fail(format!(
+            "[{name}] the players' CMCD reports did not make A lose first place within \
+             {:?} of the throttle",
+            CMCD_LIMIT + Duration::from_secs(10)
+        )),
+    }
+}
+
 /// The EdgeAuth expiry (`exp=`) in a play URL's token, if any.
 fn token_exp(url: &str) -> Option<i64> {
     query_param(url, "__token__")
@@ -985,6 +1258,7 @@ async fn token_scenario(tally: &mut Tally) {
         url_ttl_seconds: Some(60),
         token_refresh_seconds: Some(58),
         clock: Some(clock.clone()),
+        ..Opts::default()
     })
     .await;
     let mut driver = Driver::start(&stack.master_url(), stack.origin.path("players.log")).await;
@@ -1116,7 +1390,7 @@ async fn stock_players_follow_livesteer_steering() {
     }
     let start = Instant::now();
     let mut tally = Tally::default();
-    // LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens (the default: all) runs some only,
+    // LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd (the default: all) runs some only,
     // for work on one by hand.
     let only = std::env::var("LIVESTEER_PLAYER_SCENARIOS").unwrap_or_default();
     let run = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
@@ -1132,6 +1406,9 @@ async fn stock_players_follow_livesteer_steering() {
     }
     if run("tokens") {
         token_scenario(&mut tally).await;
+    }
+    if run("cmcd") {
+        cmcd_scenario(&mut tally).await;
     }
     say(&format!(
         "players: {:.0} s in all. Seconds to end on B after the fault (after the reports for \
