@@ -265,7 +265,7 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
                 {
                     let text = quick_xml::escape::unescape(&raw)
                         .map_err(|e| format!("bad BaseURL at line {}: {e}", line(pos)))?;
-                    let rel = super::hls::relative(url, &text);
+                    let rel = relative(url, &text);
                     let w = if in_tail { &mut tail } else { &mut head };
                     let _ = w.write_event(Event::Text(BytesText::new(&rel)));
                 }
@@ -337,10 +337,10 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
             let text = quick_xml::escape::unescape(&raw)
                 .map_err(|e| format!("bad MPD-level BaseURL: {e}"))?;
             let text = text.trim();
-            if text.is_empty() {
+            if text.is_empty() || text == "." {
                 "./".to_string()
             } else {
-                let rel = super::hls::relative(url, text);
+                let rel = relative(url, text);
                 if super::hls::is_foreign(&rel) {
                     return Err(format!(
                         "its BaseURL {text:?} is on another host, which livesteer cannot serve \
@@ -362,6 +362,31 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
         dynamic,
         minimum_update_period,
     })
+}
+
+/// `reference` (a `BaseURL`) relative to the directory of the MPD at `mpd` when it is on the
+/// MPD's host (`./` for that directory itself, a path from the root outside it), else as
+/// written.
+fn relative(mpd: &url::Url, reference: &str) -> String {
+    let reference = reference.trim();
+    let Ok(abs) = mpd.join(reference) else {
+        return reference.to_string();
+    };
+    if abs.origin() != mpd.origin() {
+        return reference.to_string();
+    }
+    let path = mpd.path();
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let mut out = match abs.path().strip_prefix(dir) {
+        Some("") => "./".to_string(),
+        Some(rest) => rest.to_string(),
+        None => abs.path().to_string(),
+    };
+    if let Some(q) = abs.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// A start tag with its attributes as they were (values still escaped), one space apart.
@@ -587,6 +612,15 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("<Period id=\"2\">"), "{out}");
+    }
+
+    #[test]
+    fn an_origin_base_url_of_its_own_directory_is_the_mpds_directory() {
+        for base in ["http://origin.example:8088/dash/", "./", ".", ""] {
+            let text = format!("<MPD><BaseURL>{base}</BaseURL><Period/></MPD>");
+            let mpd = DashMpd::parse(text.as_bytes(), &origin()).unwrap();
+            assert_eq!(mpd.base_reference(), "./", "{base:?}");
+        }
     }
 
     #[test]

@@ -434,7 +434,7 @@ pub(super) fn is_foreign(reference: &str) -> bool {
 
 /// `reference` relative to `base` when it is on `base`'s host (an absolute URI the origin wrote
 /// to itself), else as written.
-pub(super) fn relative(base: &url::Url, reference: &str) -> String {
+fn relative(base: &url::Url, reference: &str) -> String {
     let reference = reference.trim();
     if !is_foreign(reference) {
         return reference.to_string();
