@@ -8,8 +8,10 @@
 //! choice is livesteer's); and a `<Location>` that brings the player's MPD refreshes back here,
 //! where they get freshly signed base URLs. The origin's MPD comes from the per-stream cache
 //! (`manifests::OriginCache`), held for the MPD's own `minimumUpdatePeriod`: a cold stream's
-//! first viewers wait for one bounded fetch, everyone else is answered from memory; an origin
-//! that cannot be had is a JSON 502 naming it.
+//! first viewers wait for one bounded fetch, everyone else is answered from memory. It is read
+//! from the stream's origin, else (when the origin fails, or none offers DASH) through the
+//! service locations in the viewer's order, each asked at most once per retry time; when none
+//! can give it, a JSON 502 names the first that failed.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -56,21 +58,41 @@ pub async fn mpd(
             ),
         )
     };
-    let Some(first) = decision.candidates.first() else {
+    if decision.candidates.is_empty() {
         return Err(no_provider());
+    }
+    // The stream's origin, then each service location in the viewer's order: a live MPD read
+    // through a CDN (no origin of the stream offers DASH itself) must not die with one edge.
+    let limits = Limits::from_policy(&catalog.policy.delivery);
+    let mut targets: Vec<OriginTarget> =
+        manifests::origin_target(&catalog, &state.signer, &stream, Protocol::Dash, now)
+            .into_iter()
+            .collect();
+    for c in &decision.candidates {
+        if !targets.iter().any(|t| t.provider == c.provider) {
+            targets.push(OriginTarget {
+                provider: c.provider.clone(),
+                url: c.url.clone(),
+            });
+        }
+    }
+    let mut first_error = None;
+    let mut origin = None;
+    for t in &targets {
+        match state.manifests.dash.get(t, limits).await {
+            Ok(m) => {
+                origin = Some(m);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let Some(origin) = origin else {
+        let e = first_error.map_or_else(|| "no origin to ask".to_string(), |e| e.to_string());
+        return Err(ApiError::bad_gateway("origin_unavailable", e));
     };
-    // The stream's origin; failing that, the viewer's first service location.
-    let target = manifests::origin_target(&catalog, &state.signer, &stream, Protocol::Dash, now)
-        .unwrap_or_else(|| OriginTarget {
-            provider: first.provider.clone(),
-            url: first.url.clone(),
-        });
-    let origin = state
-        .manifests
-        .dash
-        .get(&target, Limits::from_policy(&catalog.policy.delivery))
-        .await
-        .map_err(|e| ApiError::bad_gateway("origin_unavailable", e.to_string()))?;
     let reference = origin.base_reference();
     // Each provider's base URL, signed; one that cannot be is left out.
     let locations: Vec<(&steering::Candidate, ServiceLocation)> = decision

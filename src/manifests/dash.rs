@@ -37,6 +37,9 @@ const BEFORE_BASE_URL: &[&str] = &["ProgramInformation"];
 /// The shortest time an MPD is held, whatever its `minimumUpdatePeriod` says.
 const MIN_HOLD: Duration = Duration::from_millis(500);
 
+/// The shortest age at which a live MPD whose refreshes fail is no longer answered.
+const MIN_STALE: Duration = Duration::from_secs(2);
+
 /// An origin's MPD, ready to be written with livesteer's elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DashMpd {
@@ -66,6 +69,14 @@ impl Manifest for DashMpd {
 
     fn hold(&self) -> Option<Duration> {
         self.minimum_update_period.map(|d| d.max(MIN_HOLD))
+    }
+
+    /// A live MPD three update periods old (at least [`MIN_STALE`]) lists segments its origin
+    /// has moved past: players on it stall.
+    fn stale_after(&self) -> Option<Duration> {
+        self.dynamic
+            .then(|| self.hold().map(|h| (h * 3).max(MIN_STALE)))
+            .flatten()
     }
 }
 

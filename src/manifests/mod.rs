@@ -38,6 +38,13 @@ pub trait Manifest: Send + Sync + Sized + 'static {
     fn hold(&self) -> Option<Duration> {
         None
     }
+
+    /// How old this manifest may grow while its refreshes fail before it is no answer at all
+    /// (a live MPD whose segments have moved on); `None`: the last good one is answered
+    /// however old.
+    fn stale_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Where one stream's manifest is fetched: a provider and its signed URL.
