@@ -83,7 +83,7 @@ pub enum Command {
         /// Region id (default: the policy's default region).
         #[arg(long)]
         region: Option<String>,
-        /// Only this protocol (flv, hls, rtmp).
+        /// Only this protocol (flv, hls, rtmp, dash).
         #[arg(long)]
         protocol: Option<String>,
         /// The instant, unix seconds (default: now).

@@ -10,6 +10,7 @@ mod durable;
 mod jobs;
 mod master;
 mod media;
+mod mpd;
 mod origin;
 mod payments;
 mod players;

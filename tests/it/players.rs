@@ -1,4 +1,4 @@
-//! Stock HLS players follow livesteer from a web page, with no glue (issue 12).
+//! Stock HLS and DASH players follow livesteer from a web page, with no glue (issues 12, 14).
 //!
 //! Real peers only: ffmpeg publishes to livesteer's signed push URL into nginx-rtmp, whose
 //! `on_publish` asks livesteer; two nginx edges proxy the origin's HLS and are two providers
@@ -23,7 +23,12 @@
 //! the seconds of stall, the steering requests with livesteer's answers, and the segments'
 //! edges over time.
 //!
-//! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd` runs some of them only.
+//! - DASH (issue 14): the origin packages DASH too (`dash on`), the edges deliver it, and dash.js
+//!   and Shaka are each given only livesteer's `manifest.mpd`; edge A throttled, and separately
+//!   stopped, with the same limits as above.
+//!
+//! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd,dash-throttle,dash-stop` runs some
+//! of them only.
 //!
 //! Skips with a printed reason when nginx, the RTMP module, ffmpeg, node, chromium or
 //! `tests/players/node_modules` (`npm ci --prefix tests/players`) is missing, except with
@@ -112,6 +117,7 @@ struct Stack {
     /// `[edge-a, edge-b]`.
     edges: [Edge; 2],
     stream: String,
+    dash: bool,
     _nginx: Proc,
     _ffmpeg: Proc,
     _db: TestDb,
@@ -127,6 +133,9 @@ struct Opts {
     clock: Option<Arc<OffsetClock>>,
     /// No probes: what livesteer learns of the edges comes from the players alone.
     no_probes: bool,
+    /// The origin packages DASH too (`dash on`), the edges deliver it, and the players get
+    /// livesteer's `manifest.mpd`.
+    dash: bool,
 }
 
 /// The system clock plus an offset the test sets: livesteer's time only, for tokens whose
@@ -150,6 +159,7 @@ impl Stack {
     async fn start(opts: Opts) -> Stack {
         let origin = Origin {
             playlist_seconds: 6,
+            dash: opts.dash,
             ..Origin::new()
         };
         let mut edges = [
@@ -160,11 +170,17 @@ impl Stack {
         let providers = origin.path("providers");
         origin.write_provider(&providers, "[rtmp]");
         for e in &edges {
+            let (protocols, dash) = if opts.dash {
+                ("[hls, dash]", format!("\n    dash: {}", e.dash_base()))
+            } else {
+                ("[hls]", String::new())
+            };
             std::fs::write(
                 providers.join(format!("{}.yaml", e.name)),
                 format!(
-                    "id: {name}\nkind: akamai\nprotocols: [hls]\norigin: local-nginx\nendpoints:\n  \
-                     default:\n    hls: {base}\nsigning:\n  key_env: PLAYERS_EDGE_KEY\n",
+                    "id: {name}\nkind: akamai\nprotocols: {protocols}\norigin: local-nginx\n\
+                     endpoints:\n  default:\n    hls: {base}{dash}\nsigning:\n  \
+                     key_env: PLAYERS_EDGE_KEY\n",
                     name = e.name,
                     base = e.hls_base()
                 ),
@@ -220,21 +236,43 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // And, for DASH, once its MPD is a few fragments long too.
+        if opts.dash {
+            loop {
+                if let Ok((200, body)) = http_get(origin.http, &format!("/dash/{stream}.mpd"))
+                    && body.matches("<S ").count() >= 8
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the origin never had 4 DASH fragments of {stream}\n{}",
+                    origin.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let manifest = if opts.dash {
+            "manifest.mpd"
+        } else {
+            "master.m3u8"
+        };
         let master = app
             .client
-            .get(app.url(&format!("/v1/streams/{stream}/master.m3u8")))
+            .get(app.url(&format!("/v1/streams/{stream}/{manifest}")))
             .send()
             .await
             .unwrap();
         let status = master.status();
         let master = master.text().await.unwrap();
-        assert_eq!(status, 200, "master.m3u8: {master}");
-        say(&format!("master.m3u8 the players get:\n{master}"));
+        assert_eq!(status, 200, "{manifest}: {master}");
+        say(&format!("{manifest} the players get:\n{master}"));
         Stack {
             app,
             origin,
             edges,
             stream,
+            dash: opts.dash,
             _nginx: nginx,
             _ffmpeg: ffmpeg,
             _db: db,
@@ -244,6 +282,16 @@ impl Stack {
     fn master_url(&self) -> String {
         self.app
             .url(&format!("/v1/streams/{}/master.m3u8", self.stream))
+    }
+
+    /// What the players are given: `master.m3u8`, or `manifest.mpd` for DASH.
+    fn manifest_url(&self) -> String {
+        if self.dash {
+            self.app
+                .url(&format!("/v1/streams/{}/manifest.mpd", self.stream))
+        } else {
+            self.master_url()
+        }
     }
 
     /// The edge a URL points at: `A`, `B`, or `?`.
@@ -269,13 +317,14 @@ fn policy_yaml(opts: &Opts) -> String {
         .token_refresh_seconds
         .map_or(String::new(), |t| format!("\n  token_refresh_seconds: {t}"));
     let probes = if opts.no_probes { "" } else { "*/2 * * * * *" };
+    let protocols = if opts.dash { "hls, dash" } else { "hls" };
     format!(
         r#"regions:
   - id: global
     providers: [edge-a, edge-b, local-nginx]
 default_region: global
 delivery:
-  protocols: [hls]
+  protocols: [{protocols}]
   default_protocol: hls{url_ttl}
 scoring:
   exploration_rate: 0
@@ -464,6 +513,14 @@ fn is_segment(url: &str) -> bool {
         .any(|e| path.ends_with(e))
 }
 
+/// A steering request's `_HLS_<name>` or `_DASH_<name>` parameter, as sent.
+fn steering_param(url: &str, name: &str) -> String {
+    match query_param(url, &format!("_HLS_{name}")) {
+        v if v != "-" => v,
+        _ => query_param(url, &format!("_DASH_{name}")),
+    }
+}
+
 fn query_param(url: &str, key: &str) -> String {
     url::Url::parse(url)
         .ok()
@@ -557,8 +614,8 @@ fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
                 at_ms: s["at"].as_i64().unwrap_or(0),
                 first: provider_of(json["PATHWAY-PRIORITY"][0].as_str().unwrap_or("")),
                 clones: json.get("PATHWAY-CLONES").is_some(),
-                pathway: query_param(url, "_HLS_pathway"),
-                throughput: query_param(url, "_HLS_throughput"),
+                pathway: steering_param(url, "pathway"),
+                throughput: steering_param(url, "throughput"),
                 status: s["status"].as_u64().unwrap_or(0),
                 answer,
             }
@@ -673,7 +730,7 @@ fn report(scenario: &str, o: &Outcome, t0: i64, mode: Mode) {
     say(&format!("    segments by edge: {}", o.timeline));
     for s in &o.steering {
         say(&format!(
-            "    steering {:+.1}s _HLS_pathway={} _HLS_throughput={} -> {} {}{}",
+            "    steering {:+.1}s pathway={} throughput={} -> {} {}{}",
             (s.at_ms - t0) as f64 / 1000.0,
             s.pathway,
             s.throughput,
@@ -726,13 +783,23 @@ fn edge_requests(stack: &Stack) -> String {
         .join("\n    ")
 }
 
-/// Plays the master URL in the three players, applies `fault` to edge A once they have played
-/// for a while, watches until the move limit and then some, and checks that every player
-/// ended on B in time, stalled little, and stayed.
-async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut Tally) {
-    let mut stack = Stack::start(Opts::default()).await;
-    let master = stack.master_url();
-    let mut driver = Driver::start(&master, stack.origin.path("players.log")).await;
+/// Plays the manifest in the players (`master.m3u8` in the three HLS players; with `dash`,
+/// `manifest.mpd` in dash.js and Shaka), applies `fault` to edge A once they have played for a
+/// while, watches until the move limit and then some, and checks that every player ended on B
+/// in time, stalled little, and stayed.
+async fn fault_scenario(name: &str, dash: bool, fault: impl FnOnce(&mut Edge), tally: &mut Tally) {
+    let mut stack = Stack::start(Opts {
+        dash,
+        ..Opts::default()
+    })
+    .await;
+    let manifest = stack.manifest_url();
+    let log = stack.origin.path("players.log");
+    let mut driver = if dash {
+        Driver::start_with(&["--src", &manifest, "--players", "dashjs,shaka"], log).await
+    } else {
+        Driver::start(&manifest, log).await
+    };
     driver.start_or_fail().await;
     if driver.wait_for("ready", READY).await.is_none() {
         let result = driver.finish().await;
@@ -742,9 +809,9 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
             report(name, &o, t, Mode::Fault);
             if !o.playing {
                 tally.fail(format!(
-                    "[{name}] {} never started playing from livesteer's master.m3u8 within \
-                     {READY:?}: {}",
+                    "[{name}] {} never started playing from livesteer's {} within {READY:?}: {}",
                     o.version,
+                    manifest.rsplit('/').next().unwrap_or(""),
                     o.errors.join("; ")
                 ));
             }
@@ -815,8 +882,7 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
                 .find(|r| r.at_ms < t0 && r.first == "edge-b")
                 .map_or("no steering answer put B first".to_string(), |r| {
                     format!(
-                        "livesteer answered {} at {:+.1} s to _HLS_pathway={} \
-                         _HLS_throughput={}",
+                        "livesteer answered {} at {:+.1} s to pathway={} throughput={}",
                         r.answer,
                         (r.at_ms - t0) as f64 / 1000.0,
                         r.pathway,
@@ -1390,16 +1456,24 @@ async fn stock_players_follow_livesteer_steering() {
     }
     let start = Instant::now();
     let mut tally = Tally::default();
-    // LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd (the default: all) runs some only,
+    // LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd,dash-throttle,dash-stop (the
+    // default: all) runs some only,
     // for work on one by hand.
     let only = std::env::var("LIVESTEER_PLAYER_SCENARIOS").unwrap_or_default();
     let run = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
     if run("throttle") {
         let throttle = format!("edge A throttled to {THROTTLE}B/s");
-        fault_scenario(&throttle, |a| a.throttle(THROTTLE), &mut tally).await;
+        fault_scenario(&throttle, false, |a| a.throttle(THROTTLE), &mut tally).await;
     }
     if run("stop") {
-        fault_scenario("edge A stopped", |a| a.stop(), &mut tally).await;
+        fault_scenario("edge A stopped", false, |a| a.stop(), &mut tally).await;
+    }
+    if run("dash-throttle") {
+        let throttle = format!("DASH: edge A throttled to {THROTTLE}B/s");
+        fault_scenario(&throttle, true, |a| a.throttle(THROTTLE), &mut tally).await;
+    }
+    if run("dash-stop") {
+        fault_scenario("DASH: edge A stopped", true, |a| a.stop(), &mut tally).await;
     }
     if run("qos") {
         qos_scenario(&mut tally).await;
