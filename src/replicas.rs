@@ -29,7 +29,6 @@
 //! **Architecture invariant:** memory only ever takes a newer change (`StreamTable::merge`,
 //! `StreamTable::adopt`, `Rooms::merge`).
 
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -131,6 +130,21 @@ struct Follower {
     started_ms: i64,
     newest_stream_ms: i64,
     newest_room_ms: i64,
+    /// Notified changes not read yet (a read failed: they are retried at the next poll, and
+    /// the listener, which lost nothing, is kept).
+    streams: Vec<String>,
+    rooms: Vec<String>,
+    drains: bool,
+    policy: Option<String>,
+}
+
+/// Why a step failed.
+enum Failed {
+    /// The listener's connection: reconnect (after [`RECONNECT`]) and catch up.
+    Listener(StoreError),
+    /// A read on a pooled connection (the pool busy or the database away): retried at the next
+    /// poll, with what was notified kept.
+    Read(StoreError),
 }
 
 fn run(state: Weak<AppState>, started_ms: i64) {
@@ -141,100 +155,139 @@ fn run(state: Weak<AppState>, started_ms: i64) {
         started_ms,
         newest_stream_ms: started_ms,
         newest_room_ms: started_ms,
+        streams: Vec::new(),
+        rooms: Vec::new(),
+        drains: false,
+        policy: None,
     };
     let mut failing = false;
+    let mut lost = false;
     loop {
-        std::thread::sleep(if failing { RECONNECT } else { POLL });
+        std::thread::sleep(if lost { RECONNECT } else { POLL });
         let Some(state) = state.upgrade() else { return };
+        heartbeat(&state, &mut f);
         match step(&state, &mut f) {
             Ok(()) => {
                 if failing {
                     tracing::info!("following other replicas again");
                 }
                 failing = false;
+                lost = false;
             }
-            Err(e) => {
+            Err(failed) => {
+                let (e, listener_lost) = match failed {
+                    Failed::Listener(e) => (e, true),
+                    Failed::Read(e) => (e, false),
+                };
                 if !failing {
                     tracing::warn!(error = %e, "cannot follow other replicas; retrying");
                 }
                 failing = true;
-                f.listener = None;
-                f.last_catch_up = None;
+                lost = listener_lost;
+                if listener_lost {
+                    f.listener = None;
+                    f.last_catch_up = None;
+                }
             }
         }
     }
 }
 
-fn step(state: &AppState, f: &mut Follower) -> Result<(), StoreError> {
-    if !state.cluster.has_left()
-        && f.last_heartbeat
-            .is_none_or(|t| t.elapsed() >= crate::cluster::HEARTBEAT_EVERY)
+/// Renews this replica's heartbeat and reads the live set, every `cluster::HEARTBEAT_EVERY`;
+/// a failure keeps the live set known and is retried at the next poll.
+fn heartbeat(state: &AppState, f: &mut Follower) {
+    if state.cluster.has_left()
+        || f.last_heartbeat
+            .is_some_and(|t| t.elapsed() < crate::cluster::HEARTBEAT_EVERY)
     {
-        let now = state.clock.now_ms();
-        let live = state.db.replica_heartbeat(
-            state.cluster.me(),
-            f.started_ms,
-            now,
-            now - crate::cluster::REPLICA_TTL_MS,
-        )?;
-        state.cluster.set_live(live);
-        f.last_heartbeat = Some(Instant::now());
+        return;
     }
+    let now = state.clock.now_ms();
+    match state.db.replica_heartbeat(
+        state.cluster.me(),
+        f.started_ms,
+        now,
+        now - crate::cluster::REPLICA_TTL_MS,
+    ) {
+        Ok(live) => {
+            state.cluster.set_live(live);
+            f.last_heartbeat = Some(Instant::now());
+        }
+        Err(e) => tracing::debug!(error = %e, "replica heartbeat failed; retrying"),
+    }
+}
+
+fn step(state: &AppState, f: &mut Follower) -> Result<(), Failed> {
     if f.listener.is_none() {
-        f.listener = state.db.listen()?;
+        f.listener = state.db.listen().map_err(Failed::Listener)?;
     }
     let Some(l) = f.listener.as_mut() else {
         return Ok(());
     };
-    let mut ids: Vec<String> = Vec::new();
-    let mut anchors: Vec<String> = Vec::new();
-    let (mut seen, mut seen_rooms) = (HashSet::<String>::new(), HashSet::<String>::new());
-    let (mut drains, mut policy) = (false, None);
-    for change in l.changes()? {
+    for change in l.changes().map_err(Failed::Listener)? {
         match change {
             Change::Stream(id, updated_ms) => {
-                if !state.streams.holds(&id, updated_ms) && seen.insert(id.clone()) {
-                    ids.push(id);
+                if !state.streams.holds(&id, updated_ms) {
+                    f.streams.push(id);
                 }
             }
-            Change::Room(anchor, updated_ms) => {
-                if !state.rooms.holds(&anchor, updated_ms) && seen_rooms.insert(anchor.clone()) {
-                    anchors.push(anchor);
-                }
-            }
-            Change::Drains => drains = true,
-            Change::Policy(version) => policy = Some(version),
+            // Read even when this replica wrote a row with that stamp: two replicas may stamp
+            // their rows of one room alike (each one past the last it merged).
+            Change::Room(anchor, _) => f.rooms.push(anchor),
+            Change::Drains => f.drains = true,
+            Change::Policy(version) => f.policy = Some(version),
         }
     }
-    if !ids.is_empty() {
-        let rows = state.db.streams_by_ids(&ids)?;
-        merge_streams(state, &rows, &mut f.newest_stream_ms);
+    if !f.streams.is_empty() {
+        let mut ids = std::mem::take(&mut f.streams);
+        ids.sort();
+        ids.dedup();
+        match state.db.streams_by_ids(&ids) {
+            Ok(rows) => merge_streams(state, &rows, &mut f.newest_stream_ms),
+            Err(e) => {
+                f.streams = ids;
+                return Err(Failed::Read(e));
+            }
+        }
     }
-    if !anchors.is_empty() {
-        let rows = state.db.rooms_by_anchor(&anchors)?;
-        merge_rooms(state, &rows, &mut f.newest_room_ms);
+    if !f.rooms.is_empty() {
+        let mut anchors = std::mem::take(&mut f.rooms);
+        anchors.sort();
+        anchors.dedup();
+        match state.db.rooms_by_anchor(&anchors) {
+            Ok(rows) => merge_rooms(state, &rows, &mut f.newest_room_ms),
+            Err(e) => {
+                f.rooms = anchors;
+                return Err(Failed::Read(e));
+            }
+        }
     }
-    if drains {
-        follow_drains(state)?;
+    if f.drains {
+        follow_drains(state).map_err(Failed::Read)?;
+        f.drains = false;
     }
-    if let Some(version) = policy {
+    if let Some(version) = f.policy.take() {
         follow_policy(state, &version);
     }
     if f.last_catch_up
         .is_none_or(|t| t.elapsed() >= CATCH_UP_EVERY)
     {
         // After the listener is set up, so nothing committed meanwhile is missed.
-        let rows = state.db.streams_updated_since(
-            f.newest_stream_ms.saturating_sub(OVERLAP_MS),
-            CATCH_UP_LIMIT,
-        )?;
+        let rows = state
+            .db
+            .streams_updated_since(
+                f.newest_stream_ms.saturating_sub(OVERLAP_MS),
+                CATCH_UP_LIMIT,
+            )
+            .map_err(Failed::Read)?;
         merge_streams(state, &rows, &mut f.newest_stream_ms);
         let rows = state
             .db
-            .rooms_updated_since(f.newest_room_ms.saturating_sub(OVERLAP_MS), CATCH_UP_LIMIT)?;
+            .rooms_updated_since(f.newest_room_ms.saturating_sub(OVERLAP_MS), CATCH_UP_LIMIT)
+            .map_err(Failed::Read)?;
         merge_rooms(state, &rows, &mut f.newest_room_ms);
-        follow_drains(state)?;
-        if let Some(latest) = state.db.latest_policy_version()? {
+        follow_drains(state).map_err(Failed::Read)?;
+        if let Some(latest) = state.db.latest_policy_version().map_err(Failed::Read)? {
             follow_policy(state, &latest.version);
         }
         f.last_catch_up = Some(Instant::now());

@@ -470,10 +470,10 @@ impl Rooms {
         summary
     }
 
-    /// Takes in rooms other replicas wrote (their rows, read after a notification or by the
-    /// catch-up). The state and timers come from the newer of the row and what this replica
-    /// last wrote or merged for the anchor; the evidence is the [`union`] of both. When that
-    /// adds to the row, the machine runs and the room is written again, so what this replica
+    /// Takes in rooms as stored (rows read after a notification or by the catch-up). The state
+    /// and timers come from the newer of the row and what this replica last wrote or merged for
+    /// the anchor; the evidence is the [`union`] of both. The machine runs, and when the result
+    /// differs from the row the room is written again, stamped past it, so what this replica
     /// alone had observed reaches the others too. Rows without a record (written before
     /// cluster mode) are skipped. Returns how many rooms changed.
     pub fn merge(&self, rows: &[RoomRow], s: &RoomSettings, now_ms: i64) -> usize {
@@ -512,35 +512,26 @@ impl Rooms {
             } else {
                 union(slot.room.clone(), &remote)
             };
-            if merged == slot.room {
-                slot.stamp = slot.stamp.max(row.updated_ms);
-                continue;
+            // The row is what is stored now: when this replica holds more than it (evidence
+            // the row lacks, or a state it reached later), the room is written again, stamped
+            // past the row, so that it replaces it. Two replicas may stamp rows of one room
+            // alike; the stored one then lacks the other's evidence until this rewrite.
+            slot.stamp = slot.stamp.max(row.updated_ms);
+            slot.saved = Some(fingerprint(&remote, s, now_ms));
+            let changed = merged != slot.room;
+            if changed {
+                let (from, to) = (slot.room.state, merged.state);
+                slot.room = merged;
+                inner.counts[from.index()] -= 1;
+                inner.counts[to.index()] += 1;
+                taken += 1;
             }
-            let (from, to) = (slot.room.state, merged.state);
-            slot.room = merged;
-            if newer {
-                slot.saved = Some(fingerprint(&remote, s, now_ms));
-                slot.stamp = row.updated_ms;
-            }
-            inner.counts[from.index()] -= 1;
-            inner.counts[to.index()] += 1;
             settle(inner, &self.writer, &row.anchor_id, s, now_ms);
-            taken += 1;
         }
         if taken > 0 {
             publish_counts(&inner.counts);
         }
         taken
-    }
-
-    /// Whether the row of `anchor_id` stamped `updated_ms` is the one this replica last wrote
-    /// or merged (its own writes come back as notifications too: no need to read them). An
-    /// older row from another replica is not "held": it may carry evidence to add.
-    pub fn holds(&self, anchor_id: &str, updated_ms: i64) -> bool {
-        self.read()
-            .rooms
-            .get(anchor_id)
-            .is_some_and(|sl| sl.stamp == updated_ms)
     }
 
     /// One room.

@@ -46,6 +46,7 @@ fn unix_secs() -> f64 {
 struct Replica {
     port: u16,
     url: String,
+    config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
     /// Off from the kill until the restarted process answers.
@@ -62,6 +63,8 @@ impl Replica {
         let child = Command::new(env!("CARGO_BIN_EXE_livesteer"))
             .args([
                 "serve",
+                "--config",
+                self.config.to_str().unwrap(),
                 "--listen",
                 &format!("127.0.0.1:{}", self.port),
                 "--database-url",
@@ -524,10 +527,17 @@ async fn three_replicas_behind_nginx_lose_nothing_when_one_is_killed() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
+    // Room states are written behind, and inputs for one room reaching different replicas at
+    // once converge in a rewrite round or two (`Rooms::merge`), each waiting for a flush: at
+    // the default 200 ms that missed this test's second about once in five runs on these
+    // shared cores (`docs/SCALING.md`), at 50 ms it did not.
+    let config = dir.path().join("livesteer.yaml");
+    std::fs::write(&config, "flush_interval_ms: 50\n").unwrap();
     let mut replicas: Vec<Replica> = (0..3)
         .map(|i| Replica {
             port: free_port(),
             url: db.url().to_string(),
+            config: config.clone(),
             log: dir.path().join(format!("replica-{i}.log")),
             child: None,
             up: Arc::new(AtomicBool::new(false)),

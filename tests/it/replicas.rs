@@ -349,3 +349,74 @@ async fn a_policy_reload_on_one_replica_reaches_the_other_within_a_second() {
     b.stop().await;
     a.stop().await;
 }
+
+/// An anchor's publish, chat and flow reach three different replicas a few milliseconds
+/// apart, before any of them heard of the others' rows: every replica has the room live within
+/// a second (each row merged as the union of what the replicas saw).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_inputs_spread_over_three_replicas_make_it_live_on_all() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let start = || {
+        TestApp::builder(&db)
+            .config(|c| c.flush_interval_ms = 50)
+            .start()
+    };
+    let (a, b, c) = (start().await, start().await, start().await);
+    // Each replica's sweep runs every second, as the job does.
+    for app in [&a, &b, &c] {
+        let state = std::sync::Arc::downgrade(&app.state);
+        tokio::spawn(async move {
+            while let Some(s) = state.upgrade() {
+                livesteer::rooms::sweep_rooms(s).await.unwrap();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    for round in 0..20 {
+        let anchor = format!("anchor-spread-{round}");
+        let created = a.create_stream(&anchor, "tw").await;
+        let stream = created["stream_id"].as_str().unwrap().to_string();
+        let push = created["push"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["provider"] == "local-srs")
+            .unwrap()
+            .clone();
+        let token = crate::rooms::token_of(push["url"].as_str().unwrap());
+        let apps = [&a, &b, &c];
+        let (x, y, z) = (
+            apps[round % 3],
+            apps[(round + 1) % 3],
+            apps[(round + 2) % 3],
+        );
+        srs(x, "srs-on_publish.json", &stream, &token).await;
+        let (status, body) = y
+            .post(
+                &format!("/v1/rooms/{anchor}/chat"),
+                serde_json::json!({"connected": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        srs(z, "srs-on_hls.json", &stream, &token).await;
+        for (i, app) in apps.iter().enumerate() {
+            let took = within(Duration::from_secs(1), async || {
+                room_state(app, &anchor).await == "live"
+            })
+            .await;
+            if took.is_none() {
+                for (j, other) in apps.iter().enumerate() {
+                    let (_, room) = other.get(&format!("/v1/rooms/{anchor}")).await;
+                    eprintln!("replica {j}: {room}");
+                }
+                eprintln!("stored: {:?}", db.get_room(&anchor).unwrap());
+                panic!("round {round}: replica {i} not live");
+            }
+        }
+    }
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
