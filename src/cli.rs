@@ -219,6 +219,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
             Ok(Err(e)) => tracing::error!(error = %e, "service nodes not written"),
             Err(e) => tracing::error!(error = %e, "service nodes not written before the deadline"),
         }
+        // Leave the registry: the other replicas take this one's share at once.
+        state.cluster.leave();
+        let (db, me) = (state.db.clone(), state.instance.clone());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.forget_replica(&me)).await {
+            tracing::warn!(error = %e, "replica not removed from the registry");
+        }
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
         Ok(())
