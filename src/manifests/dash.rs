@@ -38,7 +38,7 @@ const BEFORE_BASE_URL: &[&str] = &["ProgramInformation"];
 const MIN_HOLD: Duration = Duration::from_millis(500);
 
 /// The shortest age at which a live MPD whose refreshes fail is no longer answered.
-const MIN_STALE: Duration = Duration::from_secs(2);
+const MIN_STALE: Duration = Duration::from_millis(1500);
 
 /// An origin's MPD, ready to be written with livesteer's elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +71,11 @@ impl Manifest for DashMpd {
         self.minimum_update_period.map(|d| d.max(MIN_HOLD))
     }
 
-    /// A live MPD three update periods old (at least [`MIN_STALE`]) lists segments its origin
-    /// has moved past: players on it stall.
+    /// A live MPD two update periods old (at least [`MIN_STALE`]) is behind its origin: players
+    /// on it see no new segments and stall.
     fn stale_after(&self) -> Option<Duration> {
         self.dynamic
-            .then(|| self.hold().map(|h| (h * 3).max(MIN_STALE)))
+            .then(|| self.hold().map(|h| (h * 2).max(MIN_STALE)))
             .flatten()
     }
 }

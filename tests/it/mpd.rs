@@ -414,7 +414,7 @@ async fn a_dead_origin_is_left_for_the_next_service_location() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Tencent was refreshed (and failed) before the MPD went stale: about three update periods.
+    // Tencent was refreshed (and failed) before the MPD went stale: about two update periods.
     let tencent_fetches = origin
         .fetches(&id)
         .iter()
