@@ -306,6 +306,11 @@ const FIXTURES: &[(&str, &str, &str)] = &[
         include_str!("fixtures/shaka-5.2.12-hls.cmcd"),
         "http://127.0.0.2:33283/hls/",
     ),
+    (
+        "dash.js 5.2.1 playing DASH, edge throttled below the bitrate after 7 s",
+        include_str!("fixtures/dashjs-5.2.1-throttled.cmcd"),
+        "http://127.0.0.2:44703/dash/",
+    ),
 ];
 
 /// A fixture's signals, with its edge standing for local-nginx and its stream id known.
@@ -393,4 +398,39 @@ fn a_shaka_session_that_never_says_its_state_plays_while_it_fetches() {
     assert_eq!(provider, "local-nginx");
     assert!(played > 3000, "{what}: played {played} ms");
     assert_eq!((rebuffer, error), (0, false), "{what}");
+}
+
+#[test]
+fn a_throttled_dash_js_session_starts_cleanly_and_then_stalls() {
+    let (what, text, edge) = FIXTURES[2];
+    let (taken, out) = replay(text, edge);
+    assert_eq!(taken.unattributed, 0, "{what}");
+    assert_eq!(taken.accepted, text.lines().count(), "{what}");
+    let deliveries: Vec<_> = out
+        .iter()
+        .filter(|s| matches!(s, Signal::Delivery { .. }))
+        .map(delivery)
+        .collect();
+    // dash.js says `sta=r` and `bsd=(106;v)` while it fills its first buffer: that is startup,
+    // about 200 ms of it, not a stretch of its own that mostly stalled. The first stretch runs
+    // until the throttle's first noticed stall.
+    let (provider, played, rebuffer, _, startup, error, _) = deliveries[0];
+    assert_eq!(provider, "local-nginx");
+    assert_eq!(startup, Some(212), "{what}: sta=s to sta=p");
+    assert!(!error, "{what}");
+    assert!(
+        played >= 10_000 && rebuffer >= 1000,
+        "{what}: the first stretch, {played} ms played and {rebuffer} ms stalled"
+    );
+    // Then the throttle: seconds of stall.
+    let stalled: u64 = deliveries.iter().map(|d| d.2).sum();
+    assert!(stalled >= 3000, "{what}: {deliveries:?}");
+    // Its `ttfb` epochs are dropped, its `mtp` inner lists read: throughput against `br`.
+    assert!(
+        out.iter().any(
+            |s| matches!(s, Signal::Reload { throughput_bps, needed_bps, .. }
+            if *throughput_bps > 0 && *needed_bps == 1_171_000)
+        ),
+        "{what}: {out:?}"
+    );
 }

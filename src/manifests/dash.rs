@@ -38,7 +38,7 @@ const BEFORE_BASE_URL: &[&str] = &["ProgramInformation"];
 const MIN_HOLD: Duration = Duration::from_millis(500);
 
 /// The shortest age at which a live MPD whose refreshes fail is no longer answered.
-const MIN_STALE: Duration = Duration::from_secs(2);
+const MIN_STALE: Duration = Duration::from_millis(1500);
 
 /// An origin's MPD, ready to be written with livesteer's elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +71,11 @@ impl Manifest for DashMpd {
         self.minimum_update_period.map(|d| d.max(MIN_HOLD))
     }
 
-    /// A live MPD three update periods old (at least [`MIN_STALE`]) lists segments its origin
-    /// has moved past: players on it stall.
+    /// A live MPD two update periods old (at least [`MIN_STALE`]) is behind its origin: players
+    /// on it see no new segments and stall.
     fn stale_after(&self) -> Option<Duration> {
         self.dynamic
-            .then(|| self.hold().map(|h| (h * 3).max(MIN_STALE)))
+            .then(|| self.hold().map(|h| (h * 2).max(MIN_STALE)))
             .flatten()
     }
 }
@@ -152,8 +152,8 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
     let mut in_tail = false;
     // Open elements, by local name.
     let mut open: Vec<String> = Vec::new();
-    // Inside an MPD-level element livesteer drops: the depth it opened at.
-    let mut dropping: Option<()> = None;
+    // Inside an MPD-level element livesteer drops.
+    let mut dropping = false;
     // Inside a nested `BaseURL`: its text so far (raw, escaped).
     let mut nested_base: Option<String> = None;
     // The text of the origin's first MPD-level `BaseURL`.
@@ -198,7 +198,7 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
                 let qname = s.name();
                 let local = qname.local_name().as_ref().to_string();
                 let empty = matches!(event, Event::Empty(_));
-                if dropping.is_some() {
+                if dropping {
                     if !empty {
                         open.push(local);
                     }
@@ -206,7 +206,7 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
                 }
                 if depth == 0 {
                     if local != "MPD" {
-                        return Err(format!("the root element is <{}>, not <MPD>", &**s));
+                        return Err(format!("the root element is <{local}>, not <MPD>"));
                     }
                     let mut dynamic = false;
                     let mut mup = None;
@@ -235,7 +235,7 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
                     }
                     if OWN.contains(&local.as_str()) {
                         if !empty {
-                            dropping = Some(());
+                            dropping = true;
                             capturing_origin_base = local == "BaseURL" && origin_base.is_none();
                             if capturing_origin_base {
                                 origin_base = Some(String::new());
@@ -258,12 +258,12 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
                 let qname = e.name();
                 let local = qname.local_name().as_ref().to_string();
                 if open.pop().as_deref() != Some(local.as_str()) {
-                    return Err(format!("unexpected </{}> at line {}", &**e, line(pos)));
+                    return Err(format!("unexpected </{local}> at line {}", line(pos)));
                 }
-                if dropping.is_some() {
+                if dropping {
                     // The dropped element itself ends back at the MPD level.
                     if open.len() == 1 {
-                        dropping = None;
+                        dropping = false;
                         capturing_origin_base = false;
                     }
                     continue;
@@ -281,13 +281,13 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
                     let _ = w.write_event(Event::Text(BytesText::new(&rel)));
                 }
             }
-            Event::Text(t) if dropping.is_some() => {
+            Event::Text(t) if dropping => {
                 if capturing_origin_base && let Some(b) = &mut origin_base {
                     b.push_str(t);
                 }
                 continue;
             }
-            Event::GeneralRef(r) if dropping.is_some() => {
+            Event::GeneralRef(r) if dropping => {
                 if capturing_origin_base && let Some(b) = &mut origin_base {
                     b.push('&');
                     b.push_str(r);
@@ -315,7 +315,7 @@ fn parse(text: &str, url: &url::Url) -> Result<DashMpd, String> {
                 }
                 return Err(format!("text outside <MPD> at line {}", line(pos)));
             }
-            _ if dropping.is_some() => continue,
+            _ if dropping => continue,
             // Comments, processing instructions and the declaration are not carried (livesteer
             // writes its own declaration); a document type is refused.
             Event::Comment(_) | Event::PI(_) | Event::Decl(_) => continue,

@@ -207,9 +207,10 @@ pub struct Origin {
     pub dir: tempfile::TempDir,
     pub rtmp: u16,
     pub http: u16,
-    /// `hls_playlist_length`, seconds (fragments are one second); `dash_playlist_length` too.
+    /// `hls_playlist_length`, seconds (fragments are one second).
     pub playlist_seconds: u32,
-    /// DASH too (`dash on`, one-second fragments): `/dash/<stream>.mpd` beside the HLS.
+    /// DASH too (`dash on`, one-second fragments, a 30 s window): `/dash/<stream>.mpd` beside
+    /// the HLS.
     pub dash: bool,
 }
 
@@ -253,12 +254,13 @@ impl Origin {
         for sub in ["hls", "dash", "tmp"] {
             std::fs::create_dir_all(self.path(sub)).unwrap();
         }
+        // nginx-rtmp's own window (30 s): a DASH player that falls behind, or refetches what
+        // a dead edge left half-loaded, still finds the segments.
         let dash = if self.dash {
             format!(
                 "dash on;\n            dash_path {d}/dash;\n            dash_fragment 1s;\n            \
-                 dash_playlist_length {len}s;",
+                 dash_playlist_length 30s;",
                 d = self.dir.path().display(),
-                len = self.playlist_seconds
             )
         } else {
             String::new()

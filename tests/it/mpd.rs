@@ -224,6 +224,11 @@ async fn the_origin_mpd_comes_back_with_a_signed_base_url_per_carrier_and_steeri
         .map(|c| c["provider"].as_str().unwrap())
         .collect();
     assert_eq!(providers, ["tencent", "alibaba"], "{play}");
+    assert_eq!(
+        play["steering"],
+        app.url(&format!("/v1/steering/dash/{id}")),
+        "{play}"
+    );
     for c in candidates {
         assert_eq!(c["protocol"], "dash");
         assert!(
@@ -375,6 +380,53 @@ async fn the_mpd_is_held_for_its_own_minimum_update_period() {
     }
     let n = origin.fetches(&id).len();
     assert!((3..=5).contains(&n), "{n} fetches in 3.5 s");
+    app.stop().await;
+}
+
+/// A live MPD read through a provider that stops answering is read through the next service
+/// location once it is too stale to answer, and players are never answered an error meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_origin_is_left_for_the_next_service_location() {
+    let origin = TestOrigin::start(Reply::status(404));
+    let db = TestDb::sqlite();
+    let app = builder(&db, &origin).start().await;
+    let id = stream(&app, "anchor-dead-edge").await;
+    let one_second = mpd(&origin, &id).replace(
+        "minimumUpdatePeriod=\"PT2S\"",
+        "minimumUpdatePeriod=\"PT1S\"",
+    );
+    origin.serve(&id, Reply::playlist(&one_second));
+    assert_eq!(manifest(&app, &id).await.0, 200);
+    let tencent = format!("/tencent/live/{id}.mpd");
+    let alibaba = format!("/alibaba/live/{id}.mpd");
+    origin.serve_path(&tencent, Reply::status(503));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = manifest(&app, &id).await;
+        assert_eq!(status, 200, "{text}");
+        if origin.fetches(&id).iter().any(|h| h.path == alibaba) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never read through Alibaba: {:?}",
+            origin.fetches(&id)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Tencent was refreshed (and failed) before the MPD went stale: about two update periods.
+    let tencent_fetches = origin
+        .fetches(&id)
+        .iter()
+        .filter(|h| h.path == tencent)
+        .count();
+    assert!(
+        (2..=5).contains(&tencent_fetches),
+        "{:?}",
+        origin.fetches(&id)
+    );
+    let (status, text) = manifest(&app, &id).await;
+    assert_eq!(status, 200, "{text}");
     app.stop().await;
 }
 

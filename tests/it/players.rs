@@ -1104,38 +1104,55 @@ fn cmcd_tally(p: &Value) -> CmcdTally {
 
 /// The players report CMCD v2 to livesteer and nothing else does: no `/v1/qos`, no probes, no
 /// steering (they play edge A's URL from the play answer, as an app that hands its player the
-/// first candidate does). With edge A throttled, their reports alone must make a new viewer's
+/// first candidate does: hls.js and Shaka its HLS, dash.js its DASH). With edge A throttled, their reports alone must make a new viewer's
 /// play answer rank B first within 30 s. `LIVESTEER_CMCD_CAPTURE=DIR` writes each player's
 /// lines to `DIR/<player>.cmcd` (how `src/cmcd/fixtures` was captured).
 async fn cmcd_scenario(tally: &mut Tally) {
     let name = "CMCD reports only";
     let mut stack = Stack::start(Opts {
         no_probes: true,
+        dash: true,
         ..Opts::default()
     })
     .await;
     let app = &stack.app;
     let id = &stack.stream;
-    let first = || async {
+    let play = |protocol: &'static str| async move {
         let (status, body) = app
-            .get(&format!("/v1/streams/{id}/play?region=global"))
+            .get(&format!(
+                "/v1/streams/{id}/play?region=global&protocol={protocol}"
+            ))
             .await;
         assert_eq!(status, 200, "{body}");
         body
     };
+    let first = || play("hls");
     let before = first().await;
-    assert_eq!(
-        before["candidates"][0]["provider"], "edge-a",
-        "livesteer must rank A first before the fault: {before}"
-    );
-    let src = before["candidates"][0]["url"].as_str().unwrap().to_string();
+    let dash = play("dash").await;
+    for answer in [&before, &dash] {
+        assert_eq!(
+            answer["candidates"][0]["provider"], "edge-a",
+            "livesteer must rank A first before the fault: {answer}"
+        );
+    }
+    let hls = before["candidates"][0]["url"].as_str().unwrap();
+    let mpd = dash["candidates"][0]["url"].as_str().unwrap();
     let collector = app.url("/v1/cmcd?region=global");
+    let srcs = [
+        format!("hlsjs={hls}"),
+        format!("shaka={hls}"),
+        format!("dashjs={mpd}"),
+    ];
     let mut driver = Driver::start_with(
         &[
             "--src",
-            &src,
+            &srcs[0],
+            "--src",
+            &srcs[1],
+            "--src",
+            &srcs[2],
             "--players",
-            "hlsjs,shaka",
+            "hlsjs,shaka,dashjs",
             "--cmcd",
             &collector,
         ],

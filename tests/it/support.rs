@@ -321,6 +321,8 @@ struct OriginState {
     default: Mutex<Reply>,
     /// Stream id → reply for its playlist (`…/{id}.m3u8` under any provider).
     streams: Mutex<HashMap<String, Reply>>,
+    /// Path → reply, before the stream's (one provider's URL only).
+    paths: Mutex<HashMap<String, Reply>>,
     hits: Mutex<Vec<Hit>>,
     in_flight: std::sync::atomic::AtomicUsize,
     release: tokio::sync::watch::Sender<bool>,
@@ -345,6 +347,7 @@ impl TestOrigin {
         let state = Arc::new(OriginState {
             default: Mutex::new(default),
             streams: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
             hits: Mutex::new(Vec::new()),
             in_flight: Default::default(),
             release: tokio::sync::watch::channel(false).0,
@@ -365,6 +368,15 @@ impl TestOrigin {
             .lock()
             .unwrap()
             .insert(stream.to_string(), reply);
+    }
+
+    /// The reply for `path` (one provider's URL of a stream) from now on, before the stream's.
+    pub fn serve_path(&self, path: &str, reply: Reply) {
+        self.state
+            .paths
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), reply);
     }
 
     /// Every request so far.
@@ -444,7 +456,10 @@ async fn answer(mut conn: tokio::net::TcpStream, s: Arc<OriginState>) {
         path: path.clone(),
         in_flight,
     });
-    let reply = {
+    let by_path = s.paths.lock().unwrap().get(&path).cloned();
+    let reply = if by_path.is_some() {
+        by_path
+    } else {
         let streams = s.streams.lock().unwrap();
         let stream = path
             .rsplit('/')
