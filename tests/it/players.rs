@@ -1288,10 +1288,12 @@ async fn cmcd_scenario(tally: &mut Tally) {
         .filter(|l| l.contains("outcome=\"accepted\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64;
-    if metric_accepted != accepted_all {
+    // The counter is the process's (other tests' lines count too): at least what the answers
+    // to the players said.
+    if metric_accepted < accepted_all {
         tally.fail(format!(
             "[{name}] livesteer_cmcd_lines_total{{outcome=\"accepted\"}} is {metric_accepted}, \
-             but its answers to the players said {accepted_all}"
+             less than its answers to the players said ({accepted_all})"
         ));
     }
     if !still_first {
