@@ -36,8 +36,11 @@ def load(dirs, name):
         path = os.path.join(d, name + ".json")
         if not os.path.exists(path):
             continue
-        with open(path) as f:
-            rep = json.load(f)
+        try:
+            with open(path) as f:
+                rep = json.load(f)
+        except ValueError:  # still being written
+            continue
         new = {o["strategy"] for o in rep["outcomes"]} - set(pooled)
         for o in rep["outcomes"]:
             if o["strategy"] in new:
@@ -76,9 +79,9 @@ def fmt_tta(ts):
 
 
 def row(dirs, name):
-    pooled, per_seed = load(dirs, name)
-    if "engine" not in pooled:
+    if "engine" not in load(dirs[:1], name)[0]:
         return None
+    pooled, per_seed = load(dirs, name)
     # Every strategy over the worlds the engine ran in (a baseline may hold more).
     seeds = sorted({s for (s, k) in per_seed if k == "engine"})
     if seeds:
