@@ -39,8 +39,9 @@ pub struct ScoringSpec {
     /// Share of play decisions that explore (Thompson sampling) instead of taking the incumbent.
     #[serde(default = "d_exploration")]
     pub exploration_rate: Spanned<f64>,
-    /// Share of push decisions whose backups are drawn by Thompson sampling (the others take
-    /// the expected best), so that every provider carries some streams and is learned about.
+    /// Share of push decisions whose backups are drawn by Thompson sampling, so that every
+    /// provider carries some streams and is learned about; the others take the expected best
+    /// for the anchor's audience.
     #[serde(default = "d_push_exploration")]
     pub push_exploration_rate: Spanned<f64>,
     /// A challenger must be cheaper than the incumbent by this fraction of the incumbent's cost.
@@ -234,7 +235,7 @@ fn d_exploration() -> Spanned<f64> {
     unspanned(0.03)
 }
 fn d_push_exploration() -> Spanned<f64> {
-    unspanned(0.25)
+    unspanned(1.0)
 }
 fn d_margin() -> Spanned<f64> {
     unspanned(0.15)

@@ -828,14 +828,15 @@ impl Engine {
         }
         // The backups, one at a time: the one that lowers the audience's best cost most; among
         // those that add nothing (the chosen serve every region best), the cheapest, which is
-        // where viewers go when the primary stalls. In `push_exploration_rate` of the pushes,
-        // both on costs drawn from their posteriors, the upload's uncertainty included, so that
-        // every provider carries some streams and what viewers and uploads do on it is learned;
-        // in the rest on the expected costs, so that most streams carry the providers that
-        // serve their audience best (drawn every time, backups spread over every provider
-        // about as good on paper, and a region's best second choice carried few streams: when
-        // its first choice degraded, its viewers had nowhere good to go). With exploration off
-        // (`exploration_rate: 0`) the backups are always the expected best.
+        // where viewers go when the primary stalls. In `push_exploration_rate` of the pushes
+        // (all by default), both on costs drawn from their posteriors, the upload's uncertainty
+        // included, so that every provider carries some streams and what viewers and uploads
+        // do on it is learned; in the rest on the expected costs, so that those streams carry
+        // the providers that serve their audience best (drawn every time, backups spread over
+        // every provider about as good on paper, and a region's best second choice carries
+        // fewer streams; drawn less often, the best pair carries most streams and has no room
+        // left when a crowd fills it). With exploration off (`exploration_rate: 0`) the
+        // backups are always the expected best.
         let share = s.push_exploration_rate;
         if s.exploration_rate > 0.0 && (share >= 1.0 || rng.random::<f64>() < share) {
             for (sc, per_region) in scored.iter_mut().skip(1) {
