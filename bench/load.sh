@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test of the viewer hot path over HTTP on loopback, against /healthz in the same run:
-# the play decision and a steering reload.
+# the play decision, a steering reload, master.m3u8 and manifest.mpd.
 #
 #   bash bench/load.sh            # 10 s per step
 #   DURATION=30 bash bench/load.sh
@@ -12,7 +12,10 @@
 #    player settled on its pathway: every request is attributed and emits its evidence) and on
 #    GET /v1/streams/{id}/master.m3u8 (the origin's three-rendition ladder, from a local static
 #    origin, replicated per pathway and signed; the origin is asked once per refresh interval),
-#    with the same connections and threads; the ratio is each one's share of healthz's. Beside
+#    and on GET /v1/streams/{id}/manifest.mpd (an nginx-rtmp-shaped live MPD from the same
+#    origin, with a signed BaseURL per carrier and Content Steering; the origin is asked once per
+#    minimumUpdatePeriod), with the same connections and threads; the ratio is each one's share
+#    of healthz's. Beside
 #    it, the server's CPU time per request over the same step (from /proc): the steadier
 #    figure when other work shares the cores.
 # 2. Latency at a fixed rate: hey at 10,000 requests/s (50 connections x 200/s) on each,
@@ -39,11 +42,12 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # The shipped providers, their local origins' HLS on a static origin of this run's own.
 origin_port=$(free_port)
-mkdir -p "$work/origin/hls" "$work/origin/live"
+mkdir -p "$work/origin/hls" "$work/origin/dash" "$work/origin/live"
 python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$work/origin" >/dev/null 2>&1 &
 origin=$!
 cp -r providers "$work/providers"
 sed -i -e "s#http://127.0.0.1:8088/hls#http://127.0.0.1:$origin_port/hls#" \
+  -e "s#http://127.0.0.1:8088/dash#http://127.0.0.1:$origin_port/dash#" \
   -e "s#http://127.0.0.1:18080/live#http://127.0.0.1:$origin_port/live#" "$work"/providers/*.yaml
 RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --providers "$work/providers" \
   --policy "${POLICY:-policies/default.yaml}" \
@@ -74,6 +78,35 @@ EOF
 done
 master="$base/v1/streams/$id/master.m3u8?region=tw"
 curl -sf "$master" >/dev/null || { echo "master.m3u8 failed:" >&2; curl -s "$master" >&2; exit 1; }
+for dir in dash live; do
+  cat >"$work/origin/$dir/$id.mpd" <<EOF
+<?xml version="1.0"?>
+<MPD type="dynamic" xmlns="urn:mpeg:dash:schema:mpd:2011" availabilityStartTime="2026-12-02T04:00:00Z"
+    publishTime="2026-12-02T04:00:10Z" minimumUpdatePeriod="PT2S" minBufferTime="PT2S"
+    timeShiftBufferDepth="PT10S" profiles="urn:mpeg:dash:profile:isoff-live:2011">
+  <Period start="PT0S" id="dash">
+    <AdaptationSet id="1" segmentAlignment="true" maxWidth="1280" maxHeight="720" maxFrameRate="25">
+      <Representation id="${id}_H264" mimeType="video/mp4" codecs="avc1.4d401f" width="1280"
+          height="720" frameRate="25" startWithSAP="1" bandwidth="2500000">
+        <SegmentTemplate timescale="1000" media="${id}-\$Time\$.m4v" initialization="${id}-init.m4v">
+          <SegmentTimeline><S t="0" d="2000"/><S t="2000" d="2000"/><S t="4000" d="2000"/><S t="6000" d="2000"/><S t="8000" d="2000"/></SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+    <AdaptationSet id="2" segmentAlignment="true">
+      <Representation id="${id}_AAC" mimeType="audio/mp4" codecs="mp4a.40.2" audioSamplingRate="44100"
+          startWithSAP="1" bandwidth="64000">
+        <SegmentTemplate timescale="1000" media="${id}-\$Time\$.m4a" initialization="${id}-init.m4a">
+          <SegmentTimeline><S t="0" d="2000"/><S t="2000" d="2000"/><S t="4000" d="2000"/><S t="6000" d="2000"/><S t="8000" d="2000"/></SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+EOF
+done
+mpd="$base/v1/streams/$id/manifest.mpd?region=tw"
+curl -sf "$mpd" | grep -q '<ContentSteering' || { echo "manifest.mpd failed:" >&2; curl -s "$mpd" >&2; exit 1; }
 # A steering reload as a player on the first pathway sends it: its second reload, whose session
 # says where it is and since when (from the healthz and play steps on, it has been there longer
 # than the policy's settle_seconds, so each request is attributed).
@@ -123,10 +156,12 @@ read -r h hc <<<"$(rps "$base/healthz")"
 read -r p pc <<<"$(rps "$play")"
 read -r s sc <<<"$(rps "$steer")"
 read -r m mc <<<"$(rps "$master")"
+read -r d dc <<<"$(rps "$mpd")"
 read -r h50 h90 h99 hmax hrate <<<"$(pct "$base/healthz")"
 read -r p50 p90 p99 pmax prate <<<"$(pct "$play")"
 read -r s50 s90 s99 smax srate <<<"$(pct "$steer")"
 read -r m50 m90 m99 mmax mrate <<<"$(pct "$master")"
+read -r d50 d90 d99 dmax drate <<<"$(pct "$mpd")"
 echo
 echo "| endpoint | wrk req/s, full speed | share of /healthz | server CPU µs/request | hey req/s achieved | p50 ms | p90 ms | p99 ms | slowest ms |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -134,3 +169,4 @@ echo "| GET /healthz | $h | 100% | $hc | $hrate | $h50 | $h90 | $h99 | $hmax |"
 echo "| GET /v1/streams/{id}/play | $p | $(python3 -c "print(f'{100*$p/$h:.0f}%')") | $pc | $prate | $p50 | $p90 | $p99 | $pmax |"
 echo "| GET /v1/steering/hls/{id} (reload) | $s | $(python3 -c "print(f'{100*$s/$h:.0f}%')") | $sc | $srate | $s50 | $s90 | $s99 | $smax |"
 echo "| GET /v1/streams/{id}/master.m3u8 | $m | $(python3 -c "print(f'{100*$m/$h:.0f}%')") | $mc | $mrate | $m50 | $m90 | $m99 | $mmax |"
+echo "| GET /v1/streams/{id}/manifest.mpd | $d | $(python3 -c "print(f'{100*$d/$h:.0f}%')") | $dc | $drate | $d50 | $d90 | $d99 | $dmax |"

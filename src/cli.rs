@@ -87,7 +87,7 @@ pub enum Command {
         /// Region id (default: the policy's default region).
         #[arg(long)]
         region: Option<String>,
-        /// Only this protocol (flv, hls, rtmp).
+        /// Only this protocol (flv, hls, rtmp, dash).
         #[arg(long)]
         protocol: Option<String>,
         /// The instant, unix seconds (default: now).
@@ -224,6 +224,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "service nodes not written"),
             Err(e) => tracing::error!(error = %e, "service nodes not written before the deadline"),
+        }
+        // Leave the registry: the other replicas take this one's share at once.
+        state.cluster.leave();
+        let (db, me) = (state.db.clone(), state.instance.clone());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.forget_replica(&me)).await {
+            tracing::warn!(error = %e, "replica not removed from the registry");
         }
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;

@@ -4,7 +4,9 @@
 //! A job is either per replica (it tends this process's memory) or per cluster: then it runs
 //! under a lease row in the database, so that among replicas sharing one database exactly one
 //! runs it; the holder renews the lease on every run, and another replica takes over once a
-//! holder stops renewing. The schedule is read from the policy in force before every run, so a
+//! holder stops renewing. Work a replica does over its share of the cluster's keys (probes)
+//! stays per replica and asks `cluster` what is its own. The schedule is read from the policy
+//! in force before every run, so a
 //! policy reload reschedules (or disables) a job. A failed run is logged and counted, and the
 //! schedule goes on.
 
@@ -90,6 +92,9 @@ pub const JOBS: &[Job] = &[
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a cluster job's lease lasts without renewal.
 const LEASE_TTL_MS: i64 = 30_000;
+/// The lease under which one replica forgets expired score windows and dead replicas'
+/// registry rows (in `persist_scores`).
+pub const TIDY_LEASE: &str = "tidy";
 /// How often a disabled job looks whether the policy enabled it.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -211,11 +216,16 @@ async fn persist_scores(state: Arc<AppState>) -> anyhow::Result<String> {
         });
     }
     let horizon = scores_horizon_ms(&catalog.policy.scoring);
+    // Forgetting what every replica saved long ago is work for one replica.
+    let tidy = acquire_lease(&state, TIDY_LEASE).await?;
     let db = state.db.clone();
     let me = state.instance.clone();
     let (saved, remote) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let saved = db.save_score_windows(&me, &rows, now)?;
-        db.forget_score_windows(now - horizon)?;
+        if tidy {
+            db.forget_score_windows(now - horizon)?;
+            db.forget_dead_replicas(now - crate::cluster::FORGET_DEAD_AFTER_MS)?;
+        }
         Ok((saved, db.load_score_windows(&me, now - horizon)?))
     })
     .await??;

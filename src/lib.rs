@@ -7,6 +7,7 @@ pub mod callbacks;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod cmcd;
 pub mod config;
 pub mod directory;

@@ -1,12 +1,22 @@
-//! Following the other replicas sharing a PostgreSQL database: stream creates and ends.
+//! Following the other replicas sharing a PostgreSQL database: stream creates and ends, room
+//! states, run-time drains and policy loads; and this replica's heartbeat in the registry
+//! (`cluster`).
 //!
-//! Every replica listens on `store::STREAMS_CHANNEL`; a committed create or end notifies it
-//! (`id@updated_ms`), and a replica that does not hold that change reads the rows and merges
-//! them into its `StreamTable` (a live stream it had not seen, the end of one it holds), so a
-//! stream created on one replica plays on every replica, and an ended one answers 410, within a
-//! poll interval ([`POLL`]) of its commit. Notifications are not stored, so a replica catches up
-//! by `updated_ms` when it (re)connects and every [`CATCH_UP_EVERY`], reading
-//! [`OVERLAP_MS`] before the newest change it saw (replicas' clocks differ a little).
+//! Every replica listens on the change channels (`store::changes`); a committed change
+//! notifies them in its own transaction, and a replica that does not hold that change reads
+//! the rows and merges them: streams into its `StreamTable` (a live stream it had not seen,
+//! the end of one it holds), rooms into `Rooms` (`Rooms::merge`: a newer record replaces the
+//! room, keeping what this replica observed later), drains into the engine, and a policy
+//! version other than its own makes it reload its files. So a stream created on one replica
+//! plays on every replica, an ended one answers 410, a room that went live is live, a drain
+//! applies and a policy reload is in force everywhere within a poll interval ([`POLL`]) of
+//! the commit (room states are written behind, so add the writer's flush interval). Notifications
+//! are not stored, so a replica catches up when it (re)connects and every [`CATCH_UP_EVERY`]:
+//! streams and rooms by `updated_ms` from [`OVERLAP_MS`] before the newest change it saw
+//! (replicas' clocks differ a little), every drain, and the latest policy version.
+//!
+//! The same thread renews this replica's heartbeat and reads the live set every
+//! `cluster::HEARTBEAT_EVERY`.
 //!
 //! The listener runs on a thread of its own: it never touches the request path, and a
 //! database outage only delays what it merges. SQLite (one node) needs none of this.
@@ -17,14 +27,13 @@
 //! at most one read per id and interval.
 //!
 //! **Architecture invariant:** memory only ever takes a newer change (`StreamTable::merge`,
-//! `StreamTable::adopt`).
+//! `StreamTable::adopt`, `Rooms::merge`).
 
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::state::AppState;
-use crate::store::{Backend, StoreError, StreamListener, StreamRow};
+use crate::store::{Backend, Change, Listener, RoomRow, StoreError, StreamRow};
 
 /// How often notifications are read (without a round trip to the server).
 pub const POLL: Duration = Duration::from_millis(50);
@@ -92,84 +101,201 @@ impl StreamReads {
     }
 }
 
-/// Starts following other replicas' stream changes, on PostgreSQL; stops when `state` is
-/// dropped.
-pub fn follow_streams(state: &Arc<AppState>) {
+/// Starts following other replicas' changes and heartbeating in the registry, on
+/// PostgreSQL; stops when `state` is dropped. Call from within the runtime (a policy reload
+/// started by another replica's notification persists its version on it).
+pub fn follow(state: &Arc<AppState>) {
     if state.db.backend() != Backend::Postgres {
         return;
     }
     let weak = Arc::downgrade(state);
     let since = state.clock.now_ms();
+    let runtime = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new()
         .name("livesteer-replicas".into())
-        .spawn(move || run(weak, since));
+        .spawn(move || {
+            let _in_runtime = runtime.enter();
+            run(weak, since)
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start following other replicas");
     }
 }
 
-fn run(state: Weak<AppState>, mut newest_ms: i64) {
-    let mut listener: Option<StreamListener> = None;
-    let mut last_catch_up: Option<Instant> = None;
+/// What the follower remembers between steps.
+struct Follower {
+    listener: Option<Listener>,
+    last_catch_up: Option<Instant>,
+    last_heartbeat: Option<Instant>,
+    started_ms: i64,
+    newest_stream_ms: i64,
+    newest_room_ms: i64,
+    /// Notified changes not read yet (a read failed: they are retried at the next poll, and
+    /// the listener, which lost nothing, is kept).
+    streams: Vec<String>,
+    rooms: Vec<String>,
+    drains: bool,
+    policy: Option<String>,
+}
+
+/// Why a step failed.
+enum Failed {
+    /// The listener's connection: reconnect (after [`RECONNECT`]) and catch up.
+    Listener(StoreError),
+    /// A read on a pooled connection (the pool busy or the database away): retried at the next
+    /// poll, with what was notified kept.
+    Read(StoreError),
+}
+
+fn run(state: Weak<AppState>, started_ms: i64) {
+    let mut f = Follower {
+        listener: None,
+        last_catch_up: None,
+        last_heartbeat: None,
+        started_ms,
+        newest_stream_ms: started_ms,
+        newest_room_ms: started_ms,
+        streams: Vec::new(),
+        rooms: Vec::new(),
+        drains: false,
+        policy: None,
+    };
     let mut failing = false;
+    let mut lost = false;
     loop {
-        std::thread::sleep(if failing { RECONNECT } else { POLL });
+        std::thread::sleep(if lost { RECONNECT } else { POLL });
         let Some(state) = state.upgrade() else { return };
-        let result = step(&state, &mut listener, &mut last_catch_up, &mut newest_ms);
-        match result {
+        heartbeat(&state, &mut f);
+        match step(&state, &mut f) {
             Ok(()) => {
                 if failing {
                     tracing::info!("following other replicas again");
                 }
                 failing = false;
+                lost = false;
             }
-            Err(e) => {
+            Err(failed) => {
+                let (e, listener_lost) = match failed {
+                    Failed::Listener(e) => (e, true),
+                    Failed::Read(e) => (e, false),
+                };
                 if !failing {
                     tracing::warn!(error = %e, "cannot follow other replicas; retrying");
                 }
                 failing = true;
-                listener = None;
-                last_catch_up = None;
+                lost = listener_lost;
+                if listener_lost {
+                    f.listener = None;
+                    f.last_catch_up = None;
+                }
             }
         }
     }
 }
 
-fn step(
-    state: &AppState,
-    listener: &mut Option<StreamListener>,
-    last_catch_up: &mut Option<Instant>,
-    newest_ms: &mut i64,
-) -> Result<(), StoreError> {
-    if listener.is_none() {
-        *listener = state.db.listen_streams()?;
+/// Renews this replica's heartbeat and reads the live set, every `cluster::HEARTBEAT_EVERY`;
+/// a failure keeps the live set known and is retried at the next poll.
+fn heartbeat(state: &AppState, f: &mut Follower) {
+    if state.cluster.has_left()
+        || f.last_heartbeat
+            .is_some_and(|t| t.elapsed() < crate::cluster::HEARTBEAT_EVERY)
+    {
+        return;
     }
-    let Some(l) = listener.as_mut() else {
+    let now = state.clock.now_ms();
+    match state.db.replica_heartbeat(
+        state.cluster.me(),
+        f.started_ms,
+        now,
+        now - crate::cluster::REPLICA_TTL_MS,
+    ) {
+        Ok(live) => {
+            state.cluster.set_live(live);
+            f.last_heartbeat = Some(Instant::now());
+        }
+        Err(e) => tracing::debug!(error = %e, "replica heartbeat failed; retrying"),
+    }
+}
+
+fn step(state: &AppState, f: &mut Follower) -> Result<(), Failed> {
+    if f.listener.is_none() {
+        f.listener = state.db.listen().map_err(Failed::Listener)?;
+    }
+    let Some(l) = f.listener.as_mut() else {
         return Ok(());
     };
-    let mut ids: Vec<String> = Vec::new();
-    let mut seen = HashSet::new();
-    for (id, updated_ms) in l.changes()? {
-        if !state.streams.holds(&id, updated_ms) && seen.insert(id.clone()) {
-            ids.push(id);
+    for change in l.changes().map_err(Failed::Listener)? {
+        match change {
+            Change::Stream(id, updated_ms) => {
+                if !state.streams.holds(&id, updated_ms) {
+                    f.streams.push(id);
+                }
+            }
+            // Read even when this replica wrote a row with that stamp: two replicas may stamp
+            // their rows of one room alike (each one past the last it merged).
+            Change::Room(anchor, _) => f.rooms.push(anchor),
+            Change::Drains => f.drains = true,
+            Change::Policy(version) => f.policy = Some(version),
         }
     }
-    if !ids.is_empty() {
-        let rows = state.db.streams_by_ids(&ids)?;
-        merge(state, &rows, newest_ms);
+    if !f.streams.is_empty() {
+        let mut ids = std::mem::take(&mut f.streams);
+        ids.sort();
+        ids.dedup();
+        match state.db.streams_by_ids(&ids) {
+            Ok(rows) => merge_streams(state, &rows, &mut f.newest_stream_ms),
+            Err(e) => {
+                f.streams = ids;
+                return Err(Failed::Read(e));
+            }
+        }
     }
-    if last_catch_up.is_none_or(|t| t.elapsed() >= CATCH_UP_EVERY) {
+    if !f.rooms.is_empty() {
+        let mut anchors = std::mem::take(&mut f.rooms);
+        anchors.sort();
+        anchors.dedup();
+        match state.db.rooms_by_anchor(&anchors) {
+            Ok(rows) => merge_rooms(state, &rows, &mut f.newest_room_ms),
+            Err(e) => {
+                f.rooms = anchors;
+                return Err(Failed::Read(e));
+            }
+        }
+    }
+    if f.drains {
+        follow_drains(state).map_err(Failed::Read)?;
+        f.drains = false;
+    }
+    if let Some(version) = f.policy.take() {
+        follow_policy(state, &version);
+    }
+    if f.last_catch_up
+        .is_none_or(|t| t.elapsed() >= CATCH_UP_EVERY)
+    {
         // After the listener is set up, so nothing committed meanwhile is missed.
         let rows = state
             .db
-            .streams_updated_since(newest_ms.saturating_sub(OVERLAP_MS), CATCH_UP_LIMIT)?;
-        merge(state, &rows, newest_ms);
-        *last_catch_up = Some(Instant::now());
+            .streams_updated_since(
+                f.newest_stream_ms.saturating_sub(OVERLAP_MS),
+                CATCH_UP_LIMIT,
+            )
+            .map_err(Failed::Read)?;
+        merge_streams(state, &rows, &mut f.newest_stream_ms);
+        let rows = state
+            .db
+            .rooms_updated_since(f.newest_room_ms.saturating_sub(OVERLAP_MS), CATCH_UP_LIMIT)
+            .map_err(Failed::Read)?;
+        merge_rooms(state, &rows, &mut f.newest_room_ms);
+        follow_drains(state).map_err(Failed::Read)?;
+        if let Some(latest) = state.db.latest_policy_version().map_err(Failed::Read)? {
+            follow_policy(state, &latest.version);
+        }
+        f.last_catch_up = Some(Instant::now());
     }
     Ok(())
 }
 
-fn merge(state: &AppState, rows: &[StreamRow], newest_ms: &mut i64) {
+fn merge_streams(state: &AppState, rows: &[StreamRow], newest_ms: &mut i64) {
     let mut taken = 0;
     for row in rows {
         *newest_ms = (*newest_ms).max(row.updated_ms);
@@ -179,5 +305,52 @@ fn merge(state: &AppState, rows: &[StreamRow], newest_ms: &mut i64) {
     }
     if taken > 0 {
         tracing::debug!(streams = taken, "stream changes from other replicas");
+    }
+}
+
+fn merge_rooms(state: &AppState, rows: &[RoomRow], newest_ms: &mut i64) {
+    for row in rows {
+        *newest_ms = (*newest_ms).max(row.updated_ms);
+    }
+    let catalog = state.catalog.load();
+    let taken = state
+        .rooms
+        .merge(rows, &catalog.policy.rooms, state.clock.now_ms());
+    if taken > 0 {
+        tracing::debug!(rooms = taken, "room changes from other replicas");
+    }
+}
+
+/// Applies the stored drains that differ from what the engine holds.
+fn follow_drains(state: &AppState) -> Result<(), StoreError> {
+    let stored = state.db.drains()?;
+    let changed: Vec<(String, bool)> = {
+        let engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
+        stored
+            .into_iter()
+            .filter(|(p, d)| engine.drained().contains(p) != *d)
+            .collect()
+    };
+    if !changed.is_empty() {
+        tracing::info!(drains = ?changed, "drains from other replicas");
+        state.apply_drains(&changed);
+    }
+    Ok(())
+}
+
+/// Another replica loaded `version`: reload this replica's files if they changed.
+fn follow_policy(state: &AppState, version: &str) {
+    if state.catalog.load().policy.version == version {
+        return;
+    }
+    match state.reload(false) {
+        Ok(Some(v)) if v == version => {
+            tracing::info!(version = %v, "policy reloaded after another replica")
+        }
+        Ok(Some(v)) => {
+            tracing::warn!(version = %v, other = %version, "policy reloaded after another replica, to a different version: this replica's files differ")
+        }
+        Ok(None) => {}
+        Err(_) => {}
     }
 }

@@ -47,6 +47,9 @@ pub struct AppState {
     pub loaded_files: Mutex<String>,
     /// This process among replicas: the holder name of job leases.
     pub instance: String,
+    /// The live replicas sharing the database, and which keys (streams to probe) are this
+    /// replica's.
+    pub cluster: crate::cluster::Cluster,
     /// Service nodes (chat, IM, API, upload, static, pay) and their health.
     pub directory: crate::directory::Directory,
     /// The payment sync ledger.
@@ -96,26 +99,28 @@ impl AppState {
         let version = catalog.policy.version.clone();
         let files = vec![catalog.policy.source.display().to_string()];
         let horizon = crate::jobs::scores_horizon_ms(&catalog.policy.scoring);
-        let (db, live, windows) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let db = Db::connect(&url, pool).context("cannot open the database")?;
-            let applied = db.run_migrations().context("cannot migrate the database")?;
-            if !applied.is_empty() {
-                tracing::info!(migrations = ?applied, "applied migrations");
-            }
-            db.record_policy_version(&version, &files, now)
-                .context("cannot record the policy version")?;
-            let live = db
-                .streams_in_state("live", RELOAD_LIMIT)
-                .context("cannot load live streams")?;
-            // Every replica's saved windows, this process's earlier life included: this new
-            // instance has saved nothing yet, so they all count as others'.
-            let windows = db
-                .load_score_windows("", now - horizon)
-                .context("cannot load scoring windows")?;
-            Ok((db, live, windows))
-        })
-        .await
-        .context("database start-up task failed")??;
+        let (db, live, windows, drains) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let db = Db::connect(&url, pool).context("cannot open the database")?;
+                let applied = db.run_migrations().context("cannot migrate the database")?;
+                if !applied.is_empty() {
+                    tracing::info!(migrations = ?applied, "applied migrations");
+                }
+                db.record_policy_version(&version, &files, now)
+                    .context("cannot record the policy version")?;
+                let live = db
+                    .streams_in_state("live", RELOAD_LIMIT)
+                    .context("cannot load live streams")?;
+                // Every replica's saved windows, this process's earlier life included: this new
+                // instance has saved nothing yet, so they all count as others'.
+                let windows = db
+                    .load_score_windows("", now - horizon)
+                    .context("cannot load scoring windows")?;
+                let drains = db.drains().context("cannot load drains")?;
+                Ok((db, live, windows, drains))
+            })
+            .await
+            .context("database start-up task failed")??;
 
         let streams = StreamTable::default();
         for row in &live {
@@ -156,6 +161,7 @@ impl AppState {
         .await
         .context("cannot load room states")?;
         let prober = crate::probes::Prober::new(catalog.policy.probes.connect_timeout_ms);
+        let instance = instance_name();
         let state = AppState {
             config,
             catalog: ArcSwap::from_pointee(catalog),
@@ -172,7 +178,8 @@ impl AppState {
             scores: ArcSwap::from_pointee(Snapshot::empty()),
             loaded_files: Mutex::new(String::new()),
             secrets,
-            instance: instance_name(),
+            cluster: crate::cluster::Cluster::new(&instance),
+            instance,
             directory,
             payments,
             rooms,
@@ -184,9 +191,9 @@ impl AppState {
             fingerprint(&state.config.providers_dir, &state.config.policy_file);
         let state = Arc::new(state);
         state.apply_remote_windows(windows);
-        state.refresh_scores();
+        state.apply_drains(&drains);
         tokio::spawn(consume_signals(Arc::downgrade(&state)));
-        crate::replicas::follow_streams(&state);
+        crate::replicas::follow(&state);
         Ok((state, task))
     }
 
@@ -266,6 +273,18 @@ impl AppState {
         });
         tracing::info!(version = %new, "policy reloaded");
         Ok(Some(new))
+    }
+
+    /// Applies run-time drains (stored ones at start, an admin's, other replicas'), as
+    /// (provider, drained), and republishes the rankings.
+    pub fn apply_drains(&self, drains: &[(String, bool)]) {
+        {
+            let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+            for (provider, drained) in drains {
+                engine.set_drained(provider, *drained);
+            }
+        }
+        self.refresh_scores();
     }
 
     /// Takes in scoring windows other replicas (or this process before a restart) saved.

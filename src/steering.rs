@@ -144,15 +144,18 @@ impl Signer {
         self.sign(provider, stream, region, Some(protocol), expires_at)
     }
 
-    /// The playlist `reference` names relative to `provider`'s HLS play URL `play_url` (the one
-    /// [`Signer::play_url`] gave for the same stream, region and expiry), signed as
+    /// What `reference` names relative to `provider`'s `protocol` play URL `play_url` (the one
+    /// [`Signer::play_url`] gave for the same stream, region and expiry): an HLS variant
+    /// playlist, or the base URL of a DASH service location. Signed as
     /// [`Provider::variant_url`] does, through the same cache: a CloudFront variant is signed
     /// once per expiry step, not per viewer.
+    #[allow(clippy::too_many_arguments)]
     pub fn variant_url(
         &self,
         provider: &Arc<dyn Provider>,
         stream: &str,
         region: &str,
+        protocol: Protocol,
         play_url: &str,
         reference: &str,
         expires_at: i64,
@@ -161,7 +164,7 @@ impl Signer {
             provider: Arc::from(provider.id()),
             stream: Arc::from(stream),
             region: Arc::from(region),
-            protocol: Some(Protocol::Hls),
+            protocol: Some(protocol),
             expires_at,
             variant: Some(Arc::from(reference)),
         };
@@ -575,7 +578,8 @@ pub struct SteeringAnswer {
     pub refreshed: bool,
 }
 
-/// The pathway (provider) priority for a player of `stream` in `region`, currently on
+/// The pathway (provider) priority for a player of `stream` in `region`, among the providers
+/// carrying it that offer `protocol` (HLS pathways, DASH service locations), currently on
 /// `current` (a pathway id, maybe a clone's) and reporting `throughput_bps`.
 ///
 /// Attribution: the session remembers what livesteer last put first, where the player was and
@@ -598,6 +602,7 @@ pub fn steer<R: rand::Rng + ?Sized>(
     scores: &Snapshot,
     region: &Region,
     stream: &Stream,
+    protocol: Protocol,
     current: Option<&str>,
     throughput_bps: Option<u64>,
     mut session: SteeringSession,
@@ -611,7 +616,7 @@ pub fn steer<R: rand::Rng + ?Sized>(
     }
     session.penalized.retain(|(_, until)| *until > now_secs);
     let until = now_secs.saturating_add(i64::try_from(st.penalty_seconds).unwrap_or(0));
-    let carriers = carriers(catalog, region, stream, Protocol::Hls);
+    let carriers = carriers(catalog, region, stream, protocol);
     let ids: Vec<&str> = carriers.iter().map(|p| p.id()).collect();
     // Where the player is now: one of this stream's pathways, or nowhere known.
     let current = current.map(pathway_provider).filter(|p| ids.contains(p));
@@ -906,6 +911,7 @@ mod tests {
                 &scores,
                 tw,
                 &stream,
+                Protocol::Hls,
                 Some(current),
                 Some(throughput),
                 session,
@@ -993,6 +999,7 @@ mod tests {
                 &self.scores,
                 tw,
                 &self.stream,
+                Protocol::Hls,
                 Some(pathway),
                 Some(throughput),
                 self.session.clone(),

@@ -94,13 +94,15 @@ pub async fn scores(
 }
 
 /// `POST /admin/providers/{id}/drain`: no new decisions send anyone there; steering moves
-/// players off it at their next reload.
+/// players off it at their next reload. Answered once the drain is stored, so it survives a
+/// restart and every replica sharing the database applies it (within a second, see
+/// `replicas`); 503 when it cannot be stored, and nothing changes.
 pub async fn drain(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_drained(&req, &state, &id, true)
+    set_drained(&req, &state, &id, true).await
 }
 
 /// `DELETE /admin/providers/{id}/drain`: back into rotation.
@@ -109,10 +111,10 @@ pub async fn undrain(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_drained(&req, &state, &id, false)
+    set_drained(&req, &state, &id, false).await
 }
 
-fn set_drained(
+async fn set_drained(
     req: &HttpRequest,
     state: &AppState,
     id: &str,
@@ -128,12 +130,13 @@ fn set_drained(
             ),
         ));
     }
-    state
-        .engine
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .set_drained(id, drained);
-    state.refresh_scores();
+    let db = state.db.clone();
+    let (provider, now) = (id.to_string(), state.clock.now_ms());
+    tokio::task::spawn_blocking(move || db.save_drain(&provider, drained, now))
+        .await
+        .map_err(|e| ApiError::unavailable("database_unavailable", e.to_string()))?
+        .map_err(|e| ApiError::unavailable("database_unavailable", e.to_string()))?;
+    state.apply_drains(&[(id.to_string(), drained)]);
     tracing::warn!(provider = id, drained, "provider drain changed by admin");
     Ok(HttpResponse::Ok().json(json!({ "provider": id, "drained": drained })))
 }

@@ -8,7 +8,8 @@
 //! - `?region=` places the reporter as `/v1/qos`'s `region` does; otherwise the trusted country
 //!   header or the client's address does.
 //!
-//! The answer is 204 once the body is taken: a reporter that is told 5xx or 429 resends, and
+//! The answer is 204 once the body is taken (its `livesteer-cmcd` header counts the lines
+//! accepted, unattributed and malformed): a reporter that is told 5xx or 429 resends, and
 //! one told 410 stops reporting, so neither is ever answered for a body livesteer has read.
 //! Past 1 MiB or 1000 lines, 413 with a JSON body. See [`crate::cmcd`] for what the reports
 //! mean.
@@ -135,7 +136,17 @@ pub async fn ingest(
         .take(reports, &cx, |signal| state.signals.emit(signal));
     count(Outcome::Accepted, taken.accepted);
     count(Outcome::Unattributed, taken.unattributed);
-    Ok(HttpResponse::NoContent().finish())
+    // What became of the lines, as an RFC 8941 dictionary, for whoever tunes a reporter
+    // (`curl -i`, a test); players ignore it.
+    Ok(HttpResponse::NoContent()
+        .insert_header((
+            "livesteer-cmcd",
+            format!(
+                "accepted={}, unattributed={}, malformed={malformed}",
+                taken.accepted, taken.unattributed
+            ),
+        ))
+        .finish())
 }
 
 fn is_blank(line: &[u8]) -> bool {

@@ -113,6 +113,7 @@ pub async fn master(
                                 p,
                                 &stream.id,
                                 &region.id,
+                                Protocol::Hls,
                                 &c.url,
                                 r,
                                 c.expires_at,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod httpdns;
 pub mod master;
+pub mod mpd;
 pub mod nodes;
 pub mod payments;
 pub mod qos;
@@ -69,6 +70,11 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                         web::resource("/streams/{id}/master.m3u8")
                             .wrap(from_fn(cors::viewer))
                             .route(web::get().to(master::master)),
+                    )
+                    .service(
+                        web::resource("/streams/{id}/manifest.mpd")
+                            .wrap(from_fn(cors::viewer))
+                            .route(web::get().to(mpd::mpd)),
                     )
                     .route("/streams", web::post().to(streams::create))
                     .route("/nodes", web::get().to(nodes::list))

@@ -3,9 +3,12 @@
 //!
 //! The manifests follow the HLS Content Steering specification and DASH-IF's Content Steering
 //! for DASH: `VERSION` 1, a `TTL`, an absolute `RELOAD-URI` carrying the session state (so any
-//! replica can answer the reload), and a priority of unique pathway ids (`PATHWAY-PRIORITY` for
-//! HLS, `SERVICE-LOCATION-PRIORITY` for DASH), read from the player's `_HLS_pathway` and
-//! `_HLS_throughput` (`_DASH_…`). Before a player's URLs expire, the HLS answer adds
+//! replica can answer the reload), and a priority of unique pathway ids (`PATHWAY-PRIORITY`;
+//! a DASH answer carries the same list as CTS-001's `SERVICE-LOCATION-PRIORITY` too, since
+//! dash.js and Shaka read `PATHWAY-PRIORITY`), read from the player's `_HLS_pathway` and
+//! `_HLS_throughput` (DASH's quoted lists, see `dash_report`). A DASH priority names the
+//! providers carrying the stream that offer DASH in the viewer's region: the
+//! `serviceLocation`s of its `manifest.mpd`. Before a player's URLs expire, the HLS answer adds
 //! `PATHWAY-CLONES` that carry every pathway to freshly signed query parameters. What a reload
 //! says about its pathway, once attributed (`steering::steer`), goes to the scoring engine as
 //! delivery evidence. These endpoints never answer 429: a player that gets one may stop
@@ -17,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use super::streams::{hold, live};
 use super::{place, public_base};
+use crate::catalog::Catalog;
+use crate::providers::Protocol;
 use crate::signals::Signal;
 use crate::state::AppState;
 use crate::steering::{self, PathwayClone, SteeringSession};
@@ -71,31 +76,20 @@ fn manifest(
     flavour: Flavour,
 ) -> Result<HttpResponse, ApiError> {
     let stream = live(state, id)?;
-    let throughput = match q
-        .throughput
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        None => None,
-        Some(t) => Some(
-            t.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_throughput",
-                        format!("throughput {t:?} is not a number of bits per second"),
-                    )
-                })? as u64,
-        ),
-    };
-    let pathway = q
-        .pathway
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty());
     let catalog = state.catalog.load();
+    let (pathway, throughput) = match flavour {
+        Flavour::Hls => (
+            q.pathway
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty()),
+            match q.throughput.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(t) => Some(bits_per_second(t)?),
+            },
+        ),
+        Flavour::Dash => dash_report(&catalog, q)?,
+    };
     let session = q
         .session
         .as_deref()
@@ -111,6 +105,10 @@ fn manifest(
         &state.scores.load(),
         region,
         &stream,
+        match flavour {
+            Flavour::Hls => Protocol::Hls,
+            Flavour::Dash => Protocol::Dash,
+        },
         pathway,
         throughput,
         session,
@@ -121,8 +119,13 @@ fn manifest(
         return Err(ApiError::not_found(
             "no_pathway",
             format!(
-                "no provider carrying stream {:?} offers HLS in region {}",
-                stream.id, region.id
+                "no provider carrying stream {:?} offers {} in region {}",
+                stream.id,
+                match flavour {
+                    Flavour::Hls => "HLS",
+                    Flavour::Dash => "DASH",
+                },
+                region.id
             ),
         ));
     }
@@ -180,7 +183,7 @@ fn manifest(
         version: 1,
         ttl: catalog.policy.steering.ttl_seconds,
         reload_uri: &reload,
-        pathway_priority: matches!(flavour, Flavour::Hls).then_some(&priority),
+        pathway_priority: &priority,
         service_location_priority: matches!(flavour, Flavour::Dash).then_some(&priority),
         pathway_clones: &clones,
     };
@@ -198,8 +201,10 @@ struct SteeringManifest<'a> {
     ttl: u64,
     #[serde(rename = "RELOAD-URI")]
     reload_uri: &'a str,
-    #[serde(rename = "PATHWAY-PRIORITY", skip_serializing_if = "Option::is_none")]
-    pathway_priority: Option<&'a Vec<String>>,
+    /// HLS's key, and the one dash.js 5.2 and Shaka 5.2 read for DASH too.
+    #[serde(rename = "PATHWAY-PRIORITY")]
+    pathway_priority: &'a [String],
+    /// DASH-IF CTS-001's key for DASH: the same list.
     #[serde(
         rename = "SERVICE-LOCATION-PRIORITY",
         skip_serializing_if = "Option::is_none"
@@ -207,4 +212,84 @@ struct SteeringManifest<'a> {
     service_location_priority: Option<&'a Vec<String>>,
     #[serde(rename = "PATHWAY-CLONES", skip_serializing_if = "<[_]>::is_empty")]
     pathway_clones: &'a [PathwayClone],
+}
+
+/// A throughput value: a non-negative number of bits per second.
+fn bits_per_second(t: &str) -> Result<u64, ApiError> {
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v as u64)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_throughput",
+                format!("throughput {t:?} is not a number of bits per second"),
+            )
+        })
+}
+
+/// The pathway a DASH player is on and its throughput there, from DASH-IF CTS-001's query.
+///
+/// `_DASH_pathway` may be quoted and a comma list, and `_DASH_throughput` a comma list aligned
+/// with it, where an empty entry is a location without a measurement. dash.js sends every
+/// service location it fetched from since its last steering request, in the order it first
+/// did, each with its own mean throughput (`"edge-a,edge-b"`, `812000,45000000`): the last one
+/// it took up is where it is now. Shaka sends one location, unquoted, with its overall
+/// estimate. A single throughput beside a list is the player's overall estimate.
+fn dash_report<'q>(
+    catalog: &Catalog,
+    q: &'q SteeringQuery,
+) -> Result<(Option<&'q str>, Option<u64>), ApiError> {
+    fn list(v: Option<&str>) -> Vec<&str> {
+        let v = v.map(str::trim).unwrap_or("");
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        if v.trim().is_empty() {
+            Vec::new()
+        } else {
+            v.split(',').map(str::trim).collect()
+        }
+    }
+    let pathways = list(q.pathway.as_deref());
+    let throughputs = list(q.throughput.as_deref());
+    if throughputs.len() > 1 && throughputs.len() != pathways.len() {
+        return Err(ApiError::bad_request(
+            "invalid_throughput",
+            format!(
+                "{} throughputs for {} pathways: _DASH_throughput is aligned with _DASH_pathway",
+                throughputs.len(),
+                pathways.len()
+            ),
+        ));
+    }
+    let throughputs = throughputs
+        .iter()
+        .map(|t| match *t {
+            "" => Ok(None),
+            t => bits_per_second(t).map(Some),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // The last location the player took up that is a provider (a clone's suffix aside).
+    let known = |p: &&str| {
+        !p.is_empty()
+            && catalog
+                .registry
+                .get(crate::steering::pathway_provider(p))
+                .is_some()
+    };
+    let Some(i) = pathways
+        .iter()
+        .rposition(known)
+        .or_else(|| pathways.iter().rposition(|p| !p.is_empty()))
+    else {
+        return Ok((None, throughputs.first().copied().flatten()));
+    };
+    let throughput = match throughputs.len() {
+        0 => None,
+        1 => throughputs[0],
+        _ => throughputs[i],
+    };
+    Ok((Some(pathways[i]), throughput))
 }

@@ -397,8 +397,13 @@ fn answer(
         pick: decision.pick,
         ttl_seconds: catalog.policy.delivery.answer_ttl_seconds,
         steering: format!(
-            "{}/v1/steering/hls/{}",
+            "{}/v1/steering/{}/{}",
             super::public_base(req, &state.config),
+            if protocol == Protocol::Dash {
+                "dash"
+            } else {
+                "hls"
+            },
             stream.id
         ),
     })

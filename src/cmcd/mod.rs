@@ -7,16 +7,18 @@
 //!   - **provider:** the `url` (or `nor`) host and path matched against the provider files'
 //!     play endpoints ([`HostIndex`], built once per catalog); a report without `url` takes its
 //!     session's (`sid`) last known provider, from a bounded map whose entries expire when a
-//!     session goes quiet;
+//!     session goes quiet; a session's reports from before its first request (hls.js: `t`,
+//!     `ps` with `sta=d` and `sta=s`) are held in it for the provider that request names;
 //!   - **stream:** `cid` when it is a livesteer stream id, else the stream the URL's path
 //!     names;
 //!   - **meaning:** per session, not per line. A segment line is a fraction of a session, so a
 //!     session's reports are accumulated (played time while playing, or while an `sta`-less
-//!     player keeps fetching; rebuffering from `sta=r` to the next state, `bsd`, `bs`; startup
-//!     from `sta=s` to `p`, or over the `su` requests; errors from `rr` with `rc` ≥ 400 or
-//!     `rc=0`, and `sta=f`) and a delivery is emitted per stretch: once it covers
-//!     [`STRETCH_MS`] of playback, and at once on an error, at the end of a rebuffer and at the
-//!     end of the session. Throughput (`mtp`, or the `br` × `d` of an `rr` over its `ttlb`)
+//!     player keeps fetching; rebuffering from `sta=r` to the next state, `bsd`, `bs`, once the
+//!     player has played: before, waiting is startup; startup from `sta=s` to `p`, or over the
+//!     `su` requests; errors from `rr` with `rc` ≥ 400 or `rc=0`, and `sta=f`) and a delivery
+//!     is emitted per stretch: once it covers [`STRETCH_MS`] of playback, and at once on an
+//!     error, at the end of a stall a viewer notices (a second or more in the stretch) and at
+//!     the end of the session. Throughput (`mtp`, or the `br` × `d` of an `rr` over its `ttlb`)
 //!     against the bitrate played (`br`) goes in as a [`Signal::Reload`] covering the stretch.
 //!   - **order:** reports arrive out of order (players send in parallel); a body's lines are
 //!     applied in `ts`, then `sn`, order, and a line older than what its session already
@@ -37,6 +39,10 @@ use crate::streams::Stream;
 
 /// Playback a stretch covers before it is reported.
 pub const STRETCH_MS: u64 = 30_000;
+/// Stalls in a stretch that a viewer notices: a stretch holding this much is reported when the
+/// stall ends; shorter blips (dash.js's `bsd` of 100 ms as it starts) stay in the stretch, so
+/// that a few milliseconds of play around them are not taken for a session that mostly stalled.
+const NOTICED_STALL_MS: u64 = 1_000;
 /// Longest gap between two reports of a session counted as time in its state: a player that
 /// goes quiet (a hidden tab, a closed page) is not playing or stalling all that while.
 const MAX_GAP_MS: i64 = 30_000;
@@ -57,12 +63,12 @@ pub struct HostIndex {
 }
 
 impl HostIndex {
-    /// Every enabled provider's HLS, HTTP-FLV and RTMP play bases, in every region.
+    /// Every enabled provider's HLS, DASH, HTTP-FLV and RTMP play bases, in every region.
     pub fn build(catalog: &Catalog) -> HostIndex {
         let mut hosts: HashMap<(String, u16), Vec<(String, String)>> = HashMap::new();
         for p in catalog.registry.iter() {
             for e in p.info().endpoints.values() {
-                for base in [&e.hls, &e.flv, &e.rtmp].into_iter().flatten() {
+                for base in [&e.hls, &e.dash, &e.flv, &e.rtmp].into_iter().flatten() {
                     let Ok(u) = url::Url::parse(base) else {
                         continue;
                     };
@@ -158,6 +164,8 @@ struct Session {
     mark: Option<i64>,
     state: Option<char>,
     seen_state: bool,
+    /// The player has said `sta=p` once: before that, waiting for data is startup.
+    played_once: bool,
     startup_from: Option<i64>,
     su_from: Option<i64>,
     startup_ms: Option<u64>,
@@ -202,8 +210,18 @@ impl Session {
         if fresh {
             self.mark = Some(ts);
         }
-        if let (Some(sta), true) = (r.sta, fresh) {
+        // dash.js says `sta=r` (and `bsd`) while it fills its first buffer: startup, not a
+        // rebuffer, until the player has played.
+        let sta = r.sta.map(|s| {
+            if s == 'r' && !self.played_once {
+                's'
+            } else {
+                s
+            }
+        });
+        if let (Some(sta), true) = (sta, fresh) {
             self.seen_state = true;
+            self.played_once |= sta == 'p';
             let was = self.state.replace(sta);
             if was != Some(sta) {
                 match sta {
@@ -224,7 +242,7 @@ impl Session {
                     'e' | 'q' => flush = Flush::Now,
                     _ => {}
                 }
-                if was == Some('r') {
+                if was == Some('r') && self.rebuffer_ms >= NOTICED_STALL_MS {
                     flush = Flush::Now;
                 }
             }
@@ -238,14 +256,17 @@ impl Session {
                     ((0..=MAX_STARTUP_MS).contains(&(ts - from))).then_some((ts - from) as u64);
             }
         }
-        if !stalled_before && self.state != Some('r') {
+        // A player that says its state stalls only once it has played.
+        let can_stall = self.played_once || !self.seen_state;
+        if can_stall && !stalled_before && self.state != Some('r') {
             if let Some(bsd) = r.bsd.filter(|&b| b > 0) {
                 self.rebuffer_ms += bsd;
                 self.rebuffer_count += 1;
-                flush = Flush::Now;
+                if self.rebuffer_ms >= NOTICED_STALL_MS {
+                    flush = Flush::Now;
+                }
             } else if r.bs {
                 self.rebuffer_count += 1;
-                flush = Flush::Now;
             }
         }
         if rr && r.rc.is_some_and(|rc| rc == 0 || rc >= 400) {
@@ -397,7 +418,16 @@ impl Collector {
                 .map(|(p, _)| p.clone())
                 .or_else(|| s.provider.clone());
             let Some(provider) = provider else {
-                taken.unattributed += 1;
+                if session.is_none() || located.is_some() || request_url(r).is_some() {
+                    taken.unattributed += 1;
+                    continue;
+                }
+                // A session's first reports (hls.js: `t`, then `ps` with `sta=d` and `sta=s`)
+                // come before any request names its provider: they are held in the session,
+                // startup's start among them, and go to the provider its first request names.
+                s.region = cx.region.to_string();
+                taken.accepted += 1;
+                s.apply(r, cx.now_ms);
                 continue;
             };
             if s.provider.as_deref() != Some(provider.as_str()) {
@@ -409,9 +439,10 @@ impl Collector {
                 s.provider = Some(provider.clone());
             }
             s.region = cx.region.to_string();
-            // Segment delivery over HTTP, HLS or DASH, from the providers' HLS bases.
-            if let Some('h' | 'd') = r.sf {
-                s.protocol = Some(Protocol::Hls);
+            match r.sf {
+                Some('h') => s.protocol = Some(Protocol::Hls),
+                Some('d') => s.protocol = Some(Protocol::Dash),
+                _ => {}
             }
             let stream = r.cid.as_deref().and_then(|c| (cx.stream)(c)).or_else(|| {
                 located

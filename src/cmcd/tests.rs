@@ -201,12 +201,45 @@ fn a_report_with_no_known_provider_is_counted_and_dropped() {
         &c,
         &catalog,
         &[
-            ps("nobody", 1, 0, 'r'),
+            // No session and no URL.
+            r#"e=ps,sta=r,ts=1796154934042"#.to_string(),
+            // A URL no provider serves.
             r#"e=rr,rc=500,sid="x",url="https://elsewhere.example/a.ts""#.to_string(),
         ],
     );
     assert_eq!((taken.accepted, taken.unattributed), (0, 2));
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_sessions_reports_before_its_first_request_go_to_that_requests_provider() {
+    let catalog = catalog();
+    let c = Collector::default();
+    // hls.js: `t`, `ps` with `sta=d` and `sta=s`, then its first fragment 400 ms later, playing
+    // at 900 ms; the first body holds only what came before the fragment.
+    let first = [
+        r#"e=t,sf=h,sid="h",sn=0,ts=1796154934042,v=2"#.to_string(),
+        ps("h", 1, 0, 'd'),
+        ps("h", 2, 100, 's'),
+    ];
+    let (taken, out) = run(&c, &catalog, &first);
+    assert_eq!((taken.accepted, taken.unattributed), (3, 0));
+    assert!(out.is_empty(), "{out:?}");
+    let (taken, out) = run(
+        &c,
+        &catalog,
+        &[
+            rr("h", 3, 500, ",sta=s"),
+            ps("h", 4, 900, 'p'),
+            ps("h", 5, 20_900, 'e'),
+        ],
+    );
+    assert_eq!((taken.accepted, taken.unattributed), (3, 0));
+    let (provider, played, _, _, startup, _, anchor) = delivery(&out[0]);
+    assert_eq!(provider, "local-nginx");
+    assert_eq!(startup, Some(800), "startup from sta=s to sta=p");
+    assert_eq!(played, 20_000);
+    assert_eq!(anchor, Some("anchor-7"));
 }
 
 #[test]
@@ -256,4 +289,148 @@ fn stream_from_cid_or_the_url_path() {
     let line = format!(r#"e=rr,rc=503,sid="g",url="{NGINX}/room-8.m3u8""#);
     let (_, out) = run(&c, &catalog, &[line]);
     assert_eq!(delivery(&out[0]).6, None);
+}
+
+/// Reports captured from the stock players in Chromium (tests/it/players.rs, the CMCD scenario,
+/// with `LIVESTEER_CMCD_CAPTURE`), verbatim: each line as the player POSTed it, each file one
+/// player session playing a live nginx-rtmp stream through an edge at `EDGE`, which the test
+/// stands in for local-nginx's host.
+const FIXTURES: &[(&str, &str, &str)] = &[
+    (
+        "hls.js 1.7.4, edge throttled below the bitrate after 7 s",
+        include_str!("fixtures/hlsjs-1.7.4-throttled.cmcd"),
+        "http://127.0.0.2:33283/hls/",
+    ),
+    (
+        "Shaka 5.2.12 playing HLS",
+        include_str!("fixtures/shaka-5.2.12-hls.cmcd"),
+        "http://127.0.0.2:33283/hls/",
+    ),
+    (
+        "dash.js 5.2.1 playing DASH, edge throttled below the bitrate after 7 s",
+        include_str!("fixtures/dashjs-5.2.1-throttled.cmcd"),
+        "http://127.0.0.2:44703/dash/",
+    ),
+];
+
+/// A fixture's signals, with its edge standing for local-nginx and its stream id known.
+fn replay(text: &str, edge: &str) -> (Taken, Vec<Signal>) {
+    let catalog = catalog();
+    let c = Collector::default();
+    let reports: Vec<Report> = text
+        .lines()
+        .map(|l| parse_line(&l.replace(edge, &format!("{NGINX}/"))).unwrap())
+        .collect();
+    // The capture's stream, whatever its id.
+    let any = |_: &str| stream("room-7");
+    let cx = Context {
+        catalog: &catalog,
+        region: "tw",
+        now_ms: T0,
+        stream: &any,
+    };
+    let mut out = Vec::new();
+    let taken = c.take(reports, &cx, |s| {
+        out.push(s);
+        true
+    });
+    (taken, out)
+}
+
+#[test]
+fn every_captured_line_parses() {
+    for (what, text, _) in FIXTURES {
+        let mut n = 0;
+        for (i, line) in text.lines().enumerate() {
+            n += 1;
+            let r = parse_line(line).unwrap_or_else(|e| panic!("{what}, line {}: {e}", i + 1));
+            assert_eq!(r.v, Some(2), "{what}, line {}: not CMCD v2", i + 1);
+            assert!(r.sid.is_some(), "{what}, line {}: no sid", i + 1);
+        }
+        assert!(n >= 10, "{what}: only {n} lines");
+    }
+}
+
+#[test]
+fn a_throttled_hls_js_session_reports_its_startup_and_rebuffering() {
+    let (what, text, edge) = FIXTURES[0];
+    let (taken, out) = replay(text, edge);
+    assert_eq!(taken.unattributed, 0, "{what}");
+    assert_eq!(taken.accepted, text.lines().count(), "{what}");
+    let deliveries: Vec<_> = out
+        .iter()
+        .filter(|s| matches!(s, Signal::Delivery { .. }))
+        .map(delivery)
+        .collect();
+    assert!(
+        !deliveries.is_empty(),
+        "{what}: no delivery signal: {out:?}"
+    );
+    assert!(
+        deliveries.iter().all(|d| d.0 == "local-nginx"),
+        "{deliveries:?}"
+    );
+    let startup = deliveries.iter().find_map(|d| d.4);
+    assert!(
+        startup.is_some_and(|s| s < 3000),
+        "{what}: startup {startup:?} (sta=s to sta=p)"
+    );
+    let rebuffers: u32 = deliveries.iter().map(|d| d.3).sum();
+    let rebuffer_ms: u64 = deliveries.iter().map(|d| d.2).sum();
+    assert!(
+        rebuffers >= 1 && rebuffer_ms >= 1000,
+        "{what}: {deliveries:?}"
+    );
+}
+
+#[test]
+fn a_shaka_session_that_never_says_its_state_plays_while_it_fetches() {
+    let (what, text, edge) = FIXTURES[1];
+    let (taken, out) = replay(text, edge);
+    assert_eq!(taken.unattributed, 0, "{what}");
+    // Ten lines over about 3 s: not yet a stretch; the session's end would report it.
+    assert!(out.is_empty(), "{what}: {out:?}");
+    let more = format!(
+        "{text}e=ps,sid=\"bcd17891-28c9-4324-b873-90064332dcdd\",sn=10,sta=e,ts=1796183370000,v=2\n"
+    );
+    let (_, out) = replay(&more, edge);
+    let (provider, played, rebuffer, _, _, error, _) = delivery(&out[0]);
+    assert_eq!(provider, "local-nginx");
+    assert!(played > 3000, "{what}: played {played} ms");
+    assert_eq!((rebuffer, error), (0, false), "{what}");
+}
+
+#[test]
+fn a_throttled_dash_js_session_starts_cleanly_and_then_stalls() {
+    let (what, text, edge) = FIXTURES[2];
+    let (taken, out) = replay(text, edge);
+    assert_eq!(taken.unattributed, 0, "{what}");
+    assert_eq!(taken.accepted, text.lines().count(), "{what}");
+    let deliveries: Vec<_> = out
+        .iter()
+        .filter(|s| matches!(s, Signal::Delivery { .. }))
+        .map(delivery)
+        .collect();
+    // dash.js says `sta=r` and `bsd=(106;v)` while it fills its first buffer: that is startup,
+    // about 200 ms of it, not a stretch of its own that mostly stalled. The first stretch runs
+    // until the throttle's first noticed stall.
+    let (provider, played, rebuffer, _, startup, error, _) = deliveries[0];
+    assert_eq!(provider, "local-nginx");
+    assert_eq!(startup, Some(212), "{what}: sta=s to sta=p");
+    assert!(!error, "{what}");
+    assert!(
+        played >= 10_000 && rebuffer >= 1000,
+        "{what}: the first stretch, {played} ms played and {rebuffer} ms stalled"
+    );
+    // Then the throttle: seconds of stall.
+    let stalled: u64 = deliveries.iter().map(|d| d.2).sum();
+    assert!(stalled >= 3000, "{what}: {deliveries:?}");
+    // Its `ttfb` epochs are dropped, its `mtp` inner lists read: throughput against `br`.
+    assert!(
+        out.iter().any(
+            |s| matches!(s, Signal::Reload { throughput_bps, needed_bps, .. }
+            if *throughput_bps > 0 && *needed_bps == 1_171_000)
+        ),
+        "{what}: {out:?}"
+    );
 }

@@ -19,7 +19,9 @@ const IDLE: Duration = Duration::from_secs(600);
 /// How the cache fetches, from the policy in force at each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// A manifest older than this is refreshed (in the background; it is answered meanwhile).
+    /// A manifest older than this is refreshed (in the background; it is answered meanwhile),
+    /// unless it says itself how long it holds ([`Manifest::hold`]: an MPD's
+    /// `minimumUpdatePeriod`).
     pub refresh: Duration,
     /// One fetch gives up after this long.
     pub timeout: Duration,
@@ -47,6 +49,10 @@ struct Entry<T> {
     refreshing: AtomicBool,
     /// How long a failure is kept (`None` for a success, which is kept until replaced).
     keep: Option<Duration>,
+    /// When it was fetched.
+    fetched: Instant,
+    /// Why the last background refresh of a success failed, if it did.
+    failed: Mutex<Option<OriginError>>,
 }
 
 /// Failures leave the cache after their retry time; successes stay until replaced or idle.
@@ -75,7 +81,8 @@ impl<K, T> moka::Expiry<K, Arc<Entry<T>>> for Expiry {
 ///   concurrent request for that stream waits on, bounded by the timeout;
 /// - a manifest older than the refresh interval is answered at once while one background fetch
 ///   replaces it; a failed refresh keeps the last good manifest and tries again after the retry
-///   time;
+///   time, unless the manifest is too old to be answered ([`Manifest::stale_after`]: a live
+///   MPD), when the refresh's failure is answered until one succeeds;
 /// - a failure is answered from the cache for the retry time, so an origin that is down is
 ///   asked once per stream in that time, not once per viewer;
 /// - entries are per stream: a slow origin holds up only its own streams' first viewers.
@@ -109,8 +116,15 @@ impl<T: Manifest> OriginCache<T> {
     pub async fn get(&self, target: &OriginTarget, limits: Limits) -> Result<Arc<T>, OriginError> {
         let key: Arc<str> = Arc::from(target.key());
         if let Some(e) = self.entries.get(&key).await {
-            if e.result.is_ok() {
+            if let Ok(m) = &e.result {
                 self.refresh_if_due(&key, &e, target, limits);
+                // Too old to be an answer while its refreshes fail: the refresh's failure is.
+                if m.stale_after()
+                    .is_some_and(|limit| e.fetched.elapsed() > limit)
+                    && let Some(err) = e.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+                {
+                    return Err(err);
+                }
             }
             return e.result.clone();
         }
@@ -169,6 +183,7 @@ impl<T: Manifest> OriginCache<T> {
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "origin refresh failed; the last good manifest stays");
+                    *old.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
                     *old.due.lock().unwrap_or_else(|p| p.into_inner()) =
                         Instant::now() + limits.retry;
                     old.refreshing.store(false, Ordering::Release);
@@ -183,9 +198,9 @@ impl<T: Manifest> OriginCache<T> {
     }
 }
 
-fn entry<T>(result: Result<Arc<T>, OriginError>, limits: Limits) -> Entry<T> {
+fn entry<T: Manifest>(result: Result<Arc<T>, OriginError>, limits: Limits) -> Entry<T> {
     let (due, keep) = match &result {
-        Ok(_) => (limits.refresh, None),
+        Ok(m) => (m.hold().unwrap_or(limits.refresh), None),
         Err(_) => (limits.retry, Some(limits.retry)),
     };
     Entry {
@@ -193,6 +208,8 @@ fn entry<T>(result: Result<Arc<T>, OriginError>, limits: Limits) -> Entry<T> {
         due: Mutex::new(Instant::now() + due),
         refreshing: AtomicBool::new(false),
         keep,
+        fetched: Instant::now(),
+        failed: Mutex::new(None),
     }
 }
 

@@ -428,7 +428,7 @@ fn other(v: &VariantStream, name: &str) -> Option<String> {
 }
 
 /// A reference on another host than the origin's, or with a scheme of its own.
-fn is_foreign(reference: &str) -> bool {
+pub(super) fn is_foreign(reference: &str) -> bool {
     reference.starts_with("//") || url::Url::parse(reference).is_ok()
 }
 

@@ -1,5 +1,6 @@
 //! Manifests livesteer writes from the origin's own: `master.m3u8` replicates the origin's
-//! multivariant playlist (its ladder) once per pathway ([`hls`]).
+//! multivariant playlist (its ladder) once per pathway ([`hls`]); `manifest.mpd` is the
+//! origin's MPD with one service location per provider and Content Steering ([`dash`]).
 //!
 //! The origin's manifest comes from [`OriginCache`]: per stream, fetched at most once per
 //! refresh interval however many viewers ask, refreshed in the background while the last one is
@@ -10,6 +11,7 @@
 //! bounded fetch per stream that concurrent requests share.
 
 pub mod cache;
+pub mod dash;
 pub mod hls;
 
 use std::sync::Arc;
@@ -30,6 +32,19 @@ pub trait Manifest: Send + Sync + Sized + 'static {
     /// Reads an origin's answer; `url` is where it came from (its references are relative to
     /// it). The error says what is wrong.
     fn parse(body: &[u8], url: &url::Url) -> Result<Self, String>;
+
+    /// How long this manifest is held before a refresh, when the manifest says so itself (an
+    /// MPD's `minimumUpdatePeriod`); `None` leaves it to the policy's refresh interval.
+    fn hold(&self) -> Option<Duration> {
+        None
+    }
+
+    /// How old this manifest may grow while its refreshes fail before it is no answer at all
+    /// (a live MPD whose segments have moved on); `None`: the last good one is answered
+    /// however old.
+    fn stale_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Where one stream's manifest is fetched: a provider and its signed URL.
@@ -156,6 +171,7 @@ pub fn origin_target(
 /// The origin manifest caches, one per format, sharing one HTTP client.
 pub struct Manifests {
     pub hls: OriginCache<hls::HlsPlaylist>,
+    pub dash: OriginCache<dash::DashMpd>,
 }
 
 impl Default for Manifests {
@@ -172,7 +188,8 @@ impl Manifests {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Manifests {
-            hls: OriginCache::new(client),
+            hls: OriginCache::new(client.clone()),
+            dash: OriginCache::new(client),
         }
     }
 }

@@ -238,7 +238,12 @@ fn default_push_ttl() -> Spanned<u64> {
     unspanned(86_400)
 }
 fn default_protocols() -> Spanned<Vec<Protocol>> {
-    unspanned(vec![Protocol::Flv, Protocol::Hls, Protocol::Rtmp])
+    unspanned(vec![
+        Protocol::Flv,
+        Protocol::Hls,
+        Protocol::Rtmp,
+        Protocol::Dash,
+    ])
 }
 fn default_protocol() -> Spanned<Protocol> {
     unspanned(Protocol::Flv)

@@ -107,7 +107,7 @@ delivery:
 
 #[test]
 fn unknown_protocol_and_bad_shapes_are_line_errors() {
-    let text = format!("{GOOD}delivery:\n  protocols: [flv, dash]\n");
+    let text = format!("{GOOD}delivery:\n  protocols: [flv, webrtc]\n");
     let errs = errors(&text);
     assert!(errs[0].starts_with("policies/x.yaml:10:"), "{errs:?}");
     let errs = errors("regions: 5\ndefault_region: x\n");

@@ -586,7 +586,13 @@ async fn run(state: &Arc<AppState>) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
     let catalog = state.catalog.load_full();
     let s = catalog.policy.probes.clone();
     let min_kbps = catalog.policy.rooms.min_bitrate_kbps;
-    let streams = state.streams.live();
+    // This replica's share: each live stream is probed by one of the live replicas.
+    let streams: Vec<Arc<Stream>> = state
+        .streams
+        .live()
+        .into_iter()
+        .filter(|stream| state.cluster.owns(&stream.id))
+        .collect();
     let global = Arc::new(Semaphore::new(s.concurrency));
     let mut per_provider: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut jobs = Vec::new();

@@ -36,16 +36,19 @@ pub enum Protocol {
     Hls,
     /// RTMP playback.
     Rtmp,
+    /// MPEG-DASH: dash.js, Shaka and the players of smart TVs.
+    Dash,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::Flv, Protocol::Hls, Protocol::Rtmp];
+    pub const ALL: [Protocol; 4] = [Protocol::Flv, Protocol::Hls, Protocol::Rtmp, Protocol::Dash];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Flv => "flv",
             Protocol::Hls => "hls",
             Protocol::Rtmp => "rtmp",
+            Protocol::Dash => "dash",
         }
     }
 }
@@ -63,8 +66,9 @@ impl FromStr for Protocol {
             "flv" => Ok(Protocol::Flv),
             "hls" => Ok(Protocol::Hls),
             "rtmp" => Ok(Protocol::Rtmp),
+            "dash" => Ok(Protocol::Dash),
             other => Err(format!(
-                "unknown protocol {other:?} (expected flv, hls or rtmp)"
+                "unknown protocol {other:?} (expected flv, hls, rtmp or dash)"
             )),
         }
     }
@@ -288,6 +292,6 @@ mod tests {
         for p in Protocol::ALL {
             assert_eq!(p.as_str().parse::<Protocol>(), Ok(p));
         }
-        assert!("dash".parse::<Protocol>().is_err());
+        assert!("webrtc".parse::<Protocol>().is_err());
     }
 }

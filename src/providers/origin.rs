@@ -80,6 +80,7 @@ pub(crate) fn play_path(
         Protocol::Flv => format!("{base}/{stream}.flv"),
         Protocol::Hls => format!("{base}/{stream}.m3u8"),
         Protocol::Rtmp => format!("{base}/{stream}"),
+        Protocol::Dash => format!("{base}/{stream}.mpd"),
     })
 }
 

@@ -65,6 +65,9 @@ pub struct EndpointSpec {
     /// HLS base: `<hls>/<stream>.m3u8`.
     #[serde(default)]
     pub hls: Option<String>,
+    /// MPEG-DASH base: `<dash>/<stream>.mpd`, its segments beside it.
+    #[serde(default)]
+    pub dash: Option<String>,
 }
 
 /// Endpoints after validation.
@@ -175,6 +178,7 @@ impl ProviderInfo {
             Protocol::Flv => e.flv.as_deref(),
             Protocol::Hls => e.hls.as_deref(),
             Protocol::Rtmp => e.rtmp.as_deref(),
+            Protocol::Dash => e.dash.as_deref(),
         }
     }
 }
@@ -224,6 +228,7 @@ impl ProviderFile {
                 ("rtmp", &e.rtmp, &["rtmp", "rtmps"][..]),
                 ("flv", &e.flv, &["http", "https"][..]),
                 ("hls", &e.hls, &["http", "https"][..]),
+                ("dash", &e.dash, &["http", "https"][..]),
             ] {
                 if let Some(u) = url
                     && let Err(msg) = check_base_url(u, schemes)
@@ -242,6 +247,7 @@ impl ProviderFile {
                 Protocol::Flv => e.flv.is_some(),
                 Protocol::Hls => e.hls.is_some(),
                 Protocol::Rtmp => e.rtmp.is_some(),
+                Protocol::Dash => e.dash.is_some(),
             });
             if !offered {
                 errs.push(Diagnostic::spanned(
@@ -342,6 +348,7 @@ fn trimmed(e: &EndpointSpec) -> EndpointSpec {
         rtmp: t(&e.rtmp),
         flv: t(&e.flv),
         hls: t(&e.hls),
+        dash: t(&e.dash),
     }
 }
 

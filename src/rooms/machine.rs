@@ -17,13 +17,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::rooms::RoomSettings;
 use crate::signals::IngestSource;
 
 /// Where a room is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomState {
     Offline,
@@ -78,7 +78,7 @@ pub enum Evidence {
 }
 
 /// One provider's ingest as last observed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ingest {
     /// The stream key this observation is about.
     pub stream_id: String,
@@ -126,8 +126,8 @@ impl Ingest {
     }
 }
 
-/// One anchor's room.
-#[derive(Debug, Clone, PartialEq)]
+/// One anchor's room (stored whole as JSON in `rooms.record`, which other replicas merge).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Room {
     pub anchor_id: String,
     pub region: String,

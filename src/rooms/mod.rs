@@ -159,8 +159,12 @@ pub struct SweepSummary {
 
 struct Slot {
     room: Room,
-    /// The row last handed to the writer, with `health_pct` and `updated_ms` zeroed.
-    saved: Option<RoomRow>,
+    /// What was last handed to the writer or merged from another replica
+    /// ([`fingerprint`]).
+    saved: Option<Fingerprint>,
+    /// `updated_ms` of the row last written or merged: an older row from another replica is
+    /// not merged.
+    stamp: i64,
 }
 
 #[derive(Default)]
@@ -187,6 +191,14 @@ impl std::fmt::Debug for Rooms {
 
 fn row_of(room: &Room, s: &RoomSettings, now_ms: i64) -> RoomRow {
     RoomRow {
+        record: serde_json::to_string(room).unwrap_or_default(),
+        ..bare_row(room, s, now_ms)
+    }
+}
+
+/// [`row_of`] without the record.
+fn bare_row(room: &Room, s: &RoomSettings, now_ms: i64) -> RoomRow {
+    RoomRow {
         anchor_id: room.anchor_id.clone(),
         state: room.state.as_str().to_string(),
         since_ms: room.since_ms,
@@ -196,15 +208,67 @@ fn row_of(room: &Room, s: &RoomSettings, now_ms: i64) -> RoomRow {
         chat_connected: i32::from(room.chat_connected(s, now_ms)),
         health_pct: (room.health(s, now_ms) * 100.0).round() as i32,
         updated_ms: now_ms,
+        record: String::new(),
     }
 }
 
-fn fingerprint(row: &RoomRow) -> RoomRow {
-    RoomRow {
+/// What decides whether a room must be written again: its row without the health figure and
+/// the stamp, and its record with chat nodes' times rounded down to a quarter of the chat TTL
+/// (a chat node's heartbeat refreshes every room it lists; rewriting them all on every beat
+/// would cost a row per room and beat, while other replicas only need the time before it is
+/// a quarter TTL stale).
+fn fingerprint(room: &Room, s: &RoomSettings, now_ms: i64) -> Fingerprint {
+    let step = (s.chat_ttl_ms / 4).max(1);
+    let mut coarse = room.clone();
+    for at in coarse.chat_nodes.values_mut() {
+        *at -= at.rem_euclid(step);
+    }
+    let row = RoomRow {
         health_pct: 0,
         updated_ms: 0,
-        ..row.clone()
+        ..bare_row(room, s, now_ms)
+    };
+    (row, coarse)
+}
+
+/// See [`fingerprint`].
+type Fingerprint = (RoomRow, Room);
+
+/// `base` with what `other` observed later added: the stream (when `base` has none), a
+/// provider's ingest of that stream with later evidence (or one `base` lacks), chat nodes'
+/// later times and a later explicit chat word. State and timers stay `base`'s. Two replicas
+/// that took inputs for one room within a flush interval of each other thus both end up with
+/// both inputs, whichever row is written last; and a replica whose stall timer fired just
+/// before another's evidence reached it cannot erase that evidence.
+fn union(mut base: Room, other: &Room) -> Room {
+    if base.stream_id.is_none() {
+        base.stream_id = other.stream_id.clone();
     }
+    for (p, theirs) in &other.ingest {
+        if base.stream_id.as_deref() != Some(theirs.stream_id.as_str()) {
+            continue;
+        }
+        let later = base
+            .ingest
+            .get(p)
+            .is_none_or(|mine| mine.last_evidence_ms < theirs.last_evidence_ms);
+        if later {
+            base.ingest.insert(p.clone(), theirs.clone());
+        }
+    }
+    if base.region.is_empty() {
+        base.region = other.region.clone();
+    }
+    for (node, at) in &other.chat_nodes {
+        let e = base.chat_nodes.entry(node.clone()).or_insert(*at);
+        *e = (*e).max(*at);
+    }
+    if let Some((_, theirs)) = other.chat_explicit
+        && base.chat_explicit.is_none_or(|(_, mine)| mine < theirs)
+    {
+        base.chat_explicit = other.chat_explicit;
+    }
+    base
 }
 
 impl Rooms {
@@ -268,10 +332,11 @@ impl Rooms {
                     );
                 }
             }
-            let saved = Some(fingerprint(row));
+            let saved = Some(fingerprint(&room, s, now_ms));
+            let stamp = row.updated_ms;
             if let Some(old) = inner
                 .rooms
-                .insert(row.anchor_id.clone(), Slot { room, saved })
+                .insert(row.anchor_id.clone(), Slot { room, saved, stamp })
             {
                 inner.counts[old.room.state.index()] -= 1;
             }
@@ -405,6 +470,70 @@ impl Rooms {
         summary
     }
 
+    /// Takes in rooms as stored (rows read after a notification or by the catch-up). The state
+    /// and timers come from the newer of the row and what this replica last wrote or merged for
+    /// the anchor; the evidence is the [`union`] of both. The machine runs, and when the result
+    /// differs from the row the room is written again, stamped past it, so what this replica
+    /// alone had observed reaches the others too. Rows without a record (written before
+    /// cluster mode) are skipped. Returns how many rooms changed.
+    pub fn merge(&self, rows: &[RoomRow], s: &RoomSettings, now_ms: i64) -> usize {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut taken = 0;
+        for row in rows {
+            if row.record.is_empty() {
+                continue;
+            }
+            let remote: Room = match serde_json::from_str(&row.record) {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::warn!(anchor = %row.anchor_id, %error, "unreadable room record skipped");
+                    continue;
+                }
+            };
+            if remote.anchor_id != row.anchor_id {
+                continue;
+            }
+            let Some(slot) = inner.rooms.get_mut(&row.anchor_id) else {
+                inner.counts[remote.state.index()] += 1;
+                let saved = Some(fingerprint(&remote, s, now_ms));
+                let slot = Slot {
+                    room: remote,
+                    saved,
+                    stamp: row.updated_ms,
+                };
+                inner.rooms.insert(row.anchor_id.clone(), slot);
+                taken += 1;
+                continue;
+            };
+            let newer = row.updated_ms > slot.stamp;
+            let merged = if newer {
+                union(remote.clone(), &slot.room)
+            } else {
+                union(slot.room.clone(), &remote)
+            };
+            // The row is what is stored now: when this replica holds more than it (evidence
+            // the row lacks, or a state it reached later), the room is written again, stamped
+            // past the row, so that it replaces it. Two replicas may stamp rows of one room
+            // alike; the stored one then lacks the other's evidence until this rewrite.
+            slot.stamp = slot.stamp.max(row.updated_ms);
+            slot.saved = Some(fingerprint(&remote, s, now_ms));
+            let changed = merged != slot.room;
+            if changed {
+                let (from, to) = (slot.room.state, merged.state);
+                slot.room = merged;
+                inner.counts[from.index()] -= 1;
+                inner.counts[to.index()] += 1;
+                taken += 1;
+            }
+            settle(inner, &self.writer, &row.anchor_id, s, now_ms);
+        }
+        if taken > 0 {
+            publish_counts(&inner.counts);
+        }
+        taken
+    }
+
     /// One room.
     pub fn get(&self, s: &RoomSettings, anchor_id: &str, now_ms: i64) -> Option<RoomView> {
         let inner = self.read();
@@ -490,6 +619,7 @@ fn slot<'a>(inner: &'a mut Inner, anchor_id: &str, now_ms: i64) -> &'a mut Slot 
         .or_insert_with(|| Slot {
             room: Room::new(anchor_id, now_ms),
             saved: None,
+            stamp: i64::MIN,
         })
 }
 
@@ -515,10 +645,12 @@ fn settle(
             providers = ?slot.room.carrying(s, now_ms), "room state changed");
     }
     slot.room.tidy_offline();
-    let row = row_of(&slot.room, s, now_ms);
-    let fp = fingerprint(&row);
+    let fp = fingerprint(&slot.room, s, now_ms);
     if slot.saved.as_ref() != Some(&fp) {
         slot.saved = Some(fp);
+        // Newer than anything merged, so other replicas take it.
+        let row = row_of(&slot.room, s, now_ms.max(slot.stamp.saturating_add(1)));
+        slot.stamp = row.updated_ms;
         writer.save(row);
     }
     RoomView::of(&slot.room, s, now_ms)
@@ -679,5 +811,47 @@ mod tests {
         let many = rooms.many(&s, &["a4".into(), "nobody".into()], 10);
         assert_eq!(many[0].state, RoomState::Live);
         assert_eq!(many[1], RoomView::unknown("nobody"));
+    }
+
+    /// A publish reaches replica A while the anchor's chat connects on replica B, each before
+    /// the other's row arrived: after exchanging rows (in either order) both hold both inputs
+    /// and agree that the room is live.
+    #[tokio::test]
+    async fn rooms_changed_on_two_replicas_at_once_merge_both_inputs() {
+        let (da, db_) = (TestDb::sqlite(), TestDb::sqlite());
+        let (wa, _ta) = RoomWriter::spawn(da.db().clone(), Duration::from_millis(5));
+        let (wb, _tb) = RoomWriter::spawn(db_.db().clone(), Duration::from_millis(5));
+        let (a, b) = (Rooms::new(wa), Rooms::new(wb));
+        let s = RoomSettings {
+            confirm_ms: 0,
+            ..settings()
+        };
+        a.ingest(&s, &publish("a1", "s1"), 100);
+        b.chat(&s, "a1", true, 110);
+        assert_eq!(a.get(&s, "a1", 120).unwrap().state, RoomState::Starting);
+        assert_eq!(b.get(&s, "a1", 120).unwrap().state, RoomState::Offline);
+        a.flush().await.unwrap();
+        b.flush().await.unwrap();
+        let row_a = da.get_room("a1").unwrap().unwrap();
+        let row_b = db_.get_room("a1").unwrap().unwrap();
+        // B hears of A's older row, A of B's newer one.
+        assert_eq!(b.merge(std::slice::from_ref(&row_a), &s, 130), 1);
+        assert_eq!(a.merge(std::slice::from_ref(&row_b), &s, 130), 1);
+        for (name, rooms) in [("A", &a), ("B", &b)] {
+            let room = rooms.get(&s, "a1", 130).unwrap();
+            assert_eq!(room.state, RoomState::Live, "{name}: {room:?}");
+            assert!(room.chat_connected, "{name}");
+            assert_eq!(room.providers, ["p"], "{name}");
+        }
+        // Each wrote the union; taking the other's changes nothing more.
+        a.flush().await.unwrap();
+        b.flush().await.unwrap();
+        let row_a = da.get_room("a1").unwrap().unwrap();
+        let row_b = db_.get_room("a1").unwrap().unwrap();
+        b.merge(&[row_a], &s, 140);
+        a.merge(&[row_b], &s, 140);
+        assert_eq!(a.get(&s, "a1", 140).unwrap().state, RoomState::Live);
+        assert_eq!(b.get(&s, "a1", 140).unwrap().state, RoomState::Live);
+        assert_eq!(a.counts(), b.counts());
     }
 }

@@ -93,6 +93,7 @@ pub fn catalog(
         rtmp: Some("rtmp://sim/live".into()),
         flv: Some("http://sim/live".into()),
         hls: Some("http://sim/live".into()),
+        dash: Some("http://sim/live".into()),
     };
     let mut prices = BTreeMap::new();
     for id in scenario.providers.keys() {
@@ -734,6 +735,7 @@ impl<'a> Runner<'a> {
                     &self.snapshot,
                     r,
                     stream,
+                    Protocol::Hls,
                     current,
                     Some(throughput_bps),
                     session,

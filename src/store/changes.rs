@@ -1,13 +1,19 @@
-//! Changes other replicas made, on PostgreSQL: `LISTEN`/`NOTIFY` for streams, and the reads a
-//! replica catches up with.
+//! Changes other replicas made, on PostgreSQL: `LISTEN`/`NOTIFY`, and the reads a replica
+//! catches up with.
 //!
-//! [`Db::save_streams`] notifies [`STREAMS_CHANNEL`] in the same transaction with what it
-//! wrote (`id@updated_ms`, comma-separated, in chunks under PostgreSQL's 8000-byte payload
-//! limit), so the
-//! notification is delivered exactly when the rows are committed. A [`StreamListener`] holds its
-//! own connection (not a pooled one: `LISTEN` belongs to a session) and reads the
-//! notifications without blocking. Notifications are not stored: a replica that was
-//! disconnected catches up with [`Db::streams_updated_since`].
+//! Three channels. Streams and rooms are notified in the transaction that wrote them, so a
+//! notification is delivered exactly when its rows are committed; drains and policy versions
+//! right after their commit, on the same connection:
+//! - [`STREAMS_CHANNEL`]: [`Db::save_streams`] sends what it wrote as `id@updated_ms`,
+//!   comma-separated, in chunks under PostgreSQL's 8000-byte payload limit;
+//! - [`ROOMS_CHANNEL`]: [`Db::save_rooms`] sends `anchor_id@updated_ms` the same way;
+//! - [`CONTROL_CHANNEL`]: `drains` when a run-time drain is stored ([`Db::save_drain`]),
+//!   `policy:<version>` when a replica loaded a policy version ([`Db::record_policy_version`]).
+//!
+//! A [`Listener`] holds its own connection (not a pooled one: `LISTEN` belongs to a session)
+//! and reads the notifications without blocking. Notifications are not stored: a replica that
+//! was disconnected catches up with [`Db::streams_updated_since`], [`Db::rooms_updated_since`],
+//! [`Db::drains`] and [`Db::latest_policy_version`].
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -15,54 +21,123 @@ use diesel::sql_types::Text;
 
 use super::schema::streams;
 use super::target::Target;
-use super::{Db, StoreError, StreamRow};
+use super::{Db, RoomRow, StoreError, StreamRow};
 
 /// The channel stream changes are notified on.
 pub const STREAMS_CHANNEL: &str = "livesteer_streams";
+/// The channel room changes are notified on.
+pub const ROOMS_CHANNEL: &str = "livesteer_rooms";
+/// The channel drains and policy loads are notified on.
+pub const CONTROL_CHANNEL: &str = "livesteer_control";
+/// The control payload of a stored drain.
+pub(super) const DRAINS: &str = "drains";
+/// The prefix of a policy load's control payload.
+const POLICY_PREFIX: &str = "policy:";
 
-/// Changes per notification: `id@updated_ms` is under 50 bytes, so 150 stay under 8000.
+/// Changes per notification: `id@updated_ms` is under 50 bytes (ids are at most 64 bytes for
+/// anchors, so rooms use a smaller chunk), so this many stay under 8000 bytes.
 const CHANGES_PER_NOTIFY: usize = 150;
+const ROOMS_PER_NOTIFY: usize = 90;
 
-/// Notifies the streams written in the current transaction, as `id@updated_ms` pairs.
-pub(super) fn notify_streams(c: &mut PgConnection, rows: &[StreamRow]) -> QueryResult<()> {
-    for chunk in rows.chunks(CHANGES_PER_NOTIFY) {
-        let changes: Vec<String> = chunk
-            .iter()
-            .map(|r| format!("{}@{}", r.id, r.updated_ms))
-            .collect();
-        diesel::sql_query(format!("SELECT pg_notify('{STREAMS_CHANNEL}', $1)"))
-            .bind::<Text, _>(changes.join(","))
+/// One notified change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A stream row written, with its `updated_ms`.
+    Stream(String, i64),
+    /// A room row written (by anchor), with its `updated_ms`.
+    Room(String, i64),
+    /// The run-time drains changed.
+    Drains,
+    /// A replica loaded this policy version.
+    Policy(String),
+}
+
+fn notify_pairs<'a>(
+    c: &mut PgConnection,
+    channel: &str,
+    pairs: impl Iterator<Item = (&'a str, i64)>,
+    per_notify: usize,
+) -> QueryResult<()> {
+    let pairs: Vec<String> = pairs.map(|(id, ms)| format!("{id}@{ms}")).collect();
+    for chunk in pairs.chunks(per_notify) {
+        diesel::sql_query(format!("SELECT pg_notify('{channel}', $1)"))
+            .bind::<Text, _>(chunk.join(","))
             .execute(c)?;
     }
     Ok(())
 }
 
-/// A connection listening on [`STREAMS_CHANNEL`].
-pub struct StreamListener {
+/// Notifies the streams written in the current transaction, as `id@updated_ms` pairs.
+pub(super) fn notify_streams(c: &mut PgConnection, rows: &[StreamRow]) -> QueryResult<()> {
+    notify_pairs(
+        c,
+        STREAMS_CHANNEL,
+        rows.iter().map(|r| (r.id.as_str(), r.updated_ms)),
+        CHANGES_PER_NOTIFY,
+    )
+}
+
+/// Notifies the rooms written in the current transaction, as `anchor_id@updated_ms` pairs.
+pub(super) fn notify_rooms(c: &mut PgConnection, rows: &[RoomRow]) -> QueryResult<()> {
+    notify_pairs(
+        c,
+        ROOMS_CHANNEL,
+        rows.iter().map(|r| (r.anchor_id.as_str(), r.updated_ms)),
+        ROOMS_PER_NOTIFY,
+    )
+}
+
+/// Notifies `payload` on [`CONTROL_CHANNEL`] in the current transaction.
+pub(super) fn notify_control(c: &mut PgConnection, payload: &str) -> QueryResult<()> {
+    diesel::sql_query(format!("SELECT pg_notify('{CONTROL_CHANNEL}', $1)"))
+        .bind::<Text, _>(payload)
+        .execute(c)
+        .map(drop)
+}
+
+/// The control payload of a policy load.
+pub(super) fn policy_payload(version: &str) -> String {
+    format!("{POLICY_PREFIX}{version}")
+}
+
+/// A connection listening on every change channel.
+pub struct Listener {
     conn: PgConnection,
 }
 
-impl std::fmt::Debug for StreamListener {
+impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamListener").finish_non_exhaustive()
+        f.debug_struct("Listener").finish_non_exhaustive()
     }
 }
 
-impl StreamListener {
-    /// The changes notified since the last call, as (stream id, `updated_ms`), without
-    /// waiting (empty when none). An error means the connection is lost: open a new listener
-    /// and catch up.
-    pub fn changes(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        const OP: &str = "read stream notifications";
+fn pairs(payload: &str) -> impl Iterator<Item = (String, i64)> + '_ {
+    payload.split(',').filter_map(|change| {
+        let (id, ms) = change.split_once('@')?;
+        Some((id.to_string(), ms.parse().ok()?))
+    })
+}
+
+impl Listener {
+    /// The changes notified since the last call, without waiting (empty when none). An error
+    /// means the connection is lost: open a new listener and catch up.
+    pub fn changes(&mut self) -> Result<Vec<Change>, StoreError> {
+        const OP: &str = "read change notifications";
         let mut out = Vec::new();
         for n in self.conn.notifications_iter() {
             let n = n.map_err(StoreError::query(OP))?;
-            for change in n.payload.split(',') {
-                if let Some((id, ms)) = change.split_once('@')
-                    && let Ok(ms) = ms.parse()
-                {
-                    out.push((id.to_string(), ms));
+            match n.channel.as_str() {
+                STREAMS_CHANNEL => {
+                    out.extend(pairs(&n.payload).map(|(id, ms)| Change::Stream(id, ms)))
                 }
+                ROOMS_CHANNEL => out.extend(pairs(&n.payload).map(|(a, ms)| Change::Room(a, ms))),
+                CONTROL_CHANNEL if n.payload == DRAINS => out.push(Change::Drains),
+                CONTROL_CHANNEL => {
+                    if let Some(v) = n.payload.strip_prefix(POLICY_PREFIX) {
+                        out.push(Change::Policy(v.to_string()));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(out)
@@ -70,10 +145,10 @@ impl StreamListener {
 }
 
 impl Db {
-    /// A new connection listening for stream changes; `None` on SQLite (one node, nothing to
+    /// A new connection listening for every change; `None` on SQLite (one node, nothing to
     /// hear).
-    pub fn listen_streams(&self) -> Result<Option<StreamListener>, StoreError> {
-        const OP: &str = "listen for stream changes";
+    pub fn listen(&self) -> Result<Option<Listener>, StoreError> {
+        const OP: &str = "listen for changes";
         let Target::Postgres { url } = &*self.target else {
             return Ok(None);
         };
@@ -82,10 +157,12 @@ impl Db {
             url: self.location.to_string(),
             cause,
         })?;
-        diesel::sql_query(format!("LISTEN {STREAMS_CHANNEL}"))
-            .execute(&mut conn)
-            .map_err(StoreError::query(OP))?;
-        Ok(Some(StreamListener { conn }))
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("LISTEN {STREAMS_CHANNEL}; LISTEN {ROOMS_CHANNEL}; LISTEN {CONTROL_CHANNEL};"),
+        )
+        .map_err(StoreError::query(OP))?;
+        Ok(Some(Listener { conn }))
     }
 
     /// The streams with these ids that are stored.

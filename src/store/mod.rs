@@ -45,6 +45,7 @@
 //! backend), the write-transaction kind (`BEGIN IMMEDIATE` on SQLite), and locks.
 
 mod changes;
+mod cluster;
 mod error;
 mod leases;
 mod models;
@@ -71,7 +72,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use changes::{STREAMS_CHANNEL, StreamListener};
+pub use changes::{CONTROL_CHANNEL, Change, Listener, ROOMS_CHANNEL, STREAMS_CHANNEL};
 pub use error::StoreError;
 pub use models::{AnchorRow, PolicyVersionRow, StreamRow};
 pub use nodes::NodeRow;

@@ -28,7 +28,7 @@ impl Db {
         let is_postgres = matches!(*conn, DbConn::Postgres(_));
         // Read, then insert, under a write lock: BEGIN IMMEDIATE on SQLite; on PostgreSQL
         // an EXCLUSIVE table lock (plain reads still proceed) held to commit.
-        write_transaction!(&mut *conn, |c| {
+        let inserted = write_transaction!(&mut *conn, |c| {
             if is_postgres {
                 diesel::sql_query("LOCK TABLE policy_versions IN EXCLUSIVE MODE").execute(c)?;
             }
@@ -45,7 +45,13 @@ impl Db {
                 .execute(c)?;
             Ok(true)
         })
-        .map_err(StoreError::query(OP))
+        .map_err(StoreError::query(OP))?;
+        // Other replicas reload their files when this arrives, after the commit.
+        if inserted && let DbConn::Postgres(pg) = &mut *conn {
+            super::changes::notify_control(pg, &super::changes::policy_payload(version))
+                .map_err(StoreError::query(OP))?;
+        }
+        Ok(inserted)
     }
 
     /// The most recently recorded policy version, if any.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::schema::rooms;
 use super::{Db, DbConn, StoreError};
 
-/// Rows per multi-row `INSERT` on PostgreSQL (9 binds each).
+/// Rows per multi-row `INSERT` on PostgreSQL (10 binds each).
 const SAVE_CHUNK: usize = 500;
 
 /// A row of `rooms`: one anchor's room state.
@@ -38,6 +38,9 @@ pub struct RoomRow {
     pub health_pct: i32,
     /// Last change, unix milliseconds; a save older than the stored row is ignored.
     pub updated_ms: i64,
+    /// The whole record as JSON (`rooms::Room`), what other replicas merge; empty in rows
+    /// written before cluster mode.
+    pub record: String,
 }
 
 impl RoomRow {
@@ -86,6 +89,7 @@ impl Db {
                         rooms::chat_connected.eq(excluded(rooms::chat_connected)),
                         rooms::health_pct.eq(excluded(rooms::health_pct)),
                         rooms::updated_ms.eq(excluded(rooms::updated_ms)),
+                        rooms::record.eq(excluded(rooms::record)),
                     ));
                 let not_older = rooms::updated_ms.le(excluded(rooms::updated_ms));
                 diesel::query_dsl::methods::FilterDsl::filter(upsert, not_older).execute($c)
@@ -99,6 +103,8 @@ impl Db {
                 for chunk in rows.chunks(SAVE_CHUNK) {
                     written += upsert!(c, chunk)?;
                 }
+                // Delivered to other replicas when this transaction commits.
+                super::changes::notify_rooms(c, &rows)?;
                 Ok(written)
             }),
             DbConn::Sqlite(lite) => lite.immediate_transaction(|c| {
@@ -122,6 +128,41 @@ impl Db {
             .first(&mut *conn)
             .optional()
             .map_err(StoreError::query(OP))
+    }
+
+    /// Up to `limit` rooms changed at or after `since_ms`, oldest change first (the catch-up
+    /// of replicas following each other).
+    pub fn rooms_updated_since(
+        &self,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<RoomRow>, StoreError> {
+        const OP: &str = "load changed rooms";
+        let mut conn = self.conn(OP)?;
+        rooms::table
+            .filter(rooms::updated_ms.ge(since_ms))
+            .order((rooms::updated_ms.asc(), rooms::anchor_id.asc()))
+            .limit(limit.max(0))
+            .select(RoomRow::as_select())
+            .load(&mut *conn)
+            .map_err(StoreError::query(OP))
+    }
+
+    /// The rooms of these anchors that are stored.
+    pub fn rooms_by_anchor(&self, anchors: &[String]) -> Result<Vec<RoomRow>, StoreError> {
+        const OP: &str = "load rooms by anchor";
+        let mut conn = self.conn(OP)?;
+        let mut out = Vec::with_capacity(anchors.len());
+        for chunk in anchors.chunks(500) {
+            out.extend(
+                rooms::table
+                    .filter(rooms::anchor_id.eq_any(chunk))
+                    .select(RoomRow::as_select())
+                    .load(&mut *conn)
+                    .map_err(StoreError::query(OP))?,
+            );
+        }
+        Ok(out)
     }
 
     /// Up to `limit` rooms in any state but `offline` (what is reloaded at start), by anchor.

@@ -67,6 +67,9 @@ diesel::table! {
         chat_connected -> Integer,
         health_pct -> Integer,
         updated_ms -> BigInt,
+        /// The room's whole record as JSON (`rooms::Room`), for other replicas to follow;
+        /// empty in rows written before cluster mode.
+        record -> Text,
     }
 }
 
@@ -132,6 +135,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Providers drained (or undrained) at run time by an admin, one row per provider.
+    provider_drains (provider) {
+        provider -> Text,
+        /// 1: drained.
+        drained -> Integer,
+        updated_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The replicas sharing this database, each renewing its heartbeat.
+    replicas (id) {
+        id -> Text,
+        started_ms -> BigInt,
+        heartbeat_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(streams -> anchors (anchor_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -143,5 +165,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_nodes,
     payments,
     payment_conflicts,
-    score_windows
+    score_windows,
+    provider_drains,
+    replicas
 );

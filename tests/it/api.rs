@@ -214,7 +214,7 @@ async fn bad_input_gets_a_json_4xx() {
         (
             400,
             "unknown_protocol",
-            app.get(&format!("/v1/streams/{id}/play?protocol=dash"))
+            app.get(&format!("/v1/streams/{id}/play?protocol=webrtc"))
                 .await,
         ),
         (

@@ -206,7 +206,7 @@ fn urls_prints_what_a_provider_signs_at_an_instant() {
         .iter()
         .map(|p| p["protocol"].as_str().unwrap())
         .collect();
-    assert_eq!(protocols, ["flv", "hls", "rtmp"]);
+    assert_eq!(protocols, ["flv", "hls", "rtmp", "dash"]);
     // The same instant signs the same URLs.
     let again = livesteer(&[
         "urls",
@@ -267,7 +267,7 @@ fn urls_prints_what_a_provider_signs_at_an_instant() {
                 "--stream",
                 "s",
                 "--protocol",
-                "dash",
+                "webrtc",
             ],
             "--protocol",
         ),

@@ -1,6 +1,7 @@
 //! livesteer's integration tests: one binary (one link) with a module per area.
 
 mod api;
+mod balancer;
 mod cli;
 mod cmcd;
 mod dashboards;
@@ -9,6 +10,7 @@ mod durable;
 mod jobs;
 mod master;
 mod media;
+mod mpd;
 mod origin;
 mod payments;
 mod players;

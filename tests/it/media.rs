@@ -201,7 +201,7 @@ pub struct Encode {
     pub video_kbps: Option<u32>,
 }
 
-/// An nginx-rtmp origin: RTMP in, HLS out on its HTTP port, `rtmp_stat` at `/stat`, every
+/// An nginx-rtmp origin: RTMP in, HLS (and DASH, when asked) out on its HTTP port, `rtmp_stat` at `/stat`, every
 /// hook pointed at livesteer's callback for the `local-nginx` provider.
 pub struct Origin {
     pub dir: tempfile::TempDir,
@@ -209,6 +209,9 @@ pub struct Origin {
     pub http: u16,
     /// `hls_playlist_length`, seconds (fragments are one second).
     pub playlist_seconds: u32,
+    /// DASH too (`dash on`, one-second fragments, a 30 s window): `/dash/<stream>.mpd` beside
+    /// the HLS.
+    pub dash: bool,
 }
 
 impl Origin {
@@ -218,6 +221,7 @@ impl Origin {
             rtmp: free_port(),
             http: free_port(),
             playlist_seconds: 4,
+            dash: false,
         }
     }
 
@@ -247,9 +251,20 @@ impl Origin {
     pub fn start_nginx(&self, livesteer: SocketAddr) -> Proc {
         let d = self.dir.path().display();
         let hook = format!("http://{livesteer}/v1/callbacks/local-nginx");
-        for sub in ["hls", "tmp"] {
+        for sub in ["hls", "dash", "tmp"] {
             std::fs::create_dir_all(self.path(sub)).unwrap();
         }
+        // nginx-rtmp's own window (30 s): a DASH player that falls behind, or refetches what
+        // a dead edge left half-loaded, still finds the segments.
+        let dash = if self.dash {
+            format!(
+                "dash on;\n            dash_path {d}/dash;\n            dash_fragment 1s;\n            \
+                 dash_playlist_length 30s;",
+                d = self.dir.path().display(),
+            )
+        } else {
+            String::new()
+        };
         let conf = format!(
             r#"load_module {RTMP_MODULE};
 master_process off;
@@ -265,6 +280,7 @@ rtmp {{
             hls_path {d}/hls;
             hls_fragment 1s;
             hls_playlist_length {len}s;
+            {dash}
             on_publish {hook};
             on_publish_done {hook};
             on_play {hook};
@@ -283,6 +299,11 @@ http {{
         location /hls {{
             types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
             alias {d}/hls;
+            add_header Cache-Control no-cache;
+        }}
+        location /dash {{
+            types {{ application/dash+xml mpd; video/mp4 m4v; audio/mp4 m4a; }}
+            alias {d}/dash;
             add_header Cache-Control no-cache;
         }}
     }}
@@ -379,7 +400,7 @@ pub struct Access {
 }
 
 /// An nginx HTTP edge on a loopback address and port of its own, proxying an origin's `/hls/`
-/// with CORS open, its
+/// and `/dash/` with CORS open, its
 /// access log (`$request_uri` included, so each request's token shows) in its directory. The
 /// master process is kept, so that a reload (a new rate limit) reaches the players' next
 /// requests: the old worker closes its idle keep-alive connections.
@@ -413,6 +434,11 @@ impl Edge {
         format!("http://{}:{}/hls", self.ip, self.port)
     }
 
+    /// This edge's DASH base URL, as a provider's `dash:` endpoint.
+    pub fn dash_base(&self) -> String {
+        format!("http://{}:{}/dash", self.ip, self.port)
+    }
+
     fn write_conf(&mut self, limit_rate: Option<&str>) -> PathBuf {
         self.generation += 1;
         let d = self.dir.path().display();
@@ -442,6 +468,13 @@ http {{
         location /hls/ {{
             {limit}
             proxy_pass http://127.0.0.1:{origin}/hls/;
+            proxy_http_version 1.1;
+            proxy_buffers 32 64k;
+            add_header Access-Control-Allow-Origin * always;
+        }}
+        location /dash/ {{
+            {limit}
+            proxy_pass http://127.0.0.1:{origin}/dash/;
             proxy_http_version 1.1;
             proxy_buffers 32 64k;
             add_header Access-Control-Allow-Origin * always;

@@ -1,4 +1,4 @@
-//! Stock HLS players follow livesteer from a web page, with no glue (issue 12).
+//! Stock HLS and DASH players follow livesteer from a web page, with no glue (issues 12, 14).
 //!
 //! Real peers only: ffmpeg publishes to livesteer's signed push URL into nginx-rtmp, whose
 //! `on_publish` asks livesteer; two nginx edges proxy the origin's HLS and are two providers
@@ -23,7 +23,12 @@
 //! the seconds of stall, the steering requests with livesteer's answers, and the segments'
 //! edges over time.
 //!
-//! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens` runs some of them only.
+//! - DASH (issue 14): the origin packages DASH too (`dash on`), the edges deliver it, and dash.js
+//!   and Shaka are each given only livesteer's `manifest.mpd`; edge A throttled, and separately
+//!   stopped, with the same limits as above.
+//!
+//! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd,dash-throttle,dash-stop` runs some
+//! of them only.
 //!
 //! Skips with a printed reason when nginx, the RTMP module, ffmpeg, node, chromium or
 //! `tests/players/node_modules` (`npm ci --prefix tests/players`) is missing, except with
@@ -112,6 +117,7 @@ struct Stack {
     /// `[edge-a, edge-b]`.
     edges: [Edge; 2],
     stream: String,
+    dash: bool,
     _nginx: Proc,
     _ffmpeg: Proc,
     _db: TestDb,
@@ -125,6 +131,11 @@ struct Opts {
     token_refresh_seconds: Option<u64>,
     /// livesteer's clock, when not the system's.
     clock: Option<Arc<OffsetClock>>,
+    /// No probes: what livesteer learns of the edges comes from the players alone.
+    no_probes: bool,
+    /// The origin packages DASH too (`dash on`), the edges deliver it, and the players get
+    /// livesteer's `manifest.mpd`.
+    dash: bool,
 }
 
 /// The system clock plus an offset the test sets: livesteer's time only, for tokens whose
@@ -148,6 +159,7 @@ impl Stack {
     async fn start(opts: Opts) -> Stack {
         let origin = Origin {
             playlist_seconds: 6,
+            dash: opts.dash,
             ..Origin::new()
         };
         let mut edges = [
@@ -158,11 +170,17 @@ impl Stack {
         let providers = origin.path("providers");
         origin.write_provider(&providers, "[rtmp]");
         for e in &edges {
+            let (protocols, dash) = if opts.dash {
+                ("[hls, dash]", format!("\n    dash: {}", e.dash_base()))
+            } else {
+                ("[hls]", String::new())
+            };
             std::fs::write(
                 providers.join(format!("{}.yaml", e.name)),
                 format!(
-                    "id: {name}\nkind: akamai\nprotocols: [hls]\norigin: local-nginx\nendpoints:\n  \
-                     default:\n    hls: {base}\nsigning:\n  key_env: PLAYERS_EDGE_KEY\n",
+                    "id: {name}\nkind: akamai\nprotocols: {protocols}\norigin: local-nginx\n\
+                     endpoints:\n  default:\n    hls: {base}{dash}\nsigning:\n  \
+                     key_env: PLAYERS_EDGE_KEY\n",
                     name = e.name,
                     base = e.hls_base()
                 ),
@@ -218,21 +236,43 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // And, for DASH, once its MPD is a few fragments long too.
+        if opts.dash {
+            loop {
+                if let Ok((200, body)) = http_get(origin.http, &format!("/dash/{stream}.mpd"))
+                    && body.matches("<S ").count() >= 8
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the origin never had 4 DASH fragments of {stream}\n{}",
+                    origin.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let manifest = if opts.dash {
+            "manifest.mpd"
+        } else {
+            "master.m3u8"
+        };
         let master = app
             .client
-            .get(app.url(&format!("/v1/streams/{stream}/master.m3u8")))
+            .get(app.url(&format!("/v1/streams/{stream}/{manifest}")))
             .send()
             .await
             .unwrap();
         let status = master.status();
         let master = master.text().await.unwrap();
-        assert_eq!(status, 200, "master.m3u8: {master}");
-        say(&format!("master.m3u8 the players get:\n{master}"));
+        assert_eq!(status, 200, "{manifest}: {master}");
+        say(&format!("{manifest} the players get:\n{master}"));
         Stack {
             app,
             origin,
             edges,
             stream,
+            dash: opts.dash,
             _nginx: nginx,
             _ffmpeg: ffmpeg,
             _db: db,
@@ -242,6 +282,16 @@ impl Stack {
     fn master_url(&self) -> String {
         self.app
             .url(&format!("/v1/streams/{}/master.m3u8", self.stream))
+    }
+
+    /// What the players are given: `master.m3u8`, or `manifest.mpd` for DASH.
+    fn manifest_url(&self) -> String {
+        if self.dash {
+            self.app
+                .url(&format!("/v1/streams/{}/manifest.mpd", self.stream))
+        } else {
+            self.master_url()
+        }
     }
 
     /// The edge a URL points at: `A`, `B`, or `?`.
@@ -266,13 +316,15 @@ fn policy_yaml(opts: &Opts) -> String {
     let refresh = opts
         .token_refresh_seconds
         .map_or(String::new(), |t| format!("\n  token_refresh_seconds: {t}"));
+    let probes = if opts.no_probes { "" } else { "*/2 * * * * *" };
+    let protocols = if opts.dash { "hls, dash" } else { "hls" };
     format!(
         r#"regions:
   - id: global
     providers: [edge-a, edge-b, local-nginx]
 default_region: global
 delivery:
-  protocols: [hls]
+  protocols: [{protocols}]
   default_protocol: hls{url_ttl}
 scoring:
   exploration_rate: 0
@@ -287,7 +339,7 @@ probes:
   timeout_ms: 2000
   connect_timeout_ms: 500
 jobs:
-  probe_streams: "*/2 * * * * *"
+  probe_streams: "{probes}"
   sweep_rooms: ""
   check_nodes: ""
   sync_nodes: ""
@@ -305,9 +357,15 @@ struct Driver {
 
 impl Driver {
     async fn start(src: &str, log: PathBuf) -> Driver {
+        Driver::start_with(&["--src", src], log).await
+    }
+
+    /// With `run.mjs` arguments of the caller's (sources, players, a CMCD collector).
+    async fn start_with(args: &[&str], log: PathBuf) -> Driver {
         let mut child = tokio::process::Command::new("node")
             .arg(players_dir().join("run.mjs"))
-            .args(["--src", src, "--stdin", "--seconds", "240"])
+            .args(args)
+            .args(["--stdin", "--seconds", "240"])
             .current_dir(players_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -455,6 +513,14 @@ fn is_segment(url: &str) -> bool {
         .any(|e| path.ends_with(e))
 }
 
+/// A steering request's `_HLS_<name>` or `_DASH_<name>` parameter, as sent.
+fn steering_param(url: &str, name: &str) -> String {
+    match query_param(url, &format!("_HLS_{name}")) {
+        v if v != "-" => v,
+        _ => query_param(url, &format!("_DASH_{name}")),
+    }
+}
+
 fn query_param(url: &str, key: &str) -> String {
     url::Url::parse(url)
         .ok()
@@ -548,8 +614,8 @@ fn outcome(stack: &Stack, p: &Value, t0: i64) -> Outcome {
                 at_ms: s["at"].as_i64().unwrap_or(0),
                 first: provider_of(json["PATHWAY-PRIORITY"][0].as_str().unwrap_or("")),
                 clones: json.get("PATHWAY-CLONES").is_some(),
-                pathway: query_param(url, "_HLS_pathway"),
-                throughput: query_param(url, "_HLS_throughput"),
+                pathway: steering_param(url, "pathway"),
+                throughput: steering_param(url, "throughput"),
                 status: s["status"].as_u64().unwrap_or(0),
                 answer,
             }
@@ -664,7 +730,7 @@ fn report(scenario: &str, o: &Outcome, t0: i64, mode: Mode) {
     say(&format!("    segments by edge: {}", o.timeline));
     for s in &o.steering {
         say(&format!(
-            "    steering {:+.1}s _HLS_pathway={} _HLS_throughput={} -> {} {}{}",
+            "    steering {:+.1}s pathway={} throughput={} -> {} {}{}",
             (s.at_ms - t0) as f64 / 1000.0,
             s.pathway,
             s.throughput,
@@ -717,13 +783,23 @@ fn edge_requests(stack: &Stack) -> String {
         .join("\n    ")
 }
 
-/// Plays the master URL in the three players, applies `fault` to edge A once they have played
-/// for a while, watches until the move limit and then some, and checks that every player
-/// ended on B in time, stalled little, and stayed.
-async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut Tally) {
-    let mut stack = Stack::start(Opts::default()).await;
-    let master = stack.master_url();
-    let mut driver = Driver::start(&master, stack.origin.path("players.log")).await;
+/// Plays the manifest in the players (`master.m3u8` in the three HLS players; with `dash`,
+/// `manifest.mpd` in dash.js and Shaka), applies `fault` to edge A once they have played for a
+/// while, watches until the move limit and then some, and checks that every player ended on B
+/// in time, stalled little, and stayed.
+async fn fault_scenario(name: &str, dash: bool, fault: impl FnOnce(&mut Edge), tally: &mut Tally) {
+    let mut stack = Stack::start(Opts {
+        dash,
+        ..Opts::default()
+    })
+    .await;
+    let manifest = stack.manifest_url();
+    let log = stack.origin.path("players.log");
+    let mut driver = if dash {
+        Driver::start_with(&["--src", &manifest, "--players", "dashjs,shaka"], log).await
+    } else {
+        Driver::start(&manifest, log).await
+    };
     driver.start_or_fail().await;
     if driver.wait_for("ready", READY).await.is_none() {
         let result = driver.finish().await;
@@ -733,9 +809,9 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
             report(name, &o, t, Mode::Fault);
             if !o.playing {
                 tally.fail(format!(
-                    "[{name}] {} never started playing from livesteer's master.m3u8 within \
-                     {READY:?}: {}",
+                    "[{name}] {} never started playing from livesteer's {} within {READY:?}: {}",
                     o.version,
+                    manifest.rsplit('/').next().unwrap_or(""),
                     o.errors.join("; ")
                 ));
             }
@@ -806,8 +882,7 @@ async fn fault_scenario(name: &str, fault: impl FnOnce(&mut Edge), tally: &mut T
                 .find(|r| r.at_ms < t0 && r.first == "edge-b")
                 .map_or("no steering answer put B first".to_string(), |r| {
                     format!(
-                        "livesteer answered {} at {:+.1} s to _HLS_pathway={} \
-                         _HLS_throughput={}",
+                        "livesteer answered {} at {:+.1} s to pathway={} throughput={}",
                         r.answer,
                         (r.at_ms - t0) as f64 / 1000.0,
                         r.pathway,
@@ -966,6 +1041,289 @@ async fn qos_scenario(tally: &mut Tally) {
     }
 }
 
+/// The issue's limit for the players' CMCD reports to take first place from A.
+const CMCD_LIMIT: Duration = Duration::from_secs(30);
+
+/// What one player POSTed to livesteer's CMCD collector.
+#[derive(Default)]
+struct CmcdTally {
+    /// Bodies and the lines in them.
+    bodies: usize,
+    lines: usize,
+    /// Lines livesteer took, as its `livesteer-cmcd` answer header counted them.
+    accepted: u64,
+    unattributed: u64,
+    malformed: u64,
+    /// Answers other than 204, as `status x count`.
+    refused: BTreeMap<u64, usize>,
+    /// Each event type (`e=`) and how many lines carried it.
+    events: BTreeMap<String, usize>,
+}
+
+fn cmcd_tally(p: &Value) -> CmcdTally {
+    let mut t = CmcdTally::default();
+    for post in p["cmcd"]
+        .as_array()
+        .map(|r| r.as_slice())
+        .unwrap_or_default()
+    {
+        t.bodies += 1;
+        let lines = post["lines"]
+            .as_array()
+            .map(|r| r.as_slice())
+            .unwrap_or_default();
+        t.lines += lines.len();
+        for l in lines {
+            let e = l
+                .as_str()
+                .unwrap_or("")
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("e="))
+                .unwrap_or("-");
+            *t.events.entry(e.to_string()).or_default() += 1;
+        }
+        let status = post["status"].as_u64().unwrap_or(0);
+        if status != 204 {
+            *t.refused.entry(status).or_default() += 1;
+        }
+        for part in post["taken"].as_str().unwrap_or("").split(',') {
+            let Some((k, v)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let v: u64 = v.parse().unwrap_or(0);
+            match k {
+                "accepted" => t.accepted += v,
+                "unattributed" => t.unattributed += v,
+                "malformed" => t.malformed += v,
+                _ => {}
+            }
+        }
+    }
+    t
+}
+
+/// The players report CMCD v2 to livesteer and nothing else does: no `/v1/qos`, no probes, no
+/// steering (they play edge A's URL from the play answer, as an app that hands its player the
+/// first candidate does: hls.js and Shaka its HLS, dash.js its DASH). With edge A throttled, their reports alone must make a new viewer's
+/// play answer rank B first within 30 s. `LIVESTEER_CMCD_CAPTURE=DIR` writes each player's
+/// lines to `DIR/<player>.cmcd` (how `src/cmcd/fixtures` was captured).
+async fn cmcd_scenario(tally: &mut Tally) {
+    let name = "CMCD reports only";
+    let mut stack = Stack::start(Opts {
+        no_probes: true,
+        dash: true,
+        ..Opts::default()
+    })
+    .await;
+    let app = &stack.app;
+    let id = &stack.stream;
+    let play = |protocol: &'static str| async move {
+        let (status, body) = app
+            .get(&format!(
+                "/v1/streams/{id}/play?region=global&protocol={protocol}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let first = || play("hls");
+    let before = first().await;
+    let dash = play("dash").await;
+    for answer in [&before, &dash] {
+        assert_eq!(
+            answer["candidates"][0]["provider"], "edge-a",
+            "livesteer must rank A first before the fault: {answer}"
+        );
+    }
+    let hls = before["candidates"][0]["url"].as_str().unwrap();
+    let mpd = dash["candidates"][0]["url"].as_str().unwrap();
+    let collector = app.url("/v1/cmcd?region=global");
+    let srcs = [
+        format!("hlsjs={hls}"),
+        format!("shaka={hls}"),
+        format!("dashjs={mpd}"),
+    ];
+    let mut driver = Driver::start_with(
+        &[
+            "--src",
+            &srcs[0],
+            "--src",
+            &srcs[1],
+            "--src",
+            &srcs[2],
+            "--players",
+            "hlsjs,shaka,dashjs",
+            "--cmcd",
+            &collector,
+        ],
+        stack.origin.path("players.log"),
+    )
+    .await;
+    driver.start_or_fail().await;
+    let ready = driver.wait_for("ready", READY).await.is_some();
+    if ready {
+        tokio::time::sleep(WARM).await;
+    }
+    let still_first = first().await["candidates"][0]["provider"] == "edge-a";
+    stack.edges[0].throttle(THROTTLE);
+    let t0 = now_ms();
+    let started = Instant::now();
+    let mut history: Vec<String> = Vec::new();
+    let took = loop {
+        let play = first().await;
+        let order: Vec<&str> = play["candidates"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|c| c["provider"].as_str()).collect())
+            .unwrap_or_default();
+        let line = format!(
+            "{:+.1}s {}",
+            started.elapsed().as_secs_f64(),
+            order.join(" > ")
+        );
+        if history.last().map(|l| l.split_once(' ').map(|x| x.1))
+            != Some(line.split_once(' ').map(|x| x.1))
+        {
+            history.push(line);
+        }
+        if order.first() != Some(&"edge-a") {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() > CMCD_LIMIT + Duration::from_secs(10) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let capture = std::env::var_os("LIVESTEER_CMCD_CAPTURE").map(PathBuf::from);
+    if capture.is_some() {
+        // A capture keeps the throttled players reporting a while longer.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    }
+    let result = driver.finish().await;
+    for h in &history {
+        say(&format!(
+            "[{name}] new viewer's play order {h} after the throttle"
+        ));
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("livesteer_cmcd_lines_total"))
+        .collect();
+    say(&format!(
+        "[{name}] livesteer counted: {}",
+        counted.join("; ")
+    ));
+    let mut accepted_all = 0;
+    for p in result["players"].as_array().unwrap() {
+        let o = outcome(&stack, p, t0);
+        let c = cmcd_tally(p);
+        accepted_all += c.accepted;
+        tally.row(name, &o);
+        let who = format!("[{name}] {}", o.version);
+        say(&format!(
+            "{who}: sent {} CMCD lines in {} bodies ({}); livesteer accepted {}, unattributed {}, \
+             malformed {}; refused bodies {:?}; segments {}; stalled {:.1} s after the throttle",
+            c.lines,
+            c.bodies,
+            c.events
+                .iter()
+                .map(|(e, n)| format!("{e} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.accepted,
+            c.unattributed,
+            c.malformed,
+            c.refused,
+            o.timeline,
+            o.stall_after_s
+        ));
+        if let Some(dir) = &capture {
+            std::fs::create_dir_all(dir).unwrap();
+            let lines: Vec<&str> = p["cmcd"]
+                .as_array()
+                .map(|r| r.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|post| post["lines"].as_array().into_iter().flatten())
+                .filter_map(Value::as_str)
+                .collect();
+            let file = dir.join(format!(
+                "{}.cmcd",
+                o.version.split_whitespace().next().unwrap_or("player")
+            ));
+            std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+            say(&format!(
+                "{who}: {} lines written to {}",
+                lines.len(),
+                file.display()
+            ));
+        }
+        if !o.playing {
+            tally.fail(format!("{who} never played: {}", o.errors.join("; ")));
+        }
+        if c.lines == 0 || c.accepted == 0 {
+            tally.fail(format!(
+                "{who} sent {} CMCD lines and livesteer accepted {}: its reports fed nothing",
+                c.lines, c.accepted
+            ));
+        }
+        if !c.refused.is_empty() {
+            tally.fail(format!(
+                "{who}'s CMCD bodies were answered {:?}, not 204 (a player resends on 5xx and \
+                 drops the target on 410)",
+                c.refused
+            ));
+        }
+    }
+    let metric_accepted: u64 = counted
+        .iter()
+        .filter(|l| l.contains("outcome=\"accepted\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64;
+    // The counter is the process's (other tests' lines count too): at least what the answers
+    // to the players said.
+    if metric_accepted < accepted_all {
+        tally.fail(format!(
+            "[{name}] livesteer_cmcd_lines_total{{outcome=\"accepted\"}} is {metric_accepted}, \
+             less than its answers to the players said ({accepted_all})"
+        ));
+    }
+    if !still_first {
+        tally.fail(format!(
+            "[{name}] A lost first place before the throttle, with A healthy"
+        ));
+    }
+    match took {
+        Some(t) => say(&format!(
+            "[{name}] A lost first place for new viewers {:.1} s after the throttle (limit {:?})",
+            t.as_secs_f64(),
+            CMCD_LIMIT
+        )),
+        None => say(&format!("[{name}] A kept first place for new viewers")),
+    }
+    match took {
+        Some(t) if t <= CMCD_LIMIT => {}
+        Some(t) => tally.fail(format!(
+            "[{name}] the players' CMCD reports made A lose first place only {:.1} s after the \
+             throttle, past {CMCD_LIMIT:?}",
+            t.as_secs_f64()
+        )),
+        None => tally.fail(format!(
+            "[{name}] the players' CMCD reports did not make A lose first place within \
+             {:?} of the throttle",
+            CMCD_LIMIT + Duration::from_secs(10)
+        )),
+    }
+}
+
 /// The EdgeAuth expiry (`exp=`) in a play URL's token, if any.
 fn token_exp(url: &str) -> Option<i64> {
     query_param(url, "__token__")
@@ -985,6 +1343,7 @@ async fn token_scenario(tally: &mut Tally) {
         url_ttl_seconds: Some(60),
         token_refresh_seconds: Some(58),
         clock: Some(clock.clone()),
+        ..Opts::default()
     })
     .await;
     let mut driver = Driver::start(&stack.master_url(), stack.origin.path("players.log")).await;
@@ -1116,22 +1475,33 @@ async fn stock_players_follow_livesteer_steering() {
     }
     let start = Instant::now();
     let mut tally = Tally::default();
-    // LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens (the default: all) runs some only,
+    // LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd,dash-throttle,dash-stop (the
+    // default: all) runs some only,
     // for work on one by hand.
     let only = std::env::var("LIVESTEER_PLAYER_SCENARIOS").unwrap_or_default();
     let run = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
     if run("throttle") {
         let throttle = format!("edge A throttled to {THROTTLE}B/s");
-        fault_scenario(&throttle, |a| a.throttle(THROTTLE), &mut tally).await;
+        fault_scenario(&throttle, false, |a| a.throttle(THROTTLE), &mut tally).await;
     }
     if run("stop") {
-        fault_scenario("edge A stopped", |a| a.stop(), &mut tally).await;
+        fault_scenario("edge A stopped", false, |a| a.stop(), &mut tally).await;
+    }
+    if run("dash-throttle") {
+        let throttle = format!("DASH: edge A throttled to {THROTTLE}B/s");
+        fault_scenario(&throttle, true, |a| a.throttle(THROTTLE), &mut tally).await;
+    }
+    if run("dash-stop") {
+        fault_scenario("DASH: edge A stopped", true, |a| a.stop(), &mut tally).await;
     }
     if run("qos") {
         qos_scenario(&mut tally).await;
     }
     if run("tokens") {
         token_scenario(&mut tally).await;
+    }
+    if run("cmcd") {
+        cmcd_scenario(&mut tally).await;
     }
     say(&format!(
         "players: {:.0} s in all. Seconds to end on B after the fault (after the reports for \

@@ -155,3 +155,268 @@ async fn a_replica_reads_a_stream_it_does_not_hold_on_the_first_request() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Polls `f` until it is true or `within` has passed; returns how long it took, or `None`.
+async fn within(within: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    loop {
+        if f().await {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn room_state(app: &TestApp, anchor: &str) -> String {
+    let (status, body) = app.get(&format!("/v1/rooms/{anchor}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["state"].as_str().unwrap().to_string()
+}
+
+async fn srs(app: &TestApp, hook: &str, stream: &str, token: &str) {
+    let body = crate::rooms::srs_hook(hook, stream, token);
+    let (status, answer) = app
+        .post_raw("/v1/callbacks/local-srs", "application/json", body)
+        .await;
+    assert_eq!(status, 200, "{hook}: {answer}");
+}
+
+/// Short graces and no chat requirement, so a room goes live on an `on_hls` and offline within
+/// half a second of an `on_unpublish`.
+const QUICK_ROOMS: &[(&str, &str)] = &[
+    ("chat_required: true", "chat_required: false"),
+    ("stall_grace_ms: 5000", "stall_grace_ms: 150"),
+    ("offline_grace_ms: 30000", "offline_grace_ms: 150"),
+];
+
+/// A room that goes live through callbacks on A is live on B within a second, in B's list
+/// too; its anchor's unpublish reaching B takes it offline there, and A follows within a
+/// second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_state_reached_through_one_replica_holds_on_the_other_within_a_second() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let a = TestApp::builder(&db).policy_edit(QUICK_ROOMS).start().await;
+    let b = TestApp::builder(&db).policy_edit(QUICK_ROOMS).start().await;
+    let anchor = "anchor-room-replicas";
+    let created = a.create_stream(anchor, "tw").await;
+    let stream = created["stream_id"].as_str().unwrap().to_string();
+    let push = created["push"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "local-srs")
+        .unwrap_or_else(|| panic!("no local-srs push in {created}"));
+    let token = crate::rooms::token_of(push["url"].as_str().unwrap());
+
+    srs(&a, "srs-on_publish.json", &stream, &token).await;
+    srs(&a, "srs-on_hls.json", &stream, &token).await;
+    assert_eq!(room_state(&a, anchor).await, "live");
+    let took = within(Duration::from_secs(1), async || {
+        room_state(&b, anchor).await == "live"
+    })
+    .await;
+    assert!(took.is_some(), "live on A, not on B within a second");
+    let (_, list) = b.get("/v1/rooms?state=live&region=tw").await;
+    assert!(
+        list["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["anchor_id"] == anchor),
+        "{list}"
+    );
+
+    // The encoder stops; the origin's unpublish reaches B, whose timers take the room down.
+    srs(&b, "srs-on_unpublish.json", &stream, &token).await;
+    let offline = within(Duration::from_secs(2), async || {
+        livesteer::rooms::sweep_rooms(b.state.clone())
+            .await
+            .unwrap();
+        room_state(&b, anchor).await == "offline"
+    })
+    .await;
+    assert!(offline.is_some(), "B never took the room offline");
+    let took = within(Duration::from_secs(1), async || {
+        room_state(&a, anchor).await == "offline"
+    })
+    .await;
+    assert!(took.is_some(), "offline on B, not on A within a second");
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A drain set through A's admin API applies on B within a second (and its end too), and a
+/// replica started later has it from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_set_on_one_replica_applies_on_the_other_within_a_second() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let a = TestApp::builder(&db).admin_token("t0ken").start().await;
+    let b = TestApp::builder(&db).admin_token("t0ken").start().await;
+    let drained_on = async |app: &TestApp| -> Vec<String> {
+        let res = app
+            .client
+            .get(app.url("/admin/scores"))
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = res.json().await.unwrap();
+        serde_json::from_value(body["drained"].clone()).unwrap()
+    };
+    let set = async |app: &TestApp, on: bool| {
+        let url = app.url("/admin/providers/local-srs/drain");
+        let req = if on {
+            app.client.post(url)
+        } else {
+            app.client.delete(url)
+        };
+        let res = req.bearer_auth("t0ken").send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    };
+    set(&a, true).await;
+    assert!(drained_on(&a).await.contains(&"local-srs".to_string()));
+    let took = within(Duration::from_secs(1), async || {
+        drained_on(&b).await.contains(&"local-srs".to_string())
+    })
+    .await;
+    assert!(took.is_some(), "drained on A, not on B within a second");
+    let c = TestApp::builder(&db).admin_token("t0ken").start().await;
+    assert!(drained_on(&c).await.contains(&"local-srs".to_string()));
+
+    set(&b, false).await;
+    for app in [&a, &c] {
+        let took = within(Duration::from_secs(1), async || {
+            !drained_on(app).await.contains(&"local-srs".to_string())
+        })
+        .await;
+        assert!(took.is_some(), "undrained on B, still drained elsewhere");
+    }
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Two replicas reading one policy file: it changes, A is told to reload, and B runs the new
+/// version within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_on_one_replica_reaches_the_other_within_a_second() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("default.yaml");
+    let shipped =
+        std::fs::read_to_string(crate::support::root().join("policies/default.yaml")).unwrap();
+    std::fs::write(&file, &shipped).unwrap();
+    let a = TestApp::builder(&db)
+        .policy_file(file.clone())
+        .admin_token("t0ken")
+        .start()
+        .await;
+    let b = TestApp::builder(&db)
+        .policy_file(file.clone())
+        .admin_token("t0ken")
+        .start()
+        .await;
+    let before = b.state.catalog.load().policy.version.clone();
+    assert_eq!(a.state.catalog.load().policy.version, before);
+
+    let edited = shipped.replacen("exploration_rate: 0.03", "exploration_rate: 0.05", 1);
+    assert_ne!(edited, shipped);
+    std::fs::write(&file, edited).unwrap();
+    let res = a
+        .client
+        .post(a.url("/admin/policies/reload"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let now = a.state.catalog.load().policy.version.clone();
+    assert_ne!(now, before);
+    let took = within(Duration::from_secs(1), async || {
+        b.state.catalog.load().policy.version == now
+    })
+    .await;
+    assert!(took.is_some(), "A reloaded {now}, B still runs {before}");
+    b.stop().await;
+    a.stop().await;
+}
+
+/// An anchor's publish, chat and flow reach three different replicas a few milliseconds
+/// apart, before any of them heard of the others' rows: every replica has the room live within
+/// a second (each row merged as the union of what the replicas saw).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_inputs_spread_over_three_replicas_make_it_live_on_all() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let start = || {
+        TestApp::builder(&db)
+            .config(|c| c.flush_interval_ms = 50)
+            .start()
+    };
+    let (a, b, c) = (start().await, start().await, start().await);
+    // Each replica's sweep runs every second, as the job does.
+    for app in [&a, &b, &c] {
+        let state = std::sync::Arc::downgrade(&app.state);
+        tokio::spawn(async move {
+            while let Some(s) = state.upgrade() {
+                livesteer::rooms::sweep_rooms(s).await.unwrap();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    for round in 0..20 {
+        let anchor = format!("anchor-spread-{round}");
+        let created = a.create_stream(&anchor, "tw").await;
+        let stream = created["stream_id"].as_str().unwrap().to_string();
+        let push = created["push"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["provider"] == "local-srs")
+            .unwrap()
+            .clone();
+        let token = crate::rooms::token_of(push["url"].as_str().unwrap());
+        let apps = [&a, &b, &c];
+        let (x, y, z) = (
+            apps[round % 3],
+            apps[(round + 1) % 3],
+            apps[(round + 2) % 3],
+        );
+        srs(x, "srs-on_publish.json", &stream, &token).await;
+        let (status, body) = y
+            .post(
+                &format!("/v1/rooms/{anchor}/chat"),
+                serde_json::json!({"connected": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        srs(z, "srs-on_hls.json", &stream, &token).await;
+        for (i, app) in apps.iter().enumerate() {
+            let took = within(Duration::from_secs(1), async || {
+                room_state(app, &anchor).await == "live"
+            })
+            .await;
+            if took.is_none() {
+                for (j, other) in apps.iter().enumerate() {
+                    let (_, room) = other.get(&format!("/v1/rooms/{anchor}")).await;
+                    eprintln!("replica {j}: {room}");
+                }
+                eprintln!("stored: {:?}", db.get_room(&anchor).unwrap());
+                panic!("round {round}: replica {i} not live");
+            }
+        }
+    }
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}

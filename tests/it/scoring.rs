@@ -141,7 +141,7 @@ async fn qos_batches_keep_good_reports_and_refuse_bad_ones() {
         { "stream_id": "missing", "provider": "tencent", "played_ms": 1 },
         { "stream_id": id, "provider": "tencent", "played_ms": 1, "bogus": 1 },
         { "stream_id": id, "provider": "tencent", "region": "mars", "played_ms": 1 },
-        { "stream_id": id, "provider": "tencent", "protocol": "dash", "played_ms": 1 },
+        { "stream_id": id, "provider": "tencent", "protocol": "webrtc", "played_ms": 1 },
         { "stream_id": id, "provider": "tencent", "played_ms": 999999999999u64 },
         { "stream_id": id, "provider": "tencent" },
         { "provider": "tencent", "played_ms": 1 },

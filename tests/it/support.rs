@@ -321,14 +321,16 @@ struct OriginState {
     default: Mutex<Reply>,
     /// Stream id → reply for its playlist (`…/{id}.m3u8` under any provider).
     streams: Mutex<HashMap<String, Reply>>,
+    /// Path → reply, before the stream's (one provider's URL only).
+    paths: Mutex<HashMap<String, Reply>>,
     hits: Mutex<Vec<Hit>>,
     in_flight: std::sync::atomic::AtomicUsize,
     release: tokio::sync::watch::Sender<bool>,
 }
 
 /// An HTTP origin on loopback (port 0) that every provider of [`TestOrigin::providers_dir`]
-/// plays from: `http://addr/<provider>/<path of its HLS endpoint>/<stream>.m3u8`. It answers a
-/// stream's playlist as told ([`TestOrigin::serve`], else the default reply) and any other
+/// plays from: `http://addr/<provider>/<path of its HLS endpoint>/<stream>.m3u8` (and `.mpd`
+/// under its DASH endpoint). It answers a stream's playlist or MPD as told ([`TestOrigin::serve`], else the default reply) and any other
 /// path with a 404, and counts what it is asked. It runs on the test's runtime.
 #[derive(Clone)]
 pub struct TestOrigin {
@@ -345,6 +347,7 @@ impl TestOrigin {
         let state = Arc::new(OriginState {
             default: Mutex::new(default),
             streams: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
             hits: Mutex::new(Vec::new()),
             in_flight: Default::default(),
             release: tokio::sync::watch::channel(false).0,
@@ -367,6 +370,15 @@ impl TestOrigin {
             .insert(stream.to_string(), reply);
     }
 
+    /// The reply for `path` (one provider's URL of a stream) from now on, before the stream's.
+    pub fn serve_path(&self, path: &str, reply: Reply) {
+        self.state
+            .paths
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), reply);
+    }
+
     /// Every request so far.
     pub fn hits(&self) -> Vec<Hit> {
         self.state.hits.lock().unwrap().clone()
@@ -374,10 +386,10 @@ impl TestOrigin {
 
     /// The requests for `stream`'s playlist so far.
     pub fn fetches(&self, stream: &str) -> Vec<Hit> {
-        let end = format!("/{stream}.m3u8");
+        let (m3u8, mpd) = (format!("/{stream}.m3u8"), format!("/{stream}.mpd"));
         self.hits()
             .into_iter()
-            .filter(|h| h.path.ends_with(&end))
+            .filter(|h| h.path.ends_with(&m3u8) || h.path.ends_with(&mpd))
             .collect()
     }
 
@@ -387,7 +399,7 @@ impl TestOrigin {
     }
 }
 
-/// `tests/data/providers-all` with every provider's HLS endpoint on `addr`
+/// `tests/data/providers-all` with every provider's HLS and DASH endpoints on `addr`
 /// (`http://addr/<provider>/<path>`), in a temp dir.
 pub fn providers_at(addr: SocketAddr) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -405,10 +417,13 @@ pub fn providers_at(addr: SocketAddr) -> tempfile::TempDir {
         for line in text.lines() {
             let trimmed = line.trim_start();
             let indent = &line[..line.len() - trimmed.len()];
-            if let Some(url) = trimmed.strip_prefix("hls: ") {
+            if let Some((key, url)) = ["hls", "dash"]
+                .iter()
+                .find_map(|k| Some((k, trimmed.strip_prefix(&format!("{k}: "))?)))
+            {
                 let after_scheme = url.split_once("://").unwrap().1;
                 let path = &after_scheme[after_scheme.find('/').unwrap()..];
-                out.push_str(&format!("{indent}hls: http://{addr}/{id}{path}\n"));
+                out.push_str(&format!("{indent}{key}: http://{addr}/{id}{path}\n"));
             } else if let Some(file) = trimmed.strip_prefix("private_key_file: ") {
                 let abs = from.join(file.trim());
                 out.push_str(&format!("{indent}private_key_file: {}\n", abs.display()));
@@ -441,16 +456,19 @@ async fn answer(mut conn: tokio::net::TcpStream, s: Arc<OriginState>) {
         path: path.clone(),
         in_flight,
     });
-    let reply = {
+    let by_path = s.paths.lock().unwrap().get(&path).cloned();
+    let reply = if by_path.is_some() {
+        by_path
+    } else {
         let streams = s.streams.lock().unwrap();
         let stream = path
             .rsplit('/')
             .next()
-            .and_then(|f| f.strip_suffix(".m3u8"))
+            .and_then(|f| f.strip_suffix(".m3u8").or_else(|| f.strip_suffix(".mpd")))
             .unwrap_or("");
         match streams.get(stream) {
             Some(r) => Some(r.clone()),
-            None if path.ends_with(".m3u8") && path.matches('/').count() >= 2 => {
+            None if !stream.is_empty() && path.matches('/').count() >= 2 => {
                 Some(s.default.lock().unwrap().clone())
             }
             None => None,

@@ -1,10 +1,16 @@
 #!/usr/bin/env node
-// Plays one live HLS URL in stock players (hls.js, Shaka Player, Video.js/VHS) in Debian's
-// Chromium, each on its own page served from this script's own origin (a loopback port of its
-// own, so never livesteer's), and prints what each player did as JSON.
+// Plays one live URL in stock players (hls.js, Shaka Player, Video.js/VHS for HLS; dash.js and
+// Shaka for DASH) in Debian's Chromium, each on its own page served from this script's own
+// origin (a loopback port of its own, so never livesteer's), and prints what each player did as
+// JSON.
 //
-//   node run.mjs --src URL [--players hlsjs,shaka,vhs] [--seconds 30]
-//   node run.mjs --config config.json     # {"src": URL, "players": [...], "max_seconds": N}
+//   node run.mjs --src URL [--players hlsjs,shaka,vhs,dashjs] [--seconds 30] [--cmcd URL]
+//   node run.mjs --config config.json     # {"src": URL, "players": [...], "max_seconds": N, "cmcd": URL}
+//
+// `--src` may be given once per player instead, as `--src hlsjs=URL`. With `--cmcd URL` each
+// page configures its player's own CMCD v2 event reporting to that collector (the README's
+// configuration); every report the player POSTs there is recorded with the collector's answer.
+// The pages' origin also serves `/utc` (the time, ISO 8601), dash.js's clock source.
 //
 // Output: one JSON object per line on stdout. `started` (the pages' origin), `playing` once a
 // player's currentTime first moves, `ready` when every player is playing, and last `result`:
@@ -25,7 +31,7 @@ import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PLAYERS = { hlsjs: 'hlsjs.html', shaka: 'shaka.html', vhs: 'vhs.html' };
+const PLAYERS = { hlsjs: 'hlsjs.html', shaka: 'shaka.html', vhs: 'vhs.html', dashjs: 'dashjs.html' };
 // The libraries pages may load from node_modules.
 const LIBS = new Set(['hls.js', 'shaka-player', 'video.js', 'dashjs']);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -45,14 +51,19 @@ const ARGS = [
 ];
 
 function parseArgs(argv) {
-  const o = { players: Object.keys(PLAYERS), seconds: null, src: null, control: 'time' };
+  const o = { players: ['hlsjs', 'shaka', 'vhs'], seconds: null, src: null, srcs: {}, cmcd: null, control: 'time' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       return argv[++i];
     };
-    if (a === '--src') o.src = next();
+    if (a === '--src') {
+      const v = next();
+      const per = v.match(/^([a-z]+)=(.+)$/);
+      if (per && PLAYERS[per[1]]) o.srcs[per[1]] = per[2];
+      else o.src = v;
+    } else if (a === '--cmcd') o.cmcd = next();
     else if (a === '--players') o.players = next().split(',').filter(Boolean);
     else if (a === '--seconds') o.seconds = Number(next());
     else if (a === '--config') {
@@ -60,15 +71,19 @@ function parseArgs(argv) {
       if (c.src) o.src = c.src;
       if (c.players) o.players = c.players;
       if (c.max_seconds) o.seconds = c.max_seconds;
+      if (c.cmcd) o.cmcd = c.cmcd;
+      if (c.srcs) o.srcs = c.srcs;
       o.control = 'stdin';
     } else if (a === '--stdin') o.control = 'stdin';
     else if (a === '--help' || a === '-h') {
-      console.error('usage: node run.mjs --src URL [--players hlsjs,shaka,vhs] [--seconds N] [--stdin]');
+      console.error('usage: node run.mjs --src [PLAYER=]URL [--players hlsjs,shaka,vhs,dashjs] [--seconds N] [--cmcd URL] [--stdin]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
-  if (!o.src) throw new Error('--src (or a config with "src") is required');
-  for (const p of o.players) if (!PLAYERS[p]) throw new Error(`unknown player ${p}`);
+  for (const p of o.players) {
+    if (!PLAYERS[p]) throw new Error(`unknown player ${p}`);
+    if (!o.srcs[p] && !o.src) throw new Error(`no --src for ${p} (or a config with "src")`);
+  }
   if (o.seconds === null) o.seconds = o.control === 'stdin' ? 600 : 30;
   return o;
 }
@@ -90,6 +105,9 @@ function serve() {
     if (lib && LIBS.has(lib[1])) {
       const rel = normalize(lib[2]);
       if (!rel.startsWith('..')) file = join(here, 'node_modules', lib[1], rel);
+    } else if (path === '/utc') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
+      return res.end(new Date().toISOString());
     } else if (path === '/favicon.ico') {
       res.writeHead(204);
       return res.end();
@@ -121,17 +139,28 @@ async function main() {
   const server = await serve();
   const pageOrigin = `http://127.0.0.1:${server.address().port}`;
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
-  out({ event: 'started', page_origin: pageOrigin, browser: browser.version(), src: opts.src });
+  out({ event: 'started', page_origin: pageOrigin, browser: browser.version(), src: opts.src, srcs: opts.srcs });
   log(`chromium ${browser.version()}, pages on ${pageOrigin}`);
 
   const open = async (id) => {
     const context = await browser.newContext();
     const page = await context.newPage();
-    const run = { id, context, page, failed: [], steering: [], console: [], playingAt: null };
+    const run = { id, context, page, failed: [], steering: [], cmcd: [], console: [], playingAt: null };
     context.on('requestfailed', (r) =>
       run.failed.push({ at: Date.now(), url: r.url(), error: r.failure() ? r.failure().errorText : '' }),
     );
     context.on('response', async (r) => {
+      if (opts.cmcd && r.url().startsWith(opts.cmcd) && r.request().method() === 'POST') {
+        // A CMCD event report: its lines as the player wrote them, and the collector's answer.
+        const body = r.request().postData() || '';
+        run.cmcd.push({
+          at: Date.now(),
+          status: r.status(),
+          lines: body.split('\n').filter((l) => l.trim() !== ''),
+          taken: (await r.allHeaders())['livesteer-cmcd'] || null,
+        });
+        return;
+      }
       if (!r.url().includes('/v1/steering/')) return;
       const entry = { at: Date.now(), url: r.url(), status: r.status(), body: null };
       run.steering.push(entry);
@@ -152,7 +181,11 @@ async function main() {
   log('pages open');
   const t0 = Date.now();
   await Promise.all(
-    runs.map((r) => r.page.goto(`${pageOrigin}/${PLAYERS[r.id]}?src=${encodeURIComponent(opts.src)}`)),
+    runs.map((r) => {
+      const q = new URLSearchParams({ src: opts.srcs[r.id] || opts.src });
+      if (opts.cmcd) q.set('cmcd', opts.cmcd);
+      return r.page.goto(`${pageOrigin}/${PLAYERS[r.id]}?${q}`);
+    }),
   );
 
   let stopping = false;
@@ -214,6 +247,7 @@ async function main() {
       console: r.console,
       failed: r.failed,
       steering: r.steering,
+      cmcd: r.cmcd,
       ended_at: Date.now(),
     });
   }

@@ -1,0 +1,144 @@
+//! `GET /v1/streams/{id}/manifest.mpd`: the live MPD that puts a stock DASH player (dash.js,
+//! Shaka) on livesteer's Content Steering.
+//!
+//! It is the origin's own MPD (every period, adaptation set and representation) with one
+//! `<BaseURL serviceLocation="<provider>">` per provider carrying the stream in the viewer's
+//! play order, each that provider's signed, absolute URL; a `<ContentSteering>` whose absolute
+//! URL starts the player's steering session on the first (`queryBeforeStart`, so the first
+//! choice is livesteer's); and a `<Location>` that brings the player's MPD refreshes back here,
+//! where they get freshly signed base URLs. The origin's MPD comes from the per-stream cache
+//! (`manifests::OriginCache`), held for the MPD's own `minimumUpdatePeriod`: a cold stream's
+//! first viewers wait for one bounded fetch, everyone else is answered from memory. It is read
+//! from the stream's origin, else (when the origin fails, or none offers DASH) through the
+//! service locations in the viewer's order, each asked at most once per retry time; when none
+//! can give it, a JSON 502 names the first that failed.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::ApiError;
+use super::master::MasterQuery;
+use super::streams::{hold, live};
+use super::{place, public_base};
+use crate::manifests::dash::ServiceLocation;
+use crate::manifests::{self, Limits, OriginTarget};
+use crate::providers::Protocol;
+use crate::state::AppState;
+use crate::steering::{self, SteeringSession};
+
+/// `GET /v1/streams/{id}/manifest.mpd`.
+pub async fn mpd(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<MasterQuery>,
+) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
+    let stream = live(&state, &id)?;
+    let catalog = state.catalog.load_full();
+    let (region, _) = place(&req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
+    let now = state.clock.now_secs();
+    let decision = steering::play_candidates(
+        &catalog,
+        &state.signer,
+        &state.scores.load(),
+        region,
+        &stream,
+        Protocol::Dash,
+        &[],
+        now,
+        &mut rand::rng(),
+    )
+    .map_err(|e| ApiError::bad_request("unknown_protocol", e.to_string()))?;
+    let no_provider = || {
+        ApiError::unavailable(
+            "no_provider",
+            format!(
+                "no provider carrying stream {:?} offers DASH in region {}",
+                stream.id, region.id
+            ),
+        )
+    };
+    if decision.candidates.is_empty() {
+        return Err(no_provider());
+    }
+    // The stream's origin, then each service location in the viewer's order: a live MPD read
+    // through a CDN (no origin of the stream offers DASH itself) must not die with one edge.
+    let limits = Limits::from_policy(&catalog.policy.delivery);
+    let mut targets: Vec<OriginTarget> =
+        manifests::origin_target(&catalog, &state.signer, &stream, Protocol::Dash, now)
+            .into_iter()
+            .collect();
+    for c in &decision.candidates {
+        if !targets.iter().any(|t| t.provider == c.provider) {
+            targets.push(OriginTarget {
+                provider: c.provider.clone(),
+                url: c.url.clone(),
+            });
+        }
+    }
+    let mut first_error = None;
+    let mut origin = None;
+    for t in &targets {
+        match state.manifests.dash.get(t, limits).await {
+            Ok(m) => {
+                origin = Some(m);
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let Some(origin) = origin else {
+        let e = first_error.map_or_else(|| "no origin to ask".to_string(), |e| e.to_string());
+        return Err(ApiError::bad_gateway("origin_unavailable", e));
+    };
+    let reference = origin.base_reference();
+    // Each provider's base URL, signed; one that cannot be is left out.
+    let locations: Vec<(&steering::Candidate, ServiceLocation)> = decision
+        .candidates
+        .iter()
+        .filter_map(|c| {
+            let p = catalog.registry.get(&c.provider)?;
+            let url = state.signer.variant_url(
+                p,
+                &stream.id,
+                &region.id,
+                Protocol::Dash,
+                &c.url,
+                reference,
+                c.expires_at,
+            )?;
+            Some((
+                c,
+                ServiceLocation {
+                    id: c.provider.clone(),
+                    base_url: url.to_string(),
+                },
+            ))
+        })
+        .collect();
+    let Some((first, _)) = locations.first() else {
+        return Err(no_provider());
+    };
+    let base = public_base(&req, &state.config);
+    let session = SteeringSession::start(&region.id, &first.provider, now, first.expires_at);
+    let steering_uri = format!(
+        "{base}/v1/steering/dash/{}?session={}",
+        stream.id,
+        session.encode()
+    );
+    // Refreshes come back here, for the same region if the viewer named one.
+    let mut location = format!("{base}/v1/streams/{}/manifest.mpd", stream.id);
+    if q.region.is_some() {
+        // A region id the policy knows: lower-case letters, digits and `-`.
+        location.push_str("?region=");
+        location.push_str(&region.id);
+    }
+    let locations: Vec<ServiceLocation> = locations.into_iter().map(|(_, l)| l).collect();
+    let body = origin.write(&locations, &steering_uri, &location);
+    Ok(HttpResponse::Ok()
+        .content_type("application/dash+xml")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body))
+}
