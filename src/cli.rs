@@ -69,6 +69,10 @@ pub enum Command {
         /// Also write the report as one self-contained HTML page with charts.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Simulate only these strategies (comma-separated: engine, static, random,
+        /// best_historical, oracle); each one's figures are the same as in a run of all.
+        #[arg(long, value_delimiter = ',', value_parser = parse_strategy)]
+        strategies: Vec<crate::sim::Strategy>,
     },
     /// Print, as JSON, the push URL and every play URL a provider would sign at an instant.
     Urls {
@@ -145,6 +149,7 @@ pub fn run(cli: Cli) -> ExitCode {
             by_region,
             providers,
             report,
+            strategies,
         } => simulate(SimulateArgs {
             scenario: &scenario,
             policy: &policy,
@@ -153,6 +158,7 @@ pub fn run(cli: Cli) -> ExitCode {
             seeds,
             by_region,
             report: report.as_deref(),
+            strategies: &strategies,
         }),
         Command::Urls {
             files,
@@ -297,6 +303,17 @@ struct SimulateArgs<'a> {
     seeds: u64,
     by_region: bool,
     report: Option<&'a Path>,
+    strategies: &'a [crate::sim::Strategy],
+}
+
+fn parse_strategy(name: &str) -> Result<crate::sim::Strategy, String> {
+    crate::sim::Strategy::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = crate::sim::Strategy::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        format!("unknown strategy {name:?} (one of {})", names.join(", "))
+    })
 }
 
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
@@ -308,6 +325,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         seeds,
         by_region,
         report: html,
+        strategies,
     } = args;
     let (catalog, world) = crate::sim::catalog(policy, scenario, Some(providers))
         .map_err(|d| anyhow::anyhow!("{d}"))?;
@@ -317,7 +335,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     let started = std::time::Instant::now();
     let mut shown = -1i64;
-    let report = crate::sim::run(&catalog, &world, &name, seeds, |done| {
+    let report = crate::sim::run(&catalog, &world, &name, seeds, strategies, |done| {
         // A progress line on stderr every tenth, for long runs.
         let tenth = (done * 10.0) as i64;
         if tenth > shown {

@@ -39,6 +39,11 @@ pub struct ScoringSpec {
     /// Share of play decisions that explore (Thompson sampling) instead of taking the incumbent.
     #[serde(default = "d_exploration")]
     pub exploration_rate: Spanned<f64>,
+    /// Share of push decisions whose backups are drawn by Thompson sampling, so that every
+    /// provider carries some streams and is learned about; the others take the expected best
+    /// for the anchor's audience.
+    #[serde(default = "d_push_exploration")]
+    pub push_exploration_rate: Spanned<f64>,
     /// A challenger must be cheaper than the incumbent by this fraction of the incumbent's cost.
     #[serde(default = "d_margin")]
     pub hysteresis_margin: Spanned<f64>,
@@ -53,6 +58,12 @@ pub struct ScoringSpec {
     /// sessions, to gather the evidence fast (a canary).
     #[serde(default = "d_challenger_share")]
     pub challenger_share: Spanned<f64>,
+    /// Drift detection: an incumbent whose recent cost has stood above its cost over the
+    /// longer past by more than half the margin, for about this many seconds' worth of that
+    /// excess (a CUSUM), is drifting: a challenger better by the margin on its estimate then
+    /// takes first place after the hold, without `challenger_sigmas` of doubt (0: off).
+    #[serde(default = "d_drift_alarm")]
+    pub drift_alarm_seconds: Spanned<f64>,
     /// Ingest evidence forgets more slowly than delivery: an anchor's uplink to a CDN is a
     /// property of the anchor's network, and "how smoothly this anchor's uploads reached each
     /// CDN before" spans broadcasts. Push decisions rank delivery over this longer past too.
@@ -193,10 +204,12 @@ impl Default for ScoringSpec {
             switch_weight: d_switch_weight(),
             probe_failure_weight: d_probe_failure_weight(),
             exploration_rate: d_exploration(),
+            push_exploration_rate: d_push_exploration(),
             hysteresis_margin: d_margin(),
             hysteresis_hold_seconds: d_hold(),
             challenger_sigmas: d_challenger_sigmas(),
             challenger_share: d_challenger_share(),
+            drift_alarm_seconds: d_drift_alarm(),
             ingest_half_life_seconds: d_ingest_half_life(),
             ingest_viewer_weight: d_viewer_weight(),
             ingest_margin: d_ingest_margin(),
@@ -221,6 +234,9 @@ fn d_probe_failure_weight() -> Spanned<f64> {
 fn d_exploration() -> Spanned<f64> {
     unspanned(0.03)
 }
+fn d_push_exploration() -> Spanned<f64> {
+    unspanned(1.0)
+}
 fn d_margin() -> Spanned<f64> {
     unspanned(0.15)
 }
@@ -232,6 +248,9 @@ fn d_challenger_sigmas() -> Spanned<f64> {
 }
 fn d_challenger_share() -> Spanned<f64> {
     unspanned(0.2)
+}
+fn d_drift_alarm() -> Spanned<f64> {
+    unspanned(30.0)
 }
 fn d_ingest_half_life() -> Spanned<f64> {
     unspanned(3600.0)
@@ -301,10 +320,13 @@ pub struct ScoringSettings {
     pub switch_weight: f64,
     pub probe_failure_weight: f64,
     pub exploration_rate: f64,
+    pub push_exploration_rate: f64,
     pub hysteresis_margin: f64,
     pub hysteresis_hold_ms: i64,
     pub challenger_sigmas: f64,
     pub challenger_share: f64,
+    /// 0: drift detection off.
+    pub drift_alarm_seconds: f64,
     pub ingest_viewer_weight: f64,
     pub ingest_margin: f64,
     pub drained: Vec<String>,
@@ -386,6 +408,14 @@ impl ScoringSettings {
             "exploration_rate",
             errs,
         );
+        let push_exploration = range(
+            path,
+            &s.push_exploration_rate,
+            0.0,
+            1.0,
+            "push_exploration_rate",
+            errs,
+        );
         let margin = range(
             path,
             &s.hysteresis_margin,
@@ -427,6 +457,14 @@ impl ScoringSettings {
             errs,
         );
         let ingest_margin = range(path, &s.ingest_margin, 0.0, 10.0, "ingest_margin", errs);
+        let drift_alarm = range(
+            path,
+            &s.drift_alarm_seconds,
+            0.0,
+            3_600.0,
+            "drift_alarm_seconds",
+            errs,
+        );
         let w = &s.weights;
         for (name, v) in [
             ("weights.rebuffer_ratio", w.rebuffer_ratio),
@@ -542,10 +580,12 @@ impl ScoringSettings {
             switch_weight,
             probe_failure_weight,
             exploration_rate: exploration,
+            push_exploration_rate: push_exploration,
             hysteresis_margin: margin,
             hysteresis_hold_ms: (hold * 1000.0) as i64,
             challenger_sigmas: sigmas,
             challenger_share: canary,
+            drift_alarm_seconds: drift_alarm,
             ingest_viewer_weight: viewer,
             ingest_margin,
             drained,

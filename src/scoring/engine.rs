@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::{RegionRank, Snapshot, normal};
@@ -41,6 +41,51 @@ pub struct Score {
 pub struct Incumbency {
     pub provider: Option<String>,
     pub challenger: Option<(String, i64)>,
+    /// The incumbent's drift: a one-sided CUSUM of how far its recent cost has stood above
+    /// its cost over the longer past (cost × seconds, see [`Drift`]).
+    #[serde(default)]
+    pub drift: Drift,
+}
+
+/// Change-point detection on an incumbent's decayed cost: a one-sided CUSUM of its recent
+/// cost (the half-life window, less one standard deviation of doubt) over its cost over the
+/// longer past (the ingest half-life) raised by a slack of half the hysteresis margin. Noise
+/// around a steady level sums to nothing; a provider degrading step by step stays above its
+/// own past, and the sum crosses the alarm level long before its estimate is confidently worse
+/// than a challenger known from a handful of reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The sum (cost × seconds).
+    pub sum: f64,
+    /// When it was last updated.
+    pub at_ms: i64,
+    /// Whether the sum has crossed the alarm level: a challenger better by the margin on its
+    /// estimate then takes first place after the hold, without the doubt.
+    pub alarm: bool,
+}
+
+impl Drift {
+    /// Adds the incumbent's excess from the last update until `now_ms`: its recent cost less
+    /// one standard deviation (`doubted`) over its longer past's (`past`). The alarm is raised
+    /// at `alarm_seconds` of the slack's worth of excess (never when 0).
+    pub fn update(
+        &mut self,
+        doubted: f64,
+        past: f64,
+        now_ms: i64,
+        margin: f64,
+        alarm_seconds: f64,
+    ) {
+        let dt = if self.at_ms > 0 {
+            ((now_ms - self.at_ms) as f64 / 1000.0).clamp(0.0, 10.0)
+        } else {
+            0.0
+        };
+        self.at_ms = now_ms;
+        let slack = past * (1.0 + margin / 2.0);
+        self.sum = (self.sum + dt * (doubted - slack)).max(0.0);
+        self.alarm = alarm_seconds > 0.0 && self.sum >= past * (margin / 2.0) * alarm_seconds;
+    }
 }
 
 /// Everything the engine has learned.
@@ -783,11 +828,17 @@ impl Engine {
         }
         // The backups, one at a time: the one that lowers the audience's best cost most; among
         // those that add nothing (the chosen serve every region best), the cheapest, which is
-        // where viewers go when the primary stalls. Both on costs drawn from their posteriors,
-        // the upload's uncertainty included: a new anchor's backups spread over the providers
-        // that serve its viewers about as well, and what its upload does on each is learned.
-        // With exploration off (`exploration_rate: 0`) the backups are the expected best.
-        if s.exploration_rate > 0.0 {
+        // where viewers go when the primary stalls. In `push_exploration_rate` of the pushes
+        // (all by default), both on costs drawn from their posteriors, the upload's uncertainty
+        // included, so that every provider carries some streams and what viewers and uploads
+        // do on it is learned; in the rest on the expected costs, so that those streams carry
+        // the providers that serve their audience best (drawn every time, backups spread over
+        // every provider about as good on paper, and a region's best second choice carries
+        // fewer streams; drawn less often, the best pair carries most streams and has no room
+        // left when a crowd fills it). With exploration off (`exploration_rate: 0`) the
+        // backups are always the expected best.
+        let share = s.push_exploration_rate;
+        if s.exploration_rate > 0.0 && (share >= 1.0 || rng.random::<f64>() < share) {
             for (sc, per_region) in scored.iter_mut().skip(1) {
                 let d = sc.sigma * normal(rng);
                 per_region.iter_mut().for_each(|c| *c += d);
@@ -868,8 +919,31 @@ impl Engine {
                     .total_cmp(&b.cost)
                     .then(pref(&a.provider).cmp(&pref(&b.provider)))
             });
+            // The incumbent's recent cost against its longer past, for the drift alarm.
+            let past = self
+                .incumbents
+                .get(&region.id)
+                .and_then(|inc| inc.provider.as_deref())
+                .and_then(|p| {
+                    let now = scores.iter().find(|sc| sc.provider == p)?;
+                    let past = self.history_score(p, &region.id, now_ms, s).cost;
+                    Some((now.cost - now.sigma, past))
+                });
             let inc = self.incumbents.entry(region.id.clone()).or_default();
+            if let Some((doubted, past)) = past {
+                inc.drift.update(
+                    doubted,
+                    past,
+                    now_ms,
+                    s.hysteresis_margin,
+                    s.drift_alarm_seconds,
+                );
+            }
+            let before = inc.provider.clone();
             hysteresis(inc, &mut scores, now_ms, s);
+            if inc.provider != before {
+                inc.drift = Drift::default();
+            }
             if let Some(pin) = control.and_then(|c| c.pin.as_deref())
                 && let Some(pos) = scores.iter().position(|sc| sc.provider == pin)
             {
@@ -1026,7 +1100,9 @@ pub(super) fn hysteresis(
             challenger.cost + z * challenger.sigma,
             incumbent.cost - z * incumbent.sigma,
         );
-        let confident = doubted.0 < doubted.1 * factor;
+        // An incumbent drifting away from its own past needs no doubt on the challenger's side:
+        // its estimate better by the margin is enough, for the hold time.
+        let confident = doubted.0 < doubted.1 * factor || inc.drift.alarm;
         let decisive = doubted.0 < doubted.1 * (1.0 - 2.0 * s.hysteresis_margin);
         let since = match &inc.challenger {
             Some((c, since)) if *c == best && *since > 0 => *since,

@@ -26,7 +26,7 @@ pub mod snapshot;
 pub mod tally;
 pub mod window;
 
-pub use engine::{Engine, Incumbency, Score, WindowKind};
+pub use engine::{Drift, Engine, Incumbency, Score, WindowKind};
 pub use snapshot::{Pick, RegionRank, Snapshot};
 pub use tally::ReloadTally;
 

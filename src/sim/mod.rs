@@ -155,6 +155,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy, in report order.
     pub const ALL: [Strategy; 5] = [
         Strategy::Engine,
         Strategy::Static,
@@ -171,6 +172,10 @@ impl Strategy {
             Strategy::BestHistorical => "best_historical",
             Strategy::Oracle => "oracle",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -194,6 +199,12 @@ pub struct Outcome {
     /// its region avoid its provider and keep avoiding it (a repeating incident: its worst
     /// occurrence); `None` if that never happened.
     pub time_to_avoid_seconds: Vec<Option<f64>>,
+    /// Per drift (an incident with `ramp_seconds`, by its position in `incidents`): seconds
+    /// from the moment its provider's bad chance (stall plus error, before load) reaches twice
+    /// the best other provider's in its region until 95% of new sessions there avoid it and
+    /// keep avoiding it (0 if they did before; `None`: never, or the drift never got that
+    /// bad).
+    pub drift_time_to_avoid_seconds: BTreeMap<usize, Option<f64>>,
     /// Per viewer region: where the sessions went.
     pub regions: BTreeMap<String, RegionOutcome>,
     /// Sessions over simulated time, for the HTML report.
@@ -468,6 +479,27 @@ impl<'a> World<'a> {
             .iter()
             .find_map(|&o| self.scenario.occurrences[o].at(base, t))
             .unwrap_or(base)
+    }
+
+    /// The first second from `from` to `until` at which `p`'s bad chance in `r` (stall plus
+    /// error, before load) is at least twice the best other provider's.
+    fn twice_the_best(&self, p: Ix, r: Ix, from: f64, until: f64) -> Option<f64> {
+        let bad = |x: Ix, t: f64| {
+            let q = self.quality(x, r, t);
+            q.stall + q.error
+        };
+        let mut t = from;
+        while t < until {
+            let best = (0..self.providers.len())
+                .filter(|&x| x != p)
+                .map(|x| bad(x, t))
+                .fold(f64::INFINITY, f64::min);
+            if bad(p, t) >= 2.0 * best {
+                return Some(t);
+            }
+            t += 1.0;
+        }
+        None
     }
 
     /// Extra stall chance of `anchor`'s stream on `p` from its upload at `t`: its poor uplink
@@ -911,21 +943,28 @@ fn shuffle<T>(v: &mut [T], rng: &mut SmallRng) {
     }
 }
 
-/// Runs every strategy over the scenario once per seed (worlds `seed`, `seed + 1`, ...), on
-/// every core; `progress` is told the share done. The report pools the seeds' sessions.
+/// Runs `strategies` (every one when empty) over the scenario once per seed (worlds `seed`,
+/// `seed + 1`, ...), on every core; `progress` is told the share done. The report pools the
+/// seeds' sessions. A strategy's outcome does not depend on which others run beside it: each
+/// faces the same arrivals and luck.
 pub fn run(
     catalog: &Catalog,
     scenario: &Scenario,
     name: &str,
     seeds: u64,
+    strategies: &[Strategy],
     mut progress: impl FnMut(f64),
 ) -> Report {
     let seeds: Vec<u64> = (0..seeds.max(1))
         .map(|i| scenario.seed.wrapping_add(i))
         .collect();
+    let strategies: Vec<Strategy> = Strategy::ALL
+        .into_iter()
+        .filter(|s| strategies.is_empty() || strategies.contains(s))
+        .collect();
     let jobs: Vec<(u64, Strategy)> = seeds
         .iter()
-        .flat_map(|&seed| Strategy::ALL.iter().map(move |&s| (seed, s)))
+        .flat_map(|&seed| strategies.iter().map(move |&s| (seed, s)))
         .collect();
     // Per job, the share done in thousandths; the caller's thread reports the sum.
     let done: Vec<AtomicU64> = jobs.iter().map(|_| AtomicU64::new(0)).collect();
@@ -966,14 +1005,14 @@ pub fn run(
         .flatten()
         .collect();
     let per_seed: Vec<SeedRun> = results
-        .chunks(Strategy::ALL.len())
+        .chunks(strategies.len())
         .zip(&seeds)
         .map(|(outcomes, &seed)| SeedRun {
             seed,
             outcomes: outcomes.to_vec(),
         })
         .collect();
-    let outcomes = Strategy::ALL
+    let outcomes = strategies
         .iter()
         .map(|&s| {
             pool(
@@ -1011,6 +1050,7 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
         switches_per_session: 0.0,
         cost_per_1000_sessions: 0.0,
         time_to_avoid_seconds: Vec::new(),
+        drift_time_to_avoid_seconds: BTreeMap::new(),
         regions: BTreeMap::new(),
         timeline: Timeline::default(),
     };
@@ -1026,6 +1066,13 @@ fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> 
         out.timeline.add(&o.timeline);
         for (r, ro) in &o.regions {
             out.regions.entry(r.clone()).or_default().add(ro);
+        }
+        for (&i, &t) in &o.drift_time_to_avoid_seconds {
+            let worst = out.drift_time_to_avoid_seconds.entry(i).or_insert(t);
+            *worst = match (*worst, t) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
         }
         if k == 0 {
             out.time_to_avoid_seconds = o.time_to_avoid_seconds.clone();
@@ -1888,6 +1935,24 @@ fn run_one(
             };
         }
     }
+    // Per drift, the worst of its occurrences, timed from when it got twice as bad as the
+    // best other provider.
+    let mut drift_time_to_avoid_seconds: BTreeMap<usize, Option<f64>> = BTreeMap::new();
+    for (k, o) in scenario.occurrences.iter().enumerate() {
+        if o.ramped_seconds <= o.start_seconds || o.start_seconds >= duration_s {
+            continue;
+        }
+        let (p, r) = occ_ix[k];
+        let tta = (p != NONE && r != NONE)
+            .then(|| world.twice_the_best(p, r, o.start_seconds, o.end_seconds))
+            .flatten()
+            .and_then(|at| time_to_avoid(at, &incident_buckets[k]));
+        let worst = drift_time_to_avoid_seconds.entry(o.incident).or_insert(tta);
+        *worst = match (*worst, tta) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
     let regions = tally
         .regions
         .iter()
@@ -1919,6 +1984,7 @@ fn run_one(
         switches_per_session: tally.switches as f64 / n,
         cost_per_1000_sessions: tally.cost / n * 1000.0,
         time_to_avoid_seconds,
+        drift_time_to_avoid_seconds,
         regions,
         timeline: tally.timeline,
     }
@@ -1977,10 +2043,15 @@ impl Report {
             self.outcomes.first().map_or(0, |o| o.simulated_sessions)
         );
         for o in &self.outcomes {
+            let secs = |t: &Option<f64>| t.map_or("never".into(), |s| format!("{s:.0} s"));
             let tta: Vec<String> = o
                 .time_to_avoid_seconds
                 .iter()
-                .map(|t| t.map_or("never".into(), |s| format!("{s:.0} s")))
+                .enumerate()
+                .map(|(k, t)| match o.drift_time_to_avoid_seconds.get(&k) {
+                    Some(d) => format!("{} ({} from twice the best's)", secs(t), secs(d)),
+                    None => secs(t),
+                })
                 .collect();
             out.push_str(&format!(
                 "| {} | {} | {:.2}% | {:.4} | {:.0} | {:.3} | {:.2} | {} |\n",

@@ -453,3 +453,59 @@ fn the_richer_world_simulates_and_prices_its_sessions() {
         assert_eq!(outcome(&free, s)["cost_per_1000_sessions"], 0.0, "{s}");
     }
 }
+
+/// `--strategies` simulates only those named, each exactly as in a run of all; an unknown name
+/// is refused.
+#[test]
+fn a_run_of_some_strategies_gives_their_figures_of_a_run_of_all() {
+    let all = report(SHORT);
+    let out = simulate(SHORT, &["--json", "--strategies", "oracle,engine"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let some: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = some["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["engine", "oracle"], "report order, once each");
+    for s in ["engine", "oracle"] {
+        assert_eq!(outcome(&some, s), outcome(&all, s), "{s}");
+    }
+    let out = simulate(SHORT, &["--strategies", "engine,psychic"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown strategy \"psychic\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A drift's time to avoid is also timed from the moment its provider got twice as bad as the
+/// best other one, which the oracle (knowing the truth) meets at once; a step incident has no
+/// such figure.
+#[test]
+fn a_drift_is_also_timed_from_twice_the_best_providers_rate() {
+    let drift = SHORT.replace(
+        "quality: { stall: 0.5",
+        "ramp_seconds: 120, quality: { stall: 0.5",
+    );
+    let r = report(&drift);
+    // Alibaba is the best other (5% stall): Tencent, ramping from 2% stall to 50% stall and 5%
+    // errors, is 10% bad 18 s into its ramp.
+    let oracle = outcome(&r, "oracle");
+    assert_eq!(oracle["drift_time_to_avoid_seconds"]["0"], 0.0, "{oracle}");
+    let engine = outcome(&r, "engine");
+    let from_twice = engine["drift_time_to_avoid_seconds"]["0"].as_f64().unwrap();
+    let from_start = engine["time_to_avoid_seconds"][0].as_f64().unwrap();
+    assert!(from_twice < from_start, "{engine}");
+    let step = report(SHORT);
+    assert_eq!(
+        outcome(&step, "engine")["drift_time_to_avoid_seconds"],
+        serde_json::json!({})
+    );
+}
