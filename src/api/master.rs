@@ -34,6 +34,65 @@ pub struct MasterQuery {
     pub client_ip: Option<String>,
 }
 
+/// What a manifest route starts from: the live stream, the catalog it was ranked under, the
+/// viewer's region and the ranked, signed candidates for one protocol.
+pub(super) struct Ranked {
+    pub stream: std::sync::Arc<crate::streams::Stream>,
+    pub catalog: std::sync::Arc<crate::catalog::Catalog>,
+    pub region: String,
+    pub now: i64,
+    pub candidates: Vec<steering::Candidate>,
+}
+
+impl Ranked {
+    /// The stream (read through once if this replica has not heard of it), the viewer placed,
+    /// and its play order for `protocol`: memory only.
+    pub(super) async fn for_viewer(
+        req: &HttpRequest,
+        state: &web::Data<AppState>,
+        id: &str,
+        q: &MasterQuery,
+        protocol: Protocol,
+    ) -> Result<Ranked, ApiError> {
+        hold(state, id).await;
+        let stream = live(state, id)?;
+        let catalog = state.catalog.load_full();
+        let (region, _) = place(req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
+        let now = state.clock.now_secs();
+        let decision = steering::play_candidates(
+            &catalog,
+            &state.signer,
+            &state.scores.load(),
+            region,
+            &stream,
+            protocol,
+            &[],
+            now,
+            &mut rand::rng(),
+        )
+        .map_err(|e| ApiError::bad_request("unknown_protocol", e.to_string()))?;
+        let region = region.id.clone();
+        Ok(Ranked {
+            stream,
+            catalog,
+            region,
+            now,
+            candidates: decision.candidates,
+        })
+    }
+
+    /// 503 `no_provider`: no carrier of the stream offers `protocol` here.
+    pub(super) fn no_provider(&self, protocol: &str) -> ApiError {
+        ApiError::unavailable(
+            "no_provider",
+            format!(
+                "no provider carrying stream {:?} offers {protocol} in region {}",
+                self.stream.id, self.region
+            ),
+        )
+    }
+}
+
 /// `GET /v1/streams/{id}/master.m3u8`.
 pub async fn master(
     req: HttpRequest,
@@ -41,37 +100,20 @@ pub async fn master(
     id: web::Path<String>,
     q: web::Query<MasterQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    hold(&state, &id).await;
-    let stream = live(&state, &id)?;
-    let catalog = state.catalog.load_full();
-    let (region, _) = place(&req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
-    let now = state.clock.now_secs();
-    let decision = steering::play_candidates(
-        &catalog,
-        &state.signer,
-        &state.scores.load(),
+    let ranked = Ranked::for_viewer(&req, &state, &id, &q, Protocol::Hls).await?;
+    let Ranked {
+        stream,
+        catalog,
         region,
-        &stream,
-        Protocol::Hls,
-        &[],
         now,
-        &mut rand::rng(),
-    )
-    .map_err(|e| ApiError::bad_request("unknown_protocol", e.to_string()))?;
-    let no_provider = || {
-        ApiError::unavailable(
-            "no_provider",
-            format!(
-                "no provider carrying stream {:?} offers HLS in region {}",
-                stream.id, region.id
-            ),
-        )
-    };
-    let Some(first) = decision.candidates.first() else {
+        candidates,
+    } = &ranked;
+    let no_provider = || ranked.no_provider("HLS");
+    let Some(first) = candidates.first() else {
         return Err(no_provider());
     };
     // The stream's origin; failing that, the viewer's first pathway.
-    let target = manifests::origin_target(&catalog, &state.signer, &stream, Protocol::Hls, now)
+    let target = manifests::origin_target(catalog, &state.signer, stream, Protocol::Hls, *now)
         .unwrap_or_else(|| OriginTarget {
             provider: first.provider.clone(),
             url: first.url.clone(),
@@ -83,7 +125,7 @@ pub async fn master(
         .await
         .map_err(|e| ApiError::bad_gateway("origin_unavailable", e.to_string()))?;
     let steering_uri = |first: &str, expires_at: i64| {
-        let session = SteeringSession::start(&region.id, first, now, expires_at);
+        let session = SteeringSession::start(region, first, *now, expires_at);
         format!(
             "{}/v1/steering/hls/{}?session={}",
             public_base(&req, &state.config),
@@ -93,7 +135,7 @@ pub async fn master(
     };
     let body = match origin.as_ref() {
         HlsPlaylist::Media => hls::single_variant(
-            &decision.candidates,
+            candidates,
             &steering_uri(&first.provider, first.expires_at),
             catalog.policy.steering.bandwidth_bps,
         ),
@@ -101,8 +143,7 @@ pub async fn master(
             let references = ladder.references();
             // Every reference signed on each pathway; a pathway with one that cannot be is
             // left out whole (its players would miss a rendition).
-            let pathways: Vec<(&steering::Candidate, Pathway)> = decision
-                .candidates
+            let pathways: Vec<(&steering::Candidate, Pathway)> = candidates
                 .iter()
                 .filter_map(|c| {
                     let p = catalog.registry.get(&c.provider)?;
@@ -112,7 +153,7 @@ pub async fn master(
                             let url = state.signer.variant_url(
                                 p,
                                 &stream.id,
-                                &region.id,
+                                region,
                                 Protocol::Hls,
                                 &c.url,
                                 r,

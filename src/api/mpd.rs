@@ -16,9 +16,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::ApiError;
-use super::master::MasterQuery;
-use super::streams::{hold, live};
-use super::{place, public_base};
+use super::master::{MasterQuery, Ranked};
+use super::public_base;
 use crate::manifests::dash::ServiceLocation;
 use crate::manifests::{self, Limits, OriginTarget};
 use crate::providers::Protocol;
@@ -32,43 +31,25 @@ pub async fn mpd(
     id: web::Path<String>,
     q: web::Query<MasterQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    hold(&state, &id).await;
-    let stream = live(&state, &id)?;
-    let catalog = state.catalog.load_full();
-    let (region, _) = place(&req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
-    let now = state.clock.now_secs();
-    let decision = steering::play_candidates(
-        &catalog,
-        &state.signer,
-        &state.scores.load(),
+    let ranked = Ranked::for_viewer(&req, &state, &id, &q, Protocol::Dash).await?;
+    let Ranked {
+        stream,
+        catalog,
         region,
-        &stream,
-        Protocol::Dash,
-        &[],
         now,
-        &mut rand::rng(),
-    )
-    .map_err(|e| ApiError::bad_request("unknown_protocol", e.to_string()))?;
-    let no_provider = || {
-        ApiError::unavailable(
-            "no_provider",
-            format!(
-                "no provider carrying stream {:?} offers DASH in region {}",
-                stream.id, region.id
-            ),
-        )
-    };
-    if decision.candidates.is_empty() {
-        return Err(no_provider());
+        candidates,
+    } = &ranked;
+    if candidates.is_empty() {
+        return Err(ranked.no_provider("DASH"));
     }
     // The stream's origin, then each service location in the viewer's order: a live MPD read
     // through a CDN (no origin of the stream offers DASH itself) must not die with one edge.
     let limits = Limits::from_policy(&catalog.policy.delivery);
     let mut targets: Vec<OriginTarget> =
-        manifests::origin_target(&catalog, &state.signer, &stream, Protocol::Dash, now)
+        manifests::origin_target(catalog, &state.signer, stream, Protocol::Dash, *now)
             .into_iter()
             .collect();
-    for c in &decision.candidates {
+    for c in candidates {
         if !targets.iter().any(|t| t.provider == c.provider) {
             targets.push(OriginTarget {
                 provider: c.provider.clone(),
@@ -95,15 +76,14 @@ pub async fn mpd(
     };
     let reference = origin.base_reference();
     // Each provider's base URL, signed; one that cannot be is left out.
-    let locations: Vec<(&steering::Candidate, ServiceLocation)> = decision
-        .candidates
+    let locations: Vec<(&steering::Candidate, ServiceLocation)> = candidates
         .iter()
         .filter_map(|c| {
             let p = catalog.registry.get(&c.provider)?;
             let url = state.signer.variant_url(
                 p,
                 &stream.id,
-                &region.id,
+                region,
                 Protocol::Dash,
                 &c.url,
                 reference,
@@ -119,10 +99,10 @@ pub async fn mpd(
         })
         .collect();
     let Some((first, _)) = locations.first() else {
-        return Err(no_provider());
+        return Err(ranked.no_provider("DASH"));
     };
     let base = public_base(&req, &state.config);
-    let session = SteeringSession::start(&region.id, &first.provider, now, first.expires_at);
+    let session = SteeringSession::start(region, &first.provider, *now, first.expires_at);
     let steering_uri = format!(
         "{base}/v1/steering/dash/{}?session={}",
         stream.id,
@@ -133,7 +113,7 @@ pub async fn mpd(
     if q.region.is_some() {
         // A region id the policy knows: lower-case letters, digits and `-`.
         location.push_str("?region=");
-        location.push_str(&region.id);
+        location.push_str(region);
     }
     let locations: Vec<ServiceLocation> = locations.into_iter().map(|(_, l)| l).collect();
     let body = origin.write(&locations, &steering_uri, &location);
