@@ -291,7 +291,7 @@ fn stream_from_cid_or_the_url_path() {
     assert_eq!(delivery(&out[0]).6, None);
 }
 
-/// Reports captured from the stock players in Chromium (tests/it/players.rs, the CMCD scenario,
+/// Reports captured from the stock players in Chromium (tests/browser/players.rs, the CMCD scenario,
 /// with `LIVESTEER_CMCD_CAPTURE`), verbatim: each line as the player POSTed it, each file one
 /// player session playing a live nginx-rtmp stream through an edge at `EDGE`, which the test
 /// stands in for local-nginx's host.

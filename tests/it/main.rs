@@ -13,7 +13,6 @@ mod media;
 mod mpd;
 mod origin;
 mod payments;
-mod players;
 mod probes;
 mod providers;
 mod replicas;

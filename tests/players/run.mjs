@@ -17,7 +17,7 @@
 // per player, every resource its page fetched (Resource Timing, Unix ms), its stalls, its
 // errors and console messages, the requests that failed, and every steering request with
 // livesteer's answer. The run ends after --seconds, or when a line `stop` arrives on stdin
-// (tests/it/players.rs drives it that way), or when stdin closes in that mode.
+// (tests/browser/players.rs drives it that way), or when stdin closes in that mode.
 //
 // Chromium is Debian's /usr/bin/chromium (never a downloaded build), with host names resolving
 // nowhere but 127.0.0.1.

@@ -47,7 +47,8 @@ use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::media::{Edge, Encode, Origin, Proc, http_get, missing_origin_tools, require, runs};
+use crate::edge::{Edge, http_get};
+use crate::media::{Encode, Origin, Proc, missing_origin_tools, require, runs};
 use crate::support::{TestApp, root};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
