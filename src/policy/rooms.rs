@@ -173,6 +173,11 @@ pub struct ProbesSpec {
     /// HLS: the playlist is stale when it has not advanced for this many target durations.
     #[serde(default = "d_age_factor")]
     pub max_segment_age_factor: Spanned<f64>,
+    /// HLS: the newest segment must arrive within this many times its own duration. An edge
+    /// slower than that cannot keep a live player fed: a delivery failure, found in about one
+    /// segment's time instead of `timeout_ms`. 0 turns the limit off.
+    #[serde(default = "d_realtime_factor")]
+    pub segment_realtime_factor: Spanned<f64>,
     /// Largest playlist or stats answer read.
     #[serde(default = "d_doc_bytes")]
     pub max_document_bytes: Spanned<usize>,
@@ -201,6 +206,7 @@ impl Default for ProbesSpec {
             flv_read_ms: d_flv_ms(),
             hls_segment_max_bytes: d_segment_bytes(),
             max_segment_age_factor: d_age_factor(),
+            segment_realtime_factor: d_realtime_factor(),
             max_document_bytes: d_doc_bytes(),
             breaker_failures: d_breaker(),
             breaker_cooldown_ms: d_cooldown(),
@@ -281,6 +287,9 @@ fn d_segment_bytes() -> Spanned<usize> {
 fn d_age_factor() -> Spanned<f64> {
     unspanned(3.0)
 }
+fn d_realtime_factor() -> Spanned<f64> {
+    unspanned(1.5)
+}
 fn d_doc_bytes() -> Spanned<usize> {
     unspanned(1 << 20)
 }
@@ -346,6 +355,7 @@ pub struct ProbeSettings {
     pub flv_read_ms: u64,
     pub hls_segment_max_bytes: usize,
     pub max_segment_age_factor: f64,
+    pub segment_realtime_factor: f64,
     pub max_document_bytes: usize,
     pub breaker_failures: u32,
     pub breaker_cooldown_ms: i64,
@@ -575,6 +585,16 @@ impl ProbeSettings {
                 format!("probes.max_segment_age_factor is {factor}, must be from 1 to 100"),
             ));
         }
+        let realtime = s.segment_realtime_factor.value;
+        if !(realtime.is_finite() && (realtime == 0.0 || (1.0..=100.0).contains(&realtime))) {
+            errs.push(Diagnostic::spanned(
+                path,
+                &s.segment_realtime_factor,
+                format!(
+                    "probes.segment_realtime_factor is {realtime}, must be 0 (off) or from 1 to 100"
+                ),
+            ));
+        }
         let mut stats = Vec::new();
         let mut seen = BTreeSet::new();
         for st in &s.stats {
@@ -647,6 +667,7 @@ impl ProbeSettings {
                 errs,
             ),
             max_segment_age_factor: factor,
+            segment_realtime_factor: realtime,
             max_document_bytes: range(
                 path,
                 &s.max_document_bytes,

@@ -174,3 +174,19 @@ fn origin_fetch_settings_have_defaults_and_bounds() {
         ["policies/x.yaml:11: delivery.origin_retry_seconds is 9, must be from 1 to 4"]
     );
 }
+
+#[test]
+fn segment_realtime_factor_defaults_to_one_and_a_half_and_is_bounded() {
+    let p = Policy::parse(Path::new("p.yaml"), GOOD, &ids(&["a", "b"])).unwrap();
+    assert_eq!(p.probes.segment_realtime_factor, 1.5);
+    let off = format!("{GOOD}probes:\n  segment_realtime_factor: 0\n");
+    let p = Policy::parse(Path::new("p.yaml"), &off, &ids(&["a", "b"])).unwrap();
+    assert_eq!(p.probes.segment_realtime_factor, 0.0);
+    let errs = errors(&format!("{GOOD}probes:\n  segment_realtime_factor: 0.5\n"));
+    assert_eq!(
+        errs,
+        [
+            "policies/x.yaml:10: probes.segment_realtime_factor is 0.5, must be 0 (off) or from 1 to 100"
+        ]
+    );
+}

@@ -6,7 +6,9 @@
 //! - **HLS** ([`ProbeKind::Hls`]): the playlist (the first variant of a master playlist), whether
 //!   its media sequence advanced since the last probe, how long it has not (segment age) against
 //!   `probes.max_segment_age_factor` × the target duration, and the newest segment's download
-//!   throughput and bitrate (its size over its duration).
+//!   throughput and bitrate (its size over its duration). A segment not delivered within
+//!   `probes.segment_realtime_factor` × its duration is a transport failure: an edge slower
+//!   than real time starves live players.
 //! - **Statistics** ([`ProbeKind::Stats`]): one request per provider listed in `probes.stats`,
 //!   SRS `/api/v1/streams` (`publish.active`, `kbps.recv_30s`, `video`) or nginx-rtmp's stat page
 //!   (`bw_in`, `bw_video`, `meta/video/frame_rate`, `publishing`, `active`), read for every
@@ -474,20 +476,41 @@ async fn probe_hls(
         return Failure::Answer(format!("bad segment URI {seg_uri:?}")).into();
     };
     let start = Instant::now();
-    let (resp, _) = match get(client, seg_url.as_str()).await {
-        Ok(r) => r,
-        Err(f) => return f.into(),
+    let fetch = async {
+        let (resp, _) = get(client, seg_url.as_str()).await?;
+        if resp.status().is_server_error() {
+            return Err(Failure::Transport(format!(
+                "newest segment answered {}",
+                resp.status()
+            )));
+        }
+        if !resp.status().is_success() {
+            return Ok(Err(resp.status()));
+        }
+        match read_limited(resp, s.hls_segment_max_bytes).await {
+            Ok(b) => Ok(Ok(b.len())),
+            Err(Failure::Transport(e)) => Err(Failure::Transport(format!("segment: {e}"))),
+            Err(Failure::Answer(e)) => Err(Failure::Answer(format!("segment: {e}"))),
+        }
     };
-    if resp.status().is_server_error() {
-        return Failure::Transport(format!("newest segment answered {}", resp.status())).into();
-    }
-    if !resp.status().is_success() {
-        return unhealthy(format!("newest segment answered {}", resp.status()), ttfb);
-    }
-    let bytes = match read_limited(resp, s.hls_segment_max_bytes).await {
-        Ok(b) => b.len(),
-        Err(Failure::Transport(e)) => return Failure::Transport(format!("segment: {e}")).into(),
-        Err(Failure::Answer(e)) => return Failure::Answer(format!("segment: {e}")).into(),
+    // A segment that takes much longer to arrive than it plays cannot keep a live player fed:
+    // the edge is failing its viewers, found within about a segment's time.
+    let realtime = (s.segment_realtime_factor > 0.0 && seg_duration > 0.0)
+        .then(|| Duration::from_secs_f64(seg_duration * s.segment_realtime_factor));
+    let fetched = match realtime {
+        Some(limit) => match tokio::time::timeout(limit, fetch).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Transport(format!(
+                "newest segment ({seg_duration} s) not delivered within {limit:?}, slower than \
+                 real time"
+            ))),
+        },
+        None => fetch.await,
+    };
+    let bytes = match fetched {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(status)) => return unhealthy(format!("newest segment answered {status}"), ttfb),
+        Err(f) => return f.into(),
     };
     let secs = start.elapsed().as_secs_f64().max(0.001);
     let throughput_kbps = bytes as f64 * 8.0 / 1000.0 / secs;

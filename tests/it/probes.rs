@@ -32,6 +32,9 @@ enum Mode {
     Hang = 2,
     /// 404 to everything: the stream is not there.
     NotFound = 3,
+    /// A live stream of 0.2 s segments, each trickled over about 1.2 s: delivered within the
+    /// probe timeout, but six times slower than real time.
+    Slow = 4,
 }
 
 /// One provider's edge on a free loopback port.
@@ -109,6 +112,25 @@ async fn answer(mode: u8, seq: usize, path: &str) -> actix_web::HttpResponse {
             tokio::time::sleep(Duration::from_secs(10)).await;
             HttpResponse::Ok().body("too late")
         }
+        m if m == Mode::Slow as u8 && path.ends_with(".m3u8") => HttpResponse::Ok()
+            .content_type("application/vnd.apple.mpegurl")
+            .body(format!(
+                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{seq}\n\
+                 #EXTINF:0.200,\nseg{seq}.ts\n"
+            )),
+        m if m == Mode::Slow as u8 => {
+            let chunks = futures_util::stream::unfold(0u8, |n| async move {
+                if n == 4 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let chunk = actix_web::web::Bytes::from(vec![0x47u8; 1000]);
+                Some((Ok::<_, std::convert::Infallible>(chunk), n + 1))
+            });
+            HttpResponse::Ok()
+                .content_type("video/mp2t")
+                .streaming(chunks)
+        }
         _ if path.ends_with(".m3u8") => HttpResponse::Ok()
             .content_type("application/vnd.apple.mpegurl")
             .body(format!(
@@ -147,10 +169,15 @@ async fn world(edges: &[&Edge], probes: &str) -> World {
             "regions:\n  - id: tw\n    providers: [{}]\ndefault_region: tw\n\
              ingest:\n  backups: {}\n\
              scoring:\n  exploration_rate: 0\n\
-             probes:\n  kinds: [hls]\n  timeout_ms: 400\n  connect_timeout_ms: 200\n  flv_read_ms: 100\n  stats: []\n{probes}\
+             probes:\n  kinds: [hls]\n  {timeout}\n  connect_timeout_ms: 200\n  flv_read_ms: 100\n  stats: []\n{probes}\
              jobs:\n  probe_streams: \"\"\n  sweep_rooms: \"\"\n",
             ids.join(", "),
-            edges.len() - 1
+            edges.len() - 1,
+            timeout = if probes.contains("timeout_ms:") {
+                ""
+            } else {
+                "timeout_ms: 400"
+            },
         ),
     )
     .unwrap();
@@ -470,4 +497,51 @@ async fn the_breaker_holds_a_dead_edge_off_and_it_stays_behind() {
     a.stop().await;
     b.stop().await;
     w.app.stop().await;
+}
+
+/// An edge that delivers every segment, but slower than it plays, starves live players: past
+/// `probes.segment_realtime_factor` × the segment's duration the probe counts it as a dead
+/// edge, long before the probe timeout, and it falls behind within two probe runs. With the
+/// limit off the same edge is healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_slower_than_real_time_counts_as_dead_unless_the_limit_is_off() {
+    for (limit, outcome) in [("1.5", "error"), ("0", "healthy")] {
+        let (a, b) = (Edge::start("edge-a").await, Edge::start("edge-b").await);
+        let probes = format!("  timeout_ms: 5000\n  segment_realtime_factor: {limit}\n");
+        let w = world(&[&a, &b], &probes).await;
+        let weight = w
+            .app
+            .state
+            .catalog
+            .load()
+            .policy
+            .scoring
+            .probe_failure_weight;
+        let stream = w.stream("anchor-slow-edge", 2).await;
+        assert_eq!(w.probe().await, pair(&a, "healthy", &b, "healthy"));
+        a.set(Mode::Slow);
+        for run in 1..=2 {
+            w.clock.advance_ms(INTERVAL_MS);
+            let reports = livesteer::probes::run_once(&w.app.state).await;
+            let on_a = reports.iter().find(|r| r.provider == "edge-a").unwrap();
+            assert_eq!(on_a.outcome, outcome, "factor {limit}: {on_a:?}");
+            if outcome == "error" {
+                assert!(
+                    on_a.detail.contains("slower than real time"),
+                    "factor {limit}: {on_a:?}"
+                );
+                w.settle("edge-a", held(run, weight)).await;
+            }
+        }
+        if outcome == "error" {
+            assert!(w.cost("edge-a") > 2.0 * w.cost("edge-b"));
+            assert_eq!(w.play_order(&stream).await, ["edge-b", "edge-a"]);
+        } else {
+            w.quiet().await;
+            assert_eq!(w.play_order(&stream).await, ["edge-a", "edge-b"]);
+        }
+        a.stop().await;
+        b.stop().await;
+        w.app.stop().await;
+    }
 }
