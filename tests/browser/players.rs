@@ -28,7 +28,8 @@
 //!   stopped, with the same limits as above.
 //!
 //! `LIVESTEER_PLAYER_SCENARIOS=throttle,stop,qos,tokens,cmcd,dash-throttle,dash-stop` runs some
-//! of them only.
+//! of them only; `LIVESTEER_PLAYER_RESULTS=DIR` keeps each run's raw results from the pages
+//! (every resource each player fetched, its stalls, errors and console) in DIR.
 //!
 //! Skips with a printed reason when nginx, the RTMP module, ffmpeg, node, chromium or
 //! `tests/players/node_modules` (`npm ci --prefix tests/players`) is missing, except with
@@ -435,6 +436,15 @@ impl Driver {
             .unwrap_or_else(|| panic!("no result from the player driver:\n{}", self.stderr()));
         drop(stdin);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        if let Some(dir) = std::env::var_os("LIVESTEER_PLAYER_RESULTS") {
+            // Everything each player's page saw (every resource with its timing, stalls,
+            // errors, console), for a scenario that needs a closer look than the summary.
+            let file = PathBuf::from(dir).join(format!("players-{}.json", now_ms()));
+            match std::fs::write(&file, result.to_string()) {
+                Ok(()) => say(&format!("players' results kept in {}", file.display())),
+                Err(e) => say(&format!("could not keep the players' results: {e}")),
+            }
+        }
         result
     }
 }
