@@ -19,7 +19,9 @@
 //!
 //! In-memory SQLite is refused (each pooled connection would see its own database).
 //! Every SQLite connection runs `PRAGMA busy_timeout=5000; journal_mode=WAL;
-//! synchronous=NORMAL; foreign_keys=ON` when the pool opens it.
+//! synchronous=NORMAL; foreign_keys=ON` when the pool opens it, and `wal_autocheckpoint=0`:
+//! the WAL is copied into the database file by a thread of the [`Db`]'s own, never inside a
+//! commit (see `checkpoint`).
 //!
 //! # Error policy
 //!
@@ -45,6 +47,7 @@
 //! backend), the write-transaction kind (`BEGIN IMMEDIATE` on SQLite), and locks.
 
 mod changes;
+mod checkpoint;
 mod cluster;
 mod error;
 mod leases;
@@ -190,14 +193,23 @@ impl ManageConnection for ConnManager {
     }
 }
 
-/// Per-connection set-up: the SQLite pragmas.
+/// Per-connection set-up: the SQLite pragmas, and no checkpoints in commits where a
+/// checkpoint thread serves the file.
 #[derive(Debug)]
-struct ConnSetup;
+struct ConnSetup {
+    checkpointed: bool,
+}
 
 impl ConnSetup {
-    fn apply(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    fn apply(&self, conn: &mut DbConn) -> diesel::QueryResult<()> {
         match conn {
-            DbConn::Sqlite(c) => c.batch_execute(SQLITE_PRAGMAS),
+            DbConn::Sqlite(c) => {
+                c.batch_execute(SQLITE_PRAGMAS)?;
+                if self.checkpointed {
+                    c.batch_execute(checkpoint::POOL_PRAGMAS)?;
+                }
+                Ok(())
+            }
             DbConn::Postgres(_) => Ok(()),
         }
     }
@@ -205,7 +217,7 @@ impl ConnSetup {
 
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnSetup {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
-        Self::apply(conn).map_err(diesel::r2d2::Error::QueryError)
+        self.apply(conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -219,6 +231,8 @@ pub struct Db {
     location: Arc<str>,
     /// Where new connections go (a listener opens its own).
     target: Arc<Target>,
+    /// SQLite: the thread that checkpoints the WAL, stopped when the last clone goes.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl fmt::Debug for Db {
@@ -253,15 +267,24 @@ impl Db {
             cause,
         })?;
         // Sets WAL once before the pool opens connections in parallel.
-        ConnSetup::apply(&mut first)
-            .map_err(StoreError::query("configure the SQLite connection"))?;
+        ConnSetup {
+            checkpointed: false,
+        }
+        .apply(&mut first)
+        .map_err(StoreError::query("configure the SQLite connection"))?;
         drop(first);
+        let checkpointer = match &target {
+            Target::Sqlite { open, .. } => checkpoint::Checkpointer::start(open).map(Arc::new),
+            Target::Postgres { .. } => None,
+        };
 
         let pool = Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(POOL_CHECKOUT_TIMEOUT)
-            .connection_customizer(Box::new(ConnSetup))
+            .connection_customizer(Box::new(ConnSetup {
+                checkpointed: checkpointer.is_some(),
+            }))
             .build_unchecked(manager);
 
         tracing::info!(%backend, location = %location, pool_size = pool_size.max(1), "database connected");
@@ -270,6 +293,7 @@ impl Db {
             backend,
             location: location.into(),
             target: Arc::new(target),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -414,6 +438,56 @@ mod tests {
             assert_eq!(sqlite_setting(c, "journal_mode"), "wal");
             assert_eq!(sqlite_setting(c, "synchronous"), "1"); // NORMAL
             assert_eq!(sqlite_setting(c, "foreign_keys"), "1");
+            #[derive(diesel::QueryableByName)]
+            struct Autocheckpoint {
+                #[diesel(sql_type = diesel::sql_types::Integer)]
+                wal_autocheckpoint: i32,
+            }
+            let a: Autocheckpoint = diesel::RunQueryDsl::get_result(
+                diesel::sql_query("PRAGMA wal_autocheckpoint"),
+                c,
+            )
+            .unwrap();
+            assert_eq!(a.wal_autocheckpoint, 0, "commits never checkpoint");
+        }
+    }
+
+    /// Commits only append to the WAL; the database's own thread copies it into the file.
+    #[test]
+    fn the_wal_is_checkpointed_by_the_dbs_thread_not_by_commits() {
+        use diesel::RunQueryDsl;
+        let db = super::testing::TestDb::sqlite();
+        let path = std::path::PathBuf::from(db.url().strip_prefix("sqlite://").unwrap());
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        // Let the thread copy what the migrations wrote, then note the file's size.
+        std::thread::sleep(super::checkpoint::INTERVAL * 3);
+        let before = size(&path);
+        {
+            let mut conn = db.conn("test").unwrap();
+            let super::DbConn::Sqlite(c) = &mut *conn else {
+                panic!("expected a SQLite connection")
+            };
+            diesel::sql_query("CREATE TABLE filler (id INTEGER PRIMARY KEY, body BLOB)")
+                .execute(c)
+                .unwrap();
+            // About 2,000 pages: past SQLite's default checkpoint threshold of 1,000.
+            for _ in 0..200 {
+                diesel::sql_query("INSERT INTO filler (body) VALUES (zeroblob(40000))")
+                    .execute(c)
+                    .unwrap();
+            }
+        }
+        assert!(size(&wal) > 4_000_000, "the WAL holds the commits");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while size(&path) < before + 4_000_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {} bytes (WAL {} bytes)",
+                size(&path),
+                size(&wal)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 
