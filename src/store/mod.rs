@@ -443,11 +443,9 @@ mod tests {
                 #[diesel(sql_type = diesel::sql_types::Integer)]
                 wal_autocheckpoint: i32,
             }
-            let a: Autocheckpoint = diesel::RunQueryDsl::get_result(
-                diesel::sql_query("PRAGMA wal_autocheckpoint"),
-                c,
-            )
-            .unwrap();
+            let a: Autocheckpoint =
+                diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA wal_autocheckpoint"), c)
+                    .unwrap();
             assert_eq!(a.wal_autocheckpoint, 0, "commits never checkpoint");
         }
     }

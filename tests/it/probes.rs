@@ -220,6 +220,17 @@ impl World {
         out
     }
 
+    /// How many failed sessions a failed probe run counts as (the policy's).
+    fn probe_failure_weight(&self) -> f64 {
+        self.app
+            .state
+            .catalog
+            .load()
+            .policy
+            .scoring
+            .probe_failure_weight
+    }
+
     /// The delivery evidence `provider` holds in `tw`, as the engine has it now.
     fn samples(&self, provider: &str) -> f64 {
         let s = self.app.state.catalog.load().policy.scoring.clone();
@@ -301,14 +312,7 @@ fn held(runs: i32, per_run: f64) -> f64 {
 async fn a_stopped_provider_falls_behind_within_two_probe_intervals() {
     let (a, b) = (Edge::start("edge-a").await, Edge::start("edge-b").await);
     let w = world(&[&a, &b], "").await;
-    let weight = w
-        .app
-        .state
-        .catalog
-        .load()
-        .policy
-        .scoring
-        .probe_failure_weight;
+    let weight = w.probe_failure_weight();
     let stream = w.stream("anchor-dead-edge", 2).await;
 
     // Both edges serve the stream: equal costs, the policy's order.
@@ -385,14 +389,7 @@ async fn a_5xx_and_a_timeout_count_as_a_dead_edge_and_a_404_does_not() {
     ] {
         let (a, b) = (Edge::start("edge-a").await, Edge::start("edge-b").await);
         let w = world(&[&a, &b], "").await;
-        let weight = w
-            .app
-            .state
-            .catalog
-            .load()
-            .policy
-            .scoring
-            .probe_failure_weight;
+        let weight = w.probe_failure_weight();
         let stream = w.stream("anchor-bad-edge", 2).await;
         assert_eq!(w.probe().await, pair(&a, "healthy", &b, "healthy"));
 
@@ -451,14 +448,7 @@ async fn the_breaker_holds_a_dead_edge_off_and_it_stays_behind() {
         "  breaker_failures: 2\n  breaker_cooldown_ms: 30000\n",
     )
     .await;
-    let weight = w
-        .app
-        .state
-        .catalog
-        .load()
-        .policy
-        .scoring
-        .probe_failure_weight;
+    let weight = w.probe_failure_weight();
     let stream = w.stream("anchor-breaker", 2).await;
     assert_eq!(w.probe().await, pair(&a, "healthy", &b, "healthy"));
 
@@ -509,14 +499,7 @@ async fn an_edge_slower_than_real_time_counts_as_dead_unless_the_limit_is_off() 
         let (a, b) = (Edge::start("edge-a").await, Edge::start("edge-b").await);
         let probes = format!("  timeout_ms: 5000\n  segment_realtime_factor: {limit}\n");
         let w = world(&[&a, &b], &probes).await;
-        let weight = w
-            .app
-            .state
-            .catalog
-            .load()
-            .policy
-            .scoring
-            .probe_failure_weight;
+        let weight = w.probe_failure_weight();
         let stream = w.stream("anchor-slow-edge", 2).await;
         assert_eq!(w.probe().await, pair(&a, "healthy", &b, "healthy"));
         a.set(Mode::Slow);
