@@ -1,54 +1,44 @@
-//! The API's error policy: every failure is JSON `{"error": code, "message": …}` with a stable
-//! code and the HTTP status that code always has. Bad input is a 4xx naming what was wrong;
-//! a 5xx means livesteer itself failed, except a 502: a stream's origin did.
+//! The API's error policy: every failure is JSON `{"error": code, "message": …}` with a code
+//! from the table (`crate::codes`) and the HTTP status that code always has. Bad input is a 4xx
+//! naming what was wrong; a 5xx means livesteer itself failed, except a 502: a stream's origin
+//! did.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::codes::Code;
+
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
-    error: &'a str,
+    error: Code,
     message: &'a str,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// The status the code always has.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code)
     }
+}
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-    }
-
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-    }
-
-    /// An upstream livesteer depends on (a stream's origin) failed.
-    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, code, message)
-    }
+/// A code's status as actix's type.
+pub fn status_of(code: Code) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl std::fmt::Display for ApiError {
@@ -59,11 +49,11 @@ impl std::fmt::Display for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body {
+        HttpResponse::build(self.status()).json(Body {
             error: self.code,
             message: &self.message,
         })
@@ -75,33 +65,28 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError as E;
     match &err {
         E::OverflowKnownLength { length, limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("body is {length} bytes, more than the {limit} allowed"),
         ),
         E::Overflow { limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("body is more than the {limit} bytes allowed"),
         ),
         E::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "body must be JSON (Content-Type: application/json)",
         ),
-        E::Deserialize(e) => {
-            ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}"))
-        }
-        other => ApiError::bad_request("invalid_body", format!("cannot read body: {other}")),
+        E::Deserialize(e) => ApiError::new(Code::InvalidJson, format!("invalid JSON body: {e}")),
+        other => ApiError::new(Code::InvalidBody, format!("cannot read body: {other}")),
     }
 }
 
 /// Query string errors.
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("invalid query string: {err}"))
+    ApiError::new(Code::InvalidQuery, format!("invalid query string: {err}"))
 }
 
 /// Path segment errors.
 pub fn path_error(err: actix_web::error::PathError) -> ApiError {
-    ApiError::bad_request("invalid_path", format!("invalid path: {err}"))
+    ApiError::new(Code::InvalidPath, format!("invalid path: {err}"))
 }

@@ -28,6 +28,8 @@ use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
 
+use crate::codes::Code;
+
 use crate::metrics as m;
 use crate::state::AppState;
 
@@ -150,8 +152,8 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
 
 /// The answer for a path no route matches.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found(
-        "not_found",
+    Err(ApiError::new(
+        Code::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }
@@ -205,8 +207,8 @@ pub fn client_ip(
 ) -> Result<Option<IpAddr>, ApiError> {
     if let Some(s) = explicit.map(str::trim).filter(|s| !s.is_empty()) {
         return s.parse().map(Some).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_client_ip",
+            ApiError::new(
+                Code::InvalidClientIp,
                 format!("client_ip {s:?} is not an IP address"),
             )
         });
@@ -249,7 +251,7 @@ pub fn place<'c>(
             ip,
         },
     )
-    .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
+    .map_err(|e| ApiError::new(Code::UnknownRegion, e.to_string()))
 }
 
 /// The absolute base (`scheme://host[:port]`, no trailing `/`) of the URIs livesteer writes into
