@@ -1,7 +1,7 @@
 //! The error-code table: every error code livesteer answers with, the HTTP status it always
 //! has and what it means. The API (`api::ApiError`), the callbacks (`callbacks::Refusal`), the
-//! per-report refusals of a QoS batch and the extractor error handlers all answer with a
-//! [`Code`]; the README's "Error codes" table is generated from [`Code::ALL`]
+//! per-report refusals of a QoS batch and actix's own extractor, routing and payload errors
+//! all answer with a [`Code`]; the README's "Error codes" table is generated from [`Code::ALL`]
 //! (a test keeps the two the same).
 //!
 //! A leaf: it imports nothing of livesteer, so every layer may use it.
@@ -47,6 +47,7 @@ macro_rules! codes {
 
 codes! {
     // The request's shape.
+    InvalidRequest = "invalid_request", 400, "a request actix refused before a route saw it, for a reason no more specific code names";
     InvalidJson = "invalid_json", 400, "the body is not JSON, or not the shape the route takes (a missing or unknown field, a wrong type)";
     InvalidBody = "invalid_body", 400, "the body cannot be read (cut short, or a content encoding that does not decode)";
     InvalidQuery = "invalid_query", 400, "a query-string parameter is malformed or out of range";
@@ -97,6 +98,7 @@ codes! {
     UnknownStream = "unknown_stream", 404, "livesteer issued no such stream";
     UnknownProvider = "unknown_provider", 404, "no enabled provider has this id";
     UnknownCentre = "unknown_centre", 404, "a payment centre that is not in services.payment_centres";
+    MethodNotAllowed = "method_not_allowed", 405, "the route does not take this method (the Allow header lists those it takes)";
     StaticNode = "static_node", 409, "a heartbeat for a node the policy declares statically";
     NodeKindMismatch = "node_kind_mismatch", 409, "a heartbeat that changes a registered node's service kind";
     StreamEnded = "stream_ended", 410, "the stream has ended (play, steering, manifests, publish and update callbacks)";
@@ -113,6 +115,19 @@ codes! {
 }
 
 impl Code {
+    /// The code of an answer actix made itself (routing, payload, extractor), by its status:
+    /// the table's generic code for it, or `invalid_request` or `internal` for the rest.
+    pub fn for_status(status: u16) -> Code {
+        match status {
+            404 => Code::NotFound,
+            405 => Code::MethodNotAllowed,
+            413 => Code::PayloadTooLarge,
+            415 => Code::UnsupportedMediaType,
+            500.. => Code::Internal,
+            _ => Code::InvalidRequest,
+        }
+    }
+
     /// The README's "Error codes" table.
     pub fn markdown() -> String {
         let mut out = String::from("| code | status | meaning |\n|---|---|---|\n");
@@ -163,6 +178,15 @@ mod tests {
             let m = c.meaning();
             assert!(!m.is_empty() && !m.ends_with('.'), "{w}: {m}");
         }
+    }
+
+    #[test]
+    fn actix_statuses_map_to_codes_with_that_status() {
+        for s in [400, 404, 405, 413, 415, 500] {
+            assert_eq!(Code::for_status(s).status(), s, "{s}");
+        }
+        assert_eq!(Code::for_status(411), Code::InvalidRequest);
+        assert_eq!(Code::for_status(503), Code::Internal);
     }
 
     /// The README's "Error codes" table is the table here: every code, its status and meaning.

@@ -47,13 +47,7 @@ pub async fn receive(
     let id = provider.id().to_string();
     let body = body.map_err(|e| {
         callbacks::count(&id, format, "invalid");
-        ApiError::new(
-            Code::PayloadTooLarge,
-            format!(
-                "cannot read the body ({e}); at most {} bytes are allowed",
-                callbacks::MAX_BODY_BYTES
-            ),
-        )
+        super::error::body_error(&e, callbacks::MAX_BODY_BYTES)
     })?;
     let parsed = match format {
         Format::Srs => srs::parse(&body),

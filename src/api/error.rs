@@ -1,9 +1,14 @@
 //! The API's error policy: every failure is JSON `{"error": code, "message": …}` with a code
 //! from the table (`crate::codes`) and the HTTP status that code always has. Bad input is a 4xx
 //! naming what was wrong; a 5xx means livesteer itself failed, except a 502: a stream's origin
-//! did.
+//! did. actix's own answers (no route, wrong method, an extractor or payload error) are made
+//! the same shape by [`json_errors`].
 
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -81,6 +86,18 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     }
 }
 
+/// Body read errors of the `Bytes` extractor (a route's `PayloadConfig` limit is `limit`).
+pub fn body_error(err: &actix_web::Error, limit: usize) -> ApiError {
+    use actix_web::error::PayloadError as E;
+    match err.as_error::<E>() {
+        Some(E::Overflow) => ApiError::new(
+            Code::PayloadTooLarge,
+            format!("body is more than the {limit} bytes allowed"),
+        ),
+        _ => ApiError::new(Code::InvalidBody, format!("cannot read body: {err}")),
+    }
+}
+
 /// Query string errors.
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
     ApiError::new(Code::InvalidQuery, format!("invalid query string: {err}"))
@@ -89,4 +106,56 @@ pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
 /// Path segment errors.
 pub fn path_error(err: actix_web::error::PathError) -> ApiError {
     ApiError::new(Code::InvalidPath, format!("invalid path: {err}"))
+}
+
+/// The safety net under every route (an `ErrorHandlers` default handler): an error answer that
+/// is not JSON yet (actix's 405 for a resource without the method, a payload or extractor
+/// error without a handler of ours) becomes `{"error", "message"}` with the table's code for its
+/// status. Answers livesteer made are JSON already and pass untouched.
+pub fn json_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, res) = res.into_parts();
+    let code = Code::for_status(res.status().as_u16());
+    let message = match (code, res.error()) {
+        (Code::MethodNotAllowed, _) => {
+            let allowed = res
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty());
+            match allowed {
+                Some(a) => format!("{} {} is not allowed; use {a}", req.method(), req.path()),
+                None => format!("{} {} is not allowed", req.method(), req.path()),
+            }
+        }
+        (Code::NotFound, _) => format!("no route for {} {}", req.method(), req.path()),
+        (_, Some(e)) => e.to_string(),
+        (_, None) => res
+            .status()
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string(),
+    };
+    let mut out = ApiError::new(code, message).error_response();
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    for (name, value) in res.headers() {
+        if name.as_str().starts_with("access-control-") || name == header::VARY {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    let out: HttpResponse<EitherBody<B, BoxBody>> = out.map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(
+        req, out,
+    )))
 }

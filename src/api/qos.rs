@@ -221,8 +221,9 @@ fn check(
 pub async fn ingest(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.map_err(|e| error::body_error(&e, MAX_BODY_BYTES))?;
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             Code::PayloadTooLarge,
