@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod cmcd;
+pub mod codes;
 pub mod config;
 pub mod directory;
 pub mod geo;

@@ -6,13 +6,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
+use crate::codes::Code;
 use crate::state::AppState;
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(token) = state.config.admin_token.as_deref() else {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "admin_disabled",
+            Code::AdminDisabled,
             "admin routes are off: set LIVESTEER_ADMIN_TOKEN to enable them",
         ));
     };
@@ -33,8 +33,7 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            Code::Unauthorized,
             "missing or wrong bearer token",
         ))
     }
@@ -59,8 +58,8 @@ pub async fn scores(
     let regions: Vec<_> = match q.region.as_deref() {
         Some(r) => {
             let rank = snap.region(r).ok_or_else(|| {
-                ApiError::bad_request(
-                    "unknown_region",
+                ApiError::new(
+                    Code::UnknownRegion,
                     format!(
                         "unknown region {:?}",
                         r.chars().take(64).collect::<String>()
@@ -122,8 +121,8 @@ async fn set_drained(
 ) -> Result<HttpResponse, ApiError> {
     authorize(req, state)?;
     if state.catalog.load().registry.get(id).is_none() {
-        return Err(ApiError::not_found(
-            "unknown_provider",
+        return Err(ApiError::new(
+            Code::UnknownProvider,
             format!(
                 "no enabled provider {:?}",
                 id.chars().take(64).collect::<String>()
@@ -134,8 +133,8 @@ async fn set_drained(
     let (provider, now) = (id.to_string(), state.clock.now_ms());
     tokio::task::spawn_blocking(move || db.save_drain(&provider, drained, now))
         .await
-        .map_err(|e| ApiError::unavailable("database_unavailable", e.to_string()))?
-        .map_err(|e| ApiError::unavailable("database_unavailable", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::DatabaseUnavailable, e.to_string()))?
+        .map_err(|e| ApiError::new(Code::DatabaseUnavailable, e.to_string()))?;
     state.apply_drains(&[(id.to_string(), drained)]);
     tracing::warn!(provider = id, drained, "provider drain changed by admin");
     Ok(HttpResponse::Ok().json(json!({ "provider": id, "drained": drained })))
@@ -155,8 +154,8 @@ pub async fn reload(
         }))),
         Err(d) => {
             let problems: Vec<String> = d.0.iter().map(ToString::to_string).collect();
-            Ok(HttpResponse::UnprocessableEntity().json(json!({
-                "error": "invalid_policy",
+            Ok(HttpResponse::build(super::error::status_of(Code::InvalidPolicy)).json(json!({
+                "error": Code::InvalidPolicy,
                 "message": format!("{} problem(s); the policy in force stays", problems.len()),
                 "problems": problems,
                 "policy_version": state.catalog.load().policy.version,

@@ -3,12 +3,12 @@
 //! nginx-rtmp a 2xx; a refusal is a 4xx JSON `{"error", "message"}` (with `"code"` too for SRS,
 //! which refuses on any non-zero code).
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::ApiError;
 use crate::callbacks::{self, Format, Refusal, generic, nginx, srs};
+use crate::codes::Code;
 use crate::state::AppState;
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -16,9 +16,9 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 fn refusal_response(format: Format, r: &Refusal) -> HttpResponse {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = super::error::status_of(r.code);
     let body = match format {
-        Format::Srs => json!({"code": r.status, "error": r.code, "message": r.message}),
+        Format::Srs => json!({"code": r.status(), "error": r.code, "message": r.message}),
         _ => json!({"error": r.code, "message": r.message}),
     };
     HttpResponse::build(status).json(body)
@@ -41,20 +41,13 @@ pub async fn receive(
                 provider_id.chars().take(64).collect::<String>()
             )
         };
-        return Err(ApiError::not_found("unknown_provider", why));
+        return Err(ApiError::new(Code::UnknownProvider, why));
     };
     let format = Format::of(provider.info().kind);
     let id = provider.id().to_string();
     let body = body.map_err(|e| {
         callbacks::count(&id, format, "invalid");
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "cannot read the body ({e}); at most {} bytes are allowed",
-                callbacks::MAX_BODY_BYTES
-            ),
-        )
+        super::error::body_error(&e, callbacks::MAX_BODY_BYTES)
     })?;
     let parsed = match format {
         Format::Srs => srs::parse(&body),
@@ -97,13 +90,13 @@ pub async fn receive(
             })
         }
         Err(r) => {
-            let outcome = if r.status == 400 {
+            let outcome = if r.status() == 400 {
                 "invalid"
             } else {
                 "refused"
             };
             callbacks::count(&id, format, outcome);
-            tracing::info!(provider = %id, code = r.code, message = %r.message, "callback refused");
+            tracing::info!(provider = %id, code = %r.code, message = %r.message, "callback refused");
             Ok(refusal_response(format, &r))
         }
     }

@@ -14,11 +14,11 @@
 //! Past 1 MiB or 1000 lines, 413 with a JSON body. See [`crate::cmcd`] for what the reports
 //! mean.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{ApiError, place};
 use crate::cmcd::{Context, Outcome, parse};
+use crate::codes::Code;
 use crate::metrics as m;
 use crate::state::AppState;
 
@@ -73,8 +73,7 @@ pub async fn ingest(
             || mime.eq_ignore_ascii_case("text/plain"))
         {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 format!(
                     "body must be CMCD lines (Content-Type: application/cmcd), not {:?}",
                     mime.chars().take(64).collect::<String>()
@@ -84,8 +83,7 @@ pub async fn ingest(
         let lines = body.split(|&b| b == b'\n').filter(|l| !is_blank(l)).count();
         if lines > MAX_LINES {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_lines",
+                Code::BatchTooLarge,
                 format!("{lines} lines in one body, more than the {MAX_LINES} allowed"),
             ));
         }
@@ -108,12 +106,12 @@ pub async fn ingest(
     count(Outcome::Malformed, malformed);
     if reports.is_empty() {
         return Err(match first_problem {
-            Some(p) => ApiError::bad_request(
-                "no_valid_lines",
+            Some(p) => ApiError::new(
+                Code::NoValidLines,
                 format!("{malformed} malformed line(s) and none taken; {p}"),
             ),
-            None => ApiError::bad_request(
-                "empty_report",
+            None => ApiError::new(
+                Code::EmptyReport,
                 "no CMCD: send lines in the body, the CMCD query parameter or CMCD-* headers",
             ),
         });

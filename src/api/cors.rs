@@ -11,12 +11,13 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 
 use super::ApiError;
+use crate::codes::Code;
 use crate::config::CorsOrigins;
 use crate::state::AppState;
 
@@ -63,16 +64,15 @@ pub async fn viewer(
                 res
             }
             (Some(o), None) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
+                Code::OriginNotAllowed,
                 format!(
                     "origin {:?} may not call this route (LIVESTEER_CORS_ORIGINS)",
                     o.to_str().unwrap_or("?")
                 ),
             )
             .error_response(),
-            (None, _) => ApiError::bad_request(
-                "invalid_preflight",
+            (None, _) => ApiError::new(
+                Code::InvalidPreflight,
                 "a CORS preflight needs an Origin header",
             )
             .error_response(),

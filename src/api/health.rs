@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::ApiError;
+use crate::codes::Code;
 use crate::metrics as m;
 use crate::state::AppState;
 use crate::streams::StreamState;
@@ -18,7 +19,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let db = state.db.clone();
     let ping = tokio::task::spawn_blocking(move || db.ping())
         .await
-        .map_err(|e| ApiError::internal(format!("readiness task failed: {e}")))?;
+        .map_err(|e| ApiError::new(Code::Internal, format!("readiness task failed: {e}")))?;
     let catalog = state.catalog.load();
     match ping {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({
@@ -28,8 +29,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "providers": catalog.registry.len(),
             "write_queue": state.writer.depth(),
         }))),
-        Err(e) => Err(ApiError::unavailable(
-            "database_unavailable",
+        Err(e) => Err(ApiError::new(
+            Code::DatabaseUnavailable,
             format!("database ping failed: {e}"),
         )),
     }

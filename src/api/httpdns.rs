@@ -17,13 +17,13 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::place;
 use super::resolve::answer_service;
 use super::{ApiError, client_ip};
+use crate::codes::Code;
 use crate::policy::services::{ServiceKind, is_valid_hostname};
 use crate::state::AppState;
 
@@ -73,15 +73,15 @@ fn host_service(
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_argument",
+            ApiError::new(
+                Code::MissingArgument,
                 format!("the {param} parameter is required"),
             )
         })?;
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     if !is_valid_hostname(&h) {
-        return Err(ApiError::bad_request(
-            "invalid_host",
+        return Err(ApiError::new(
+            Code::InvalidHost,
             format!(
                 "{:?} is not a host name",
                 host.chars().take(64).collect::<String>()
@@ -96,8 +96,8 @@ fn host_service(
         .get(&h)
         .copied()
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_host",
+            ApiError::new(
+                Code::UnknownHost,
                 format!("host {h:?} is not in services.httpdns.hosts"),
             )
         })?;
@@ -146,8 +146,7 @@ pub async fn alibaba(
         let accounts = &catalog.policy.services.httpdns_accounts;
         if !accounts.is_empty() && !accounts.contains(account.as_str()) {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "invalid_account",
+                Code::InvalidAccount,
                 format!(
                     "account {:?} is not in services.httpdns.accounts",
                     account.chars().take(64).collect::<String>()
@@ -165,8 +164,8 @@ pub async fn alibaba(
                     "4" => w.0 = true,
                     "6" => w.1 = true,
                     other => {
-                        return Err(ApiError::bad_request(
-                            "invalid_query",
+                        return Err(ApiError::new(
+                            Code::InvalidQuery,
                             format!(
                                 "query {:?} must be 4, 6 or 4,6",
                                 other.chars().take(16).collect::<String>()
@@ -206,8 +205,8 @@ pub async fn dnspod(
         Some(t) if t.eq_ignore_ascii_case("A") => false,
         Some(t) if t.eq_ignore_ascii_case("AAAA") => true,
         Some(t) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                Code::InvalidQuery,
                 format!(
                     "type {:?} must be A or AAAA",
                     t.chars().take(16).collect::<String>()
@@ -219,8 +218,8 @@ pub async fn dnspod(
         None | Some("") | Some("0") => false,
         Some("1") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                Code::InvalidQuery,
                 format!(
                     "ttl {:?} must be 1 (or absent)",
                     other.chars().take(16).collect::<String>()

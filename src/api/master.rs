@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::ApiError;
 use super::streams::{hold, live};
 use super::{place, public_base};
+use crate::codes::Code;
 use crate::manifests::hls::{self, HlsPlaylist, Pathway};
 use crate::manifests::{self, Limits, OriginTarget};
 use crate::providers::Protocol;
@@ -70,7 +71,7 @@ impl Ranked {
             now,
             &mut rand::rng(),
         )
-        .map_err(|e| ApiError::bad_request("unknown_protocol", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::UnknownProtocol, e.to_string()))?;
         let region = region.id.clone();
         Ok(Ranked {
             stream,
@@ -81,10 +82,10 @@ impl Ranked {
         })
     }
 
-    /// 503 `no_provider`: no carrier of the stream offers `protocol` here.
+    /// [`Code::NoProvider`]: no carrier of the stream offers `protocol` here.
     pub(super) fn no_provider(&self, protocol: &str) -> ApiError {
-        ApiError::unavailable(
-            "no_provider",
+        ApiError::new(
+            Code::NoProvider,
             format!(
                 "no provider carrying stream {:?} offers {protocol} in region {}",
                 self.stream.id, self.region
@@ -123,7 +124,7 @@ pub async fn master(
         .hls
         .get(&target, Limits::from_policy(&catalog.policy.delivery))
         .await
-        .map_err(|e| ApiError::bad_gateway("origin_unavailable", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::OriginUnavailable, e.to_string()))?;
     let steering_uri = |first: &str, expires_at: i64| {
         let session = SteeringSession::start(region, first, *now, expires_at);
         format!(

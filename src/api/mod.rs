@@ -23,18 +23,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
 
+use crate::codes::Code;
 use crate::metrics as m;
 use crate::state::AppState;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
-/// Registers every route, the shared state and the extractor error handlers.
+/// Registers every route, the shared state and the extractor error handlers. Each path is one
+/// `web::resource` holding all its methods, so a method it lacks is a 405, not a 404.
 pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::from(state))
@@ -76,19 +78,27 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                             .wrap(from_fn(cors::viewer))
                             .route(web::get().to(mpd::mpd)),
                     )
-                    .route("/streams", web::post().to(streams::create))
-                    .route("/nodes", web::get().to(nodes::list))
-                    .route("/nodes/heartbeat", web::post().to(nodes::heartbeat))
+                    .service(web::resource("/streams").route(web::post().to(streams::create)))
+                    .service(web::resource("/nodes").route(web::get().to(nodes::list)))
+                    .service(
+                        web::resource("/nodes/heartbeat").route(web::post().to(nodes::heartbeat)),
+                    )
                     .service(
                         web::resource("/resolve")
                             .wrap(from_fn(cors::viewer))
                             .route(web::get().to(resolve::get))
                             .route(web::post().to(resolve::post)),
                     )
-                    .route("/payments/sync", web::post().to(payments::sync))
-                    .route("/payments/reconcile", web::get().to(payments::reconcile))
-                    .route("/streams/{id}", web::delete().to(streams::delete))
-                    .route("/streams/{id}", web::get().to(streams::show))
+                    .service(web::resource("/payments/sync").route(web::post().to(payments::sync)))
+                    .service(
+                        web::resource("/payments/reconcile")
+                            .route(web::get().to(payments::reconcile)),
+                    )
+                    .service(
+                        web::resource("/streams/{id}")
+                            .route(web::delete().to(streams::delete))
+                            .route(web::get().to(streams::show)),
+                    )
                     .service(
                         web::resource("/streams/{id}/switch")
                             .wrap(from_fn(cors::viewer))
@@ -104,8 +114,10 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                             .route(web::get().to(rooms::list))
                             .route(web::post().to(rooms::many)),
                     )
-                    .route("/rooms/{anchor_id}", web::get().to(rooms::show))
-                    .route("/rooms/{anchor_id}/chat", web::post().to(rooms::chat))
+                    .service(web::resource("/rooms/{anchor_id}").route(web::get().to(rooms::show)))
+                    .service(
+                        web::resource("/rooms/{anchor_id}/chat").route(web::post().to(rooms::chat)),
+                    )
                     .service(
                         web::resource("/callbacks/{provider}")
                             .app_data(web::PayloadConfig::new(crate::callbacks::MAX_BODY_BYTES))
@@ -126,14 +138,19 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(
                 web::scope("/admin")
-                    .route("/scores", web::get().to(admin::scores))
-                    .route("/providers/{id}/drain", web::post().to(admin::drain))
-                    .route("/providers/{id}/drain", web::delete().to(admin::undrain))
-                    .route("/policies/reload", web::post().to(admin::reload)),
+                    .service(web::resource("/scores").route(web::get().to(admin::scores)))
+                    .service(
+                        web::resource("/providers/{id}/drain")
+                            .route(web::post().to(admin::drain))
+                            .route(web::delete().to(admin::undrain)),
+                    )
+                    .service(
+                        web::resource("/policies/reload").route(web::post().to(admin::reload)),
+                    ),
             )
-            .route("/healthz", web::get().to(health::healthz))
-            .route("/readyz", web::get().to(health::readyz))
-            .route("/metrics", web::get().to(health::metrics))
+            .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+            .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+            .service(web::resource("/metrics").route(web::get().to(health::metrics)))
             // HTTPDNS-compatible answers (DNSPod D+ and Alibaba EMAS shapes).
             .service(
                 web::resource("/d")
@@ -150,8 +167,8 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
 
 /// The answer for a path no route matches.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found(
-        "not_found",
+    Err(ApiError::new(
+        Code::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }
@@ -171,6 +188,7 @@ pub fn app(
     actix_web::App::new()
         .configure(configure(state))
         .default_service(web::to(not_found))
+        .wrap(ErrorHandlers::new().default_handler(error::json_errors))
         .wrap_fn(|req, srv| {
             let start = Instant::now();
             let method = req.method().as_str().to_owned();
@@ -205,8 +223,8 @@ pub fn client_ip(
 ) -> Result<Option<IpAddr>, ApiError> {
     if let Some(s) = explicit.map(str::trim).filter(|s| !s.is_empty()) {
         return s.parse().map(Some).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_client_ip",
+            ApiError::new(
+                Code::InvalidClientIp,
                 format!("client_ip {s:?} is not an IP address"),
             )
         });
@@ -249,7 +267,7 @@ pub fn place<'c>(
             ip,
         },
     )
-    .map_err(|e| ApiError::bad_request("unknown_region", e.to_string()))
+    .map_err(|e| ApiError::new(Code::UnknownRegion, e.to_string()))
 }
 
 /// The absolute base (`scheme://host[:port]`, no trailing `/`) of the URIs livesteer writes into

@@ -18,6 +18,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::ApiError;
 use super::master::{MasterQuery, Ranked};
 use super::public_base;
+use crate::codes::Code;
 use crate::manifests::dash::ServiceLocation;
 use crate::manifests::{self, Limits, OriginTarget};
 use crate::providers::Protocol;
@@ -72,7 +73,7 @@ pub async fn mpd(
     }
     let Some(origin) = origin else {
         let e = first_error.map_or_else(|| "no origin to ask".to_string(), |e| e.to_string());
-        return Err(ApiError::bad_gateway("origin_unavailable", e));
+        return Err(ApiError::new(Code::OriginUnavailable, e));
     };
     let reference = origin.base_reference();
     // Each provider's base URL, signed; one that cannot be is left out.

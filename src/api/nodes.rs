@@ -2,11 +2,11 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use crate::codes::Code;
 use crate::directory::signed::{self, AuthError};
 use crate::directory::{Applied, Heartbeat, HeartbeatError};
 use crate::metrics as m;
@@ -62,22 +62,21 @@ struct HeartbeatAnswer {
 }
 
 fn refused(endpoint: &'static str, e: &AuthError) -> ApiError {
-    metrics::counter!(m::SIGNED_REFUSED.name, "endpoint" => endpoint, "reason" => e.code())
+    metrics::counter!(m::SIGNED_REFUSED.name, "endpoint" => endpoint, "reason" => e.code().as_str())
         .increment(1);
-    ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+    ApiError::new(e.code(), e.to_string())
 }
 
 /// Reads a body up to `limit` bytes, answering 413 JSON past it.
 pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(ApiError::bad_request(
-            "invalid_body",
+        Ok(Err(e)) => Err(ApiError::new(
+            Code::InvalidBody,
             format!("cannot read body: {e}"),
         )),
         Err(_) => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("body is more than the {limit} bytes allowed"),
         )),
     }
@@ -105,13 +104,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
         .starts_with("application/json")
     {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "body must be JSON (Content-Type: application/json)",
         ));
     }
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON body: {e}")))
 }
 
 /// Applies a node's heartbeat. Order: shape (400), signature and timestamp (401, nothing
@@ -126,7 +124,7 @@ pub async fn heartbeat(
     let kind: ServiceKind = hb
         .kind
         .parse()
-        .map_err(|m| ApiError::bad_request("unknown_service", m))?;
+        .map_err(|m| ApiError::new(Code::UnknownService, m))?;
     let catalog = state.catalog.load();
     let services = &catalog.policy.services;
     let key = state.directory.heartbeat_key(kind).ok_or_else(|| {
@@ -159,11 +157,9 @@ pub async fn heartbeat(
         .directory
         .heartbeat(services, beat, signed_secs.saturating_mul(1000), now_ms)
         .map_err(|e| match e {
-            HeartbeatError::StaticNode(_) => {
-                ApiError::new(StatusCode::CONFLICT, "static_node", e.to_string())
-            }
+            HeartbeatError::StaticNode(_) => ApiError::new(Code::StaticNode, e.to_string()),
             HeartbeatError::KindChanged { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "node_kind_mismatch", e.to_string())
+                ApiError::new(Code::NodeKindMismatch, e.to_string())
             }
         })?;
     let (node, was_applied) = match applied {
@@ -193,16 +189,16 @@ fn validate(
     kind: ServiceKind,
     policy: &crate::policy::Policy,
 ) -> Result<Heartbeat, ApiError> {
-    let bad = |code: &'static str, m: String| ApiError::bad_request(code, m);
+    let bad = |code: Code, m: String| ApiError::new(code, m);
     if !is_valid_id(&hb.id) {
         return Err(bad(
-            "invalid_node",
+            Code::InvalidNode,
             "id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'".into(),
         ));
     }
     if policy.region(&hb.region).is_none() {
         return Err(bad(
-            "unknown_region",
+            Code::UnknownRegion,
             format!(
                 "unknown region {:?}",
                 hb.region.chars().take(64).collect::<String>()
@@ -211,7 +207,7 @@ fn validate(
     }
     if hb.endpoints.is_empty() || hb.endpoints.len() > 8 {
         return Err(bad(
-            "invalid_node",
+            Code::InvalidNode,
             format!(
                 "endpoints must list 1 to 8 URLs, not {}",
                 hb.endpoints.len()
@@ -219,11 +215,11 @@ fn validate(
         ));
     }
     for e in &hb.endpoints {
-        check_endpoint(e).map_err(|m| bad("invalid_node", format!("endpoints: {m}")))?;
+        check_endpoint(e).map_err(|m| bad(Code::InvalidNode, format!("endpoints: {m}")))?;
     }
     if hb.ips.len() > 16 {
         return Err(bad(
-            "invalid_node",
+            Code::InvalidNode,
             "ips may list at most 16 addresses".into(),
         ));
     }
@@ -231,7 +227,7 @@ fn validate(
     for ip in &hb.ips {
         ips.push(ip.trim().parse().map_err(|_| {
             bad(
-                "invalid_node",
+                Code::InvalidNode,
                 format!(
                     "ips: {:?} is not an IP address",
                     ip.chars().take(64).collect::<String>()
@@ -241,19 +237,19 @@ fn validate(
     }
     if hb.capacity == 0 || hb.capacity > 1_000_000_000 {
         return Err(bad(
-            "invalid_node",
+            Code::InvalidNode,
             format!("capacity {} must be from 1 to 10^9", hb.capacity),
         ));
     }
     if hb.load > 1_000_000_000 {
         return Err(bad(
-            "invalid_node",
+            Code::InvalidNode,
             format!("load {} must be at most 10^9", hb.load),
         ));
     }
     if hb.version.len() > 64 || hb.version.chars().any(char::is_control) {
         return Err(bad(
-            "invalid_node",
+            Code::InvalidNode,
             "version must be at most 64 characters without control characters".into(),
         ));
     }
@@ -262,7 +258,7 @@ fn validate(
         "draining" => true,
         other => {
             return Err(bad(
-                "invalid_node",
+                Code::InvalidNode,
                 format!(
                     "status {:?} must be up or draining",
                     other.chars().take(32).collect::<String>()
@@ -273,13 +269,13 @@ fn validate(
     if let Some(rooms) = &hb.rooms {
         if kind != ServiceKind::Chat {
             return Err(bad(
-                "invalid_node",
+                Code::InvalidNode,
                 format!("rooms apply to chat nodes, not {kind} nodes"),
             ));
         }
         if rooms.len() > MAX_ROOMS {
             return Err(bad(
-                "invalid_node",
+                Code::InvalidNode,
                 format!("rooms lists {} anchors, more than {MAX_ROOMS}", rooms.len()),
             ));
         }
@@ -288,7 +284,7 @@ fn validate(
             .find(|r| !super::streams::is_valid_anchor_id(r))
         {
             return Err(bad(
-                "invalid_anchor_id",
+                Code::InvalidAnchorId,
                 format!(
                     "rooms: {:?} is not an anchor id",
                     r.chars().take(64).collect::<String>()
@@ -346,7 +342,7 @@ pub async fn list(
     let kind: Option<ServiceKind> = match q.kind.as_deref().filter(|k| !k.is_empty()) {
         Some(k) => Some(
             k.parse()
-                .map_err(|m| ApiError::bad_request("unknown_service", m))?,
+                .map_err(|m| ApiError::new(Code::UnknownService, m))?,
         ),
         None => None,
     };
@@ -356,8 +352,8 @@ pub async fn list(
     if let Some(r) = region
         && catalog.policy.region(r).is_none()
     {
-        return Err(ApiError::bad_request(
-            "unknown_region",
+        return Err(ApiError::new(
+            Code::UnknownRegion,
             format!(
                 "unknown region {:?}",
                 r.chars().take(64).collect::<String>()

@@ -1,11 +1,11 @@
 //! `/v1/payments`: signed batches from the payment centres, and reconciliation.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::nodes::{parse_json, read_body, signature_headers};
+use crate::codes::Code;
 use crate::directory::signed::{self, AuthError};
 use crate::metrics as m;
 use crate::payments::{Batch, Ledger, fmt_ms};
@@ -16,9 +16,9 @@ use crate::store::CurrencyTotal;
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 fn refused(endpoint: &'static str, e: &AuthError) -> ApiError {
-    metrics::counter!(m::SIGNED_REFUSED.name, "endpoint" => endpoint, "reason" => e.code())
+    metrics::counter!(m::SIGNED_REFUSED.name, "endpoint" => endpoint, "reason" => e.code().as_str())
         .increment(1);
-    ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+    ApiError::new(e.code(), e.to_string())
 }
 
 /// `POST /v1/payments/sync`: stores a centre's batch durably, then answers what is stored.
@@ -45,18 +45,17 @@ pub async fn sync(
     let window = state.catalog.load().policy.services.replay_window_seconds;
     signed::verify(&key.bytes, ts, sig, &body, now_ms.div_euclid(1000), window)
         .map_err(|e| refused("payments_sync", &e))?;
-    let rows =
-        Ledger::validate(&batch, now_ms).map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let rows = Ledger::validate(&batch, now_ms).map_err(|e| ApiError::new(e.code, e.message))?;
 
     let st = state.clone().into_inner();
     let centre = batch.centre.clone();
     let answer = tokio::task::spawn_blocking(move || st.payments.store(&centre, &rows))
         .await
-        .map_err(|e| ApiError::internal(format!("payment writer failed: {e}")))?
+        .map_err(|e| ApiError::new(Code::Internal, format!("payment writer failed: {e}")))?
         .map_err(|e| {
             tracing::error!(error = %e, centre = %batch.centre, "payment batch not stored");
-            ApiError::unavailable(
-                "database_unavailable",
+            ApiError::new(
+                Code::DatabaseUnavailable,
                 format!("the batch was not stored (send it again): {e}"),
             )
         })?;
@@ -105,8 +104,8 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| Some(t.timestamp_millis()))
             .map_err(|e| {
-                ApiError::bad_request(
-                    "invalid_query",
+                ApiError::new(
+                    Code::InvalidQuery,
                     format!(
                         "{name} {:?} is not an RFC 3339 time: {e}",
                         s.chars().take(64).collect::<String>()
@@ -129,11 +128,11 @@ pub async fn reconcile(
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "the centre parameter is required"))?
+        .ok_or_else(|| ApiError::new(Code::MissingArgument, "the centre parameter is required"))?
         .to_string();
     let key = state.payments.centre_key(&centre).ok_or_else(|| {
-        ApiError::not_found(
-            "unknown_centre",
+        ApiError::new(
+            Code::UnknownCentre,
             format!(
                 "centre {:?} is not in services.payment_centres",
                 centre.chars().take(64).collect::<String>()
@@ -165,10 +164,7 @@ pub async fn reconcile(
     if let (Some(f), Some(t)) = (from, to)
         && f >= t
     {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "from must be before to",
-        ));
+        return Err(ApiError::new(Code::InvalidQuery, "from must be before to"));
     }
     let st = state.clone().into_inner();
     let c = centre.clone();
@@ -177,8 +173,8 @@ pub async fn reconcile(
             .reconcile(&c, from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX))
     })
     .await
-    .map_err(|e| ApiError::internal(format!("reconcile failed: {e}")))?
-    .map_err(|e| ApiError::unavailable("database_unavailable", e.to_string()))?;
+    .map_err(|e| ApiError::new(Code::Internal, format!("reconcile failed: {e}")))?
+    .map_err(|e| ApiError::new(Code::DatabaseUnavailable, e.to_string()))?;
     Ok(HttpResponse::Ok().json(ReconcileAnswer {
         centre,
         from: from.map(fmt_ms),

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::place;
 use super::streams::{known, parse_protocol};
 use super::{ApiError, error};
+use crate::codes::Code;
 use crate::metrics as m;
 use crate::providers::Protocol;
 use crate::signals::Signal;
@@ -76,13 +77,13 @@ pub struct Report {
 #[derive(Debug, Serialize)]
 pub struct Refused {
     pub index: usize,
-    pub error: &'static str,
+    pub error: Code,
     pub message: String,
 }
 
 const DAY_MS: u64 = 86_400_000;
 
-fn refuse(index: usize, error: &'static str, message: impl Into<String>) -> Refused {
+fn refuse(index: usize, error: Code, message: impl Into<String>) -> Refused {
     Refused {
         index,
         error,
@@ -98,22 +99,22 @@ fn check(
     value: Value,
 ) -> Result<(Signal, f64), Refused> {
     let r: Report = serde_json::from_value(value)
-        .map_err(|e| refuse(index, "invalid_report", e.to_string()))?;
+        .map_err(|e| refuse(index, Code::InvalidReport, e.to_string()))?;
     let stream_id = r
         .stream_id
         .as_deref()
         .or(r.cid.as_deref())
-        .ok_or_else(|| refuse(index, "missing_field", "stream_id (or cid) is required"))?;
+        .ok_or_else(|| refuse(index, Code::MissingField, "stream_id (or cid) is required"))?;
     let stream = known(state, stream_id).map_err(|e| refuse(index, e.code, e.message))?;
     let provider = r
         .provider
         .as_deref()
-        .ok_or_else(|| refuse(index, "missing_field", "provider is required"))?;
+        .ok_or_else(|| refuse(index, Code::MissingField, "provider is required"))?;
     let catalog = state.catalog.load();
     if catalog.registry.get(provider).is_none() {
         return Err(refuse(
             index,
-            "unknown_provider",
+            Code::UnknownProvider,
             format!(
                 "provider {:?} is not an enabled provider",
                 provider.chars().take(64).collect::<String>()
@@ -127,7 +128,7 @@ fn check(
         Some(other) => {
             return Err(refuse(
                 index,
-                "invalid_value",
+                Code::InvalidValue,
                 format!("sf {other:?} is not a CMCD streaming format"),
             ));
         }
@@ -144,7 +145,7 @@ fn check(
         if v.is_some_and(|v| v > max) {
             return Err(refuse(
                 index,
-                "invalid_value",
+                Code::InvalidValue,
                 format!("{name} must be at most {max}"),
             ));
         }
@@ -158,7 +159,7 @@ fn check(
         if v.is_some_and(|v| !(v.is_finite() && (0.0..=1e7).contains(&v))) {
             return Err(refuse(
                 index,
-                "invalid_value",
+                Code::InvalidValue,
                 format!("{name} must be a number from 0 to 10000000"),
             ));
         }
@@ -168,14 +169,14 @@ fn check(
     {
         return Err(refuse(
             index,
-            "invalid_value",
+            Code::InvalidValue,
             "error must be a code of 1 to 64 characters",
         ));
     }
     if r.sid.as_ref().is_some_and(|s| s.len() > 64) {
         return Err(refuse(
             index,
-            "invalid_value",
+            Code::InvalidValue,
             "sid must be at most 64 characters",
         ));
     }
@@ -190,7 +191,7 @@ fn check(
     if played_ms == 0 && rebuffer_ms == 0 && startup_ms.is_none() && !error && rebuffer_count == 0 {
         return Err(refuse(
             index,
-            "empty_report",
+            Code::EmptyReport,
             "a report needs played_ms, rebuffer_ms, startup_ms, rebuffer_count or error",
         ));
     }
@@ -220,12 +221,12 @@ fn check(
 pub async fn ingest(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.map_err(|e| error::body_error(&e, MAX_BODY_BYTES))?;
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!(
                 "body is {} bytes, more than the {MAX_BODY_BYTES} allowed",
                 body.len()
@@ -243,36 +244,32 @@ pub async fn ingest(
         ));
     }
     let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON body: {e}")))?;
     let items = match value {
         Value::Array(items) => items,
         Value::Object(mut o) if o.contains_key("reports") => match o.remove("reports") {
             Some(Value::Array(items)) if o.is_empty() => items,
             _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_json",
+                return Err(ApiError::new(
+                    Code::InvalidJson,
                     "`reports` must be the only key, holding an array",
                 ));
             }
         },
         one @ Value::Object(_) => vec![one],
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_json",
+            return Err(ApiError::new(
+                Code::InvalidJson,
                 "body must be a report, an array of reports or {\"reports\": [...]}",
             ));
         }
     };
     if items.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_batch",
-            "no reports in the body",
-        ));
+        return Err(ApiError::new(Code::EmptyBatch, "no reports in the body"));
     }
     if items.len() > MAX_BATCH {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            Code::BatchTooLarge,
             format!(
                 "{} reports in one batch, more than the {MAX_BATCH} allowed",
                 items.len()
@@ -296,7 +293,7 @@ pub async fn ingest(
                 } else {
                     refused.push(refuse(
                         i,
-                        "overloaded",
+                        Code::Overloaded,
                         "the scoring engine is behind; send this report again later",
                     ));
                 }
@@ -309,9 +306,9 @@ pub async fn ingest(
     let body = json!({ "accepted": accepted, "refused": refused });
     if accepted == 0 {
         let mut b = body;
-        b["error"] = json!("no_valid_reports");
+        b["error"] = json!(Code::NoValidReports);
         b["message"] = json!("every report was refused; see `refused`");
-        return Ok(HttpResponse::BadRequest().json(b));
+        return Ok(HttpResponse::build(error::status_of(Code::NoValidReports)).json(b));
     }
     Ok(HttpResponse::Ok().json(body))
 }

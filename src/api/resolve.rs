@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, place};
+use crate::codes::Code;
 use crate::directory::{Candidate, Outcome};
 use crate::geo::RegionSource;
 use crate::metrics as m;
@@ -85,7 +86,7 @@ pub fn parse_services<'a>(
         let k: ServiceKind = n
             .to_ascii_lowercase()
             .parse()
-            .map_err(|m| ApiError::bad_request("unknown_service", m))?;
+            .map_err(|m| ApiError::new(Code::UnknownService, m))?;
         if !out.contains(&k) {
             out.push(k);
         }
@@ -189,11 +190,17 @@ pub async fn post(
     body: web::Json<ResolveBatch>,
 ) -> Result<HttpResponse, ApiError> {
     let batch = body.into_inner();
-    if batch.requests.is_empty() || batch.requests.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(
-            "invalid_batch",
+    if batch.requests.is_empty() {
+        return Err(ApiError::new(
+            Code::EmptyBatch,
+            "requests must not be empty",
+        ));
+    }
+    if batch.requests.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
             format!(
-                "requests must hold 1 to {MAX_BATCH} entries, not {}",
+                "{} requests in one batch, more than the {MAX_BATCH} allowed",
                 batch.requests.len()
             ),
         ));
@@ -201,8 +208,7 @@ pub async fn post(
     let catalog = state.catalog.load();
     let mut answers = Vec::with_capacity(batch.requests.len());
     for (i, r) in batch.requests.iter().enumerate() {
-        let at =
-            |e: ApiError| ApiError::new(e.status, e.code, format!("requests[{i}]: {}", e.message));
+        let at = |e: ApiError| ApiError::new(e.code, format!("requests[{i}]: {}", e.message));
         let kinds = parse_services(r.services.iter().flatten().map(String::as_str)).map_err(at)?;
         answers.push(
             answer(

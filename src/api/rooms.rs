@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::ApiError;
 use super::streams::is_valid_anchor_id;
+use crate::codes::Code;
 use crate::rooms::{ListQuery, RoomState};
 use crate::state::AppState;
 
@@ -47,8 +48,8 @@ fn anchor(id: &str) -> Result<(), ApiError> {
     if is_valid_anchor_id(id) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_anchor_id",
+        Err(ApiError::new(
+            Code::InvalidAnchorId,
             format!(
                 "anchor id {:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
                 id.chars().take(80).collect::<String>()
@@ -67,8 +68,8 @@ pub async fn list(
     let wanted = match q.state.as_deref().map(str::trim).unwrap_or("live") {
         "all" => None,
         other => Some(RoomState::parse(other).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_state",
+            ApiError::new(
+                Code::InvalidState,
                 format!(
                     "state {:?} is not live, starting, stalled, offline or all",
                     other.chars().take(32).collect::<String>()
@@ -79,20 +80,19 @@ pub async fn list(
     if let Some(r) = q.region.as_deref()
         && catalog.policy.region(r).is_none()
     {
-        return Err(ApiError::bad_request(
-            "unknown_region",
+        return Err(ApiError::new(
+            Code::UnknownRegion,
             format!("no region {:?}", r.chars().take(32).collect::<String>()),
         ));
     }
     if let Some(c) = q.cursor.as_deref() {
-        anchor(c).map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "cursor is not one this API gave")
-        })?;
+        anchor(c)
+            .map_err(|_| ApiError::new(Code::InvalidCursor, "cursor is not one this API gave"))?;
     }
     let limit = q.limit.unwrap_or(s.page_size);
     if limit == 0 || limit > s.max_page_size {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
+        return Err(ApiError::new(
+            Code::InvalidLimit,
             format!("limit must be from 1 to {}", s.max_page_size),
         ));
     }
@@ -119,8 +119,8 @@ pub async fn many(
     let catalog = state.catalog.load();
     let s = &catalog.policy.rooms;
     if body.anchor_ids.len() > s.follow_max_ids {
-        return Err(ApiError::bad_request(
-            "too_many_anchor_ids",
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
             format!(
                 "{} anchor ids, at most {} in one query",
                 body.anchor_ids.len(),
@@ -129,9 +129,7 @@ pub async fn many(
         ));
     }
     for (i, a) in body.anchor_ids.iter().enumerate() {
-        anchor(a).map_err(|e| {
-            ApiError::bad_request(e.code, format!("anchor_ids[{i}]: {}", e.message))
-        })?;
+        anchor(a).map_err(|e| ApiError::new(e.code, format!("anchor_ids[{i}]: {}", e.message)))?;
     }
     let rooms = state.rooms.many(s, &body.anchor_ids, state.clock.now_ms());
     Ok(HttpResponse::Ok()
@@ -171,8 +169,8 @@ pub async fn chat(
         state.clock.now_ms(),
     );
     state.rooms.flush().await.map_err(|e| {
-        ApiError::unavailable(
-            "database_unavailable",
+        ApiError::new(
+            Code::DatabaseUnavailable,
             format!("chat presence not stored: {e}"),
         )
     })?;

@@ -21,6 +21,7 @@ use super::ApiError;
 use super::streams::{hold, live};
 use super::{place, public_base};
 use crate::catalog::Catalog;
+use crate::codes::Code;
 use crate::providers::Protocol;
 use crate::signals::Signal;
 use crate::state::AppState;
@@ -116,8 +117,8 @@ fn manifest(
         &mut rand::rng(),
     );
     if answer.priority.is_empty() {
-        return Err(ApiError::not_found(
-            "no_pathway",
+        return Err(ApiError::new(
+            Code::NoProvider,
             format!(
                 "no provider carrying stream {:?} offers {} in region {}",
                 stream.id,
@@ -221,8 +222,8 @@ fn bits_per_second(t: &str) -> Result<u64, ApiError> {
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(|v| v as u64)
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_throughput",
+            ApiError::new(
+                Code::InvalidThroughput,
                 format!("throughput {t:?} is not a number of bits per second"),
             )
         })
@@ -255,8 +256,8 @@ fn dash_report<'q>(
     let pathways = list(q.pathway.as_deref());
     let throughputs = list(q.throughput.as_deref());
     if throughputs.len() > 1 && throughputs.len() != pathways.len() {
-        return Err(ApiError::bad_request(
-            "invalid_throughput",
+        return Err(ApiError::new(
+            Code::InvalidThroughput,
             format!(
                 "{} throughputs for {} pathways: _DASH_throughput is aligned with _DASH_pathway",
                 throughputs.len(),

@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, place};
+use crate::codes::Code;
 use crate::geo::RegionSource;
 use crate::metrics as m;
 use crate::providers::{Protocol, is_valid_stream_key};
@@ -90,8 +91,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if !is_valid_anchor_id(&body.anchor_id) {
-        return Err(ApiError::bad_request(
-            "invalid_anchor_id",
+        return Err(ApiError::new(
+            Code::InvalidAnchorId,
             "anchor_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
         ));
     }
@@ -117,7 +118,7 @@ pub async fn create(
             &mut rand::rng(),
         )
     }
-    .map_err(|e| ApiError::unavailable("no_provider", e.to_string()))?;
+    .map_err(|e| ApiError::new(Code::NoProvider, e.to_string()))?;
     let stream = Stream {
         id: id.clone(),
         anchor_id: body.anchor_id.clone(),
@@ -162,15 +163,15 @@ pub(crate) async fn hold(state: &web::Data<AppState>, id: &str) {
 
 pub(crate) fn known(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
     if !is_valid_stream_key(id) {
-        return Err(ApiError::not_found(
-            "unknown_stream",
+        return Err(ApiError::new(
+            Code::UnknownStream,
             format!("no stream {:?}", trunc(id)),
         ));
     }
     state
         .streams
         .get(id)
-        .ok_or_else(|| ApiError::not_found("unknown_stream", format!("no stream {id:?}")))
+        .ok_or_else(|| ApiError::new(Code::UnknownStream, format!("no stream {id:?}")))
 }
 
 /// A stream that is still live: 404 for an unknown one, 410 for an ended one (for steering
@@ -179,8 +180,7 @@ pub(crate) fn live(state: &AppState, id: &str) -> Result<std::sync::Arc<Stream>,
     let stream = known(state, id)?;
     if stream.state == StreamState::Ended {
         return Err(ApiError::new(
-            actix_web::http::StatusCode::GONE,
-            "stream_ended",
+            Code::StreamEnded,
             format!("stream {:?} has ended", stream.id),
         ));
     }
@@ -212,7 +212,7 @@ pub async fn delete(
         .await
         .map_err(not_stored)?;
     let (stream, changed) = state.streams.end(&id, now_ms, REASON).ok_or_else(|| {
-        ApiError::not_found("unknown_stream", format!("no stream {:?}", id.as_str()))
+        ApiError::new(Code::UnknownStream, format!("no stream {:?}", id.as_str()))
     })?;
     if changed {
         tracing::info!(stream = %stream.id, "stream ended");
@@ -222,7 +222,7 @@ pub async fn delete(
 
 /// A change that could not be committed: 503, nothing changed.
 fn not_stored(e: String) -> ApiError {
-    ApiError::unavailable("database_unavailable", format!("not stored: {e}"))
+    ApiError::new(Code::DatabaseUnavailable, format!("not stored: {e}"))
 }
 
 /// The stream as livesteer holds it.
@@ -289,15 +289,15 @@ pub async fn switch(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
+        return Err(ApiError::new(
+            Code::InvalidReason,
             "reason must be up to 64 characters of A-Z, a-z, 0-9, '_' or '-'",
         ));
     }
     let from = body.from_provider.as_str();
     if state.catalog.load().registry.get(from).is_none() {
-        return Err(ApiError::bad_request(
-            "unknown_provider",
+        return Err(ApiError::new(
+            Code::UnknownProvider,
             format!("from_provider {:?} is not an enabled provider", trunc(from)),
         ));
     }
@@ -311,8 +311,8 @@ pub async fn switch(
         &[from],
     )?;
     if !answer.candidates.iter().any(|c| c.provider == from) {
-        return Err(ApiError::bad_request(
-            "not_a_carrier",
+        return Err(ApiError::new(
+            Code::NotACarrier,
             format!(
                 "provider {from:?} does not carry stream {:?}",
                 answer.stream_id
@@ -375,13 +375,13 @@ fn answer(
     )
     .map_err(|e| match e {
         DecisionError::ProtocolNotOffered(..) => {
-            ApiError::bad_request("unknown_protocol", e.to_string())
+            ApiError::new(Code::UnknownProtocol, e.to_string())
         }
-        DecisionError::NoIngest(_) => ApiError::unavailable("no_provider", e.to_string()),
+        DecisionError::NoIngest(_) => ApiError::new(Code::NoProvider, e.to_string()),
     })?;
     if decision.candidates.is_empty() {
-        return Err(ApiError::unavailable(
-            "no_provider",
+        return Err(ApiError::new(
+            Code::NoProvider,
             format!(
                 "no enabled provider carrying stream {:?} offers {protocol} in region {}",
                 stream.id, region.id
@@ -414,7 +414,7 @@ pub fn parse_protocol(p: Option<&str>, default: Protocol) -> Result<Protocol, Ap
     match p.map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => p
             .parse::<Protocol>()
-            .map_err(|m| ApiError::bad_request("unknown_protocol", m)),
+            .map_err(|m| ApiError::new(Code::UnknownProtocol, m)),
         None => Ok(default),
     }
 }

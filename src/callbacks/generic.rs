@@ -18,6 +18,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::{Action, Callback, Refusal};
+use crate::codes::Code;
 
 /// The header carrying the signing time.
 pub const TIMESTAMP_HEADER: &str = "x-livesteer-timestamp";
@@ -53,41 +54,38 @@ pub fn parse(
 ) -> Result<Callback, Refusal> {
     let secret = secret.ok_or_else(|| {
         Refusal::new(
-            403,
-            "callbacks_not_configured",
+            Code::CallbacksNotConfigured,
             "no callback secret is configured for this provider (rooms.callback_secret_env)",
         )
     })?;
     let ts = timestamp
-        .ok_or_else(|| Refusal::new(401, "bad_signature", "missing X-Livesteer-Timestamp"))?;
+        .ok_or_else(|| Refusal::new(Code::InvalidTimestamp, "missing X-Livesteer-Timestamp"))?;
     let sig = signature
-        .ok_or_else(|| Refusal::new(401, "bad_signature", "missing X-Livesteer-Signature"))?;
+        .ok_or_else(|| Refusal::new(Code::InvalidSignature, "missing X-Livesteer-Signature"))?;
     let t: i64 = ts
         .parse()
         .ok()
         .filter(|_| ts.len() <= 12 && ts.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| {
             Refusal::new(
-                401,
-                "bad_signature",
+                Code::InvalidTimestamp,
                 "X-Livesteer-Timestamp is not unix seconds",
             )
         })?;
     if (now_secs - t).abs() > max_skew_secs {
         return Err(Refusal::new(
-            401,
-            "stale_timestamp",
+            Code::StaleTimestamp,
             format!("timestamp {t} is more than {max_skew_secs} s from now ({now_secs})"),
         ));
     }
     let raw = hex::decode(sig.trim())
-        .map_err(|_| Refusal::new(401, "bad_signature", "X-Livesteer-Signature is not hex"))?;
+        .map_err(|_| Refusal::new(Code::InvalidSignature, "X-Livesteer-Signature is not hex"))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(ts.as_bytes());
     mac.update(b".");
     mac.update(body);
     mac.verify_slice(&raw)
-        .map_err(|_| Refusal::new(401, "bad_signature", "signature does not match the body"))?;
+        .map_err(|_| Refusal::new(Code::InvalidSignature, "signature does not match the body"))?;
 
     let b: Body = serde_json::from_slice(body)
         .map_err(|e| Refusal::malformed(format!("invalid JSON body: {e}")))?;
@@ -152,30 +150,30 @@ mod tests {
         let sig = sign(KEY, "1000", body);
         assert_eq!(
             call("1001", &sig, body, 1000).unwrap_err().code,
-            "bad_signature"
+            Code::InvalidSignature
         );
         let other = br#"{"event":"publish","stream":"s2"}"#;
         assert_eq!(
             call("1000", &sig, other, 1000).unwrap_err().code,
-            "bad_signature"
+            Code::InvalidSignature
         );
         assert_eq!(
             call("1000", &sig, body, 1301).unwrap_err().code,
-            "stale_timestamp"
+            Code::StaleTimestamp
         );
         assert_eq!(
             call("1000", "zz", body, 1000).unwrap_err().code,
-            "bad_signature"
+            Code::InvalidSignature
         );
         assert_eq!(
             call("-5", &sig, body, 1000).unwrap_err().code,
-            "bad_signature"
+            Code::InvalidTimestamp
         );
         assert_eq!(
             parse(None, Some("1000"), Some(&sig), body, 1000, 300)
                 .unwrap_err()
                 .code,
-            "callbacks_not_configured"
+            Code::CallbacksNotConfigured
         );
     }
 
@@ -190,7 +188,8 @@ mod tests {
         ] {
             let sig = sign(KEY, "1000", body);
             let err = call("1000", &sig, body, 1000).unwrap_err();
-            assert_eq!(err.status, 400, "{err:?}");
+            assert_eq!(err.code, Code::InvalidCallback, "{err:?}");
+            assert_eq!(err.status(), 400);
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod srs;
 
 use serde::Serialize;
 
+use crate::codes::Code;
 use crate::metrics as m;
 use crate::policy::rooms::RoomSettings;
 use crate::providers::registry::Secrets;
@@ -92,30 +93,29 @@ pub struct Callback {
     pub signed: bool,
 }
 
-/// Why a callback is refused or rejected; nothing changed.
+/// Why a callback is refused or rejected; nothing changed. The code's status: 400 malformed,
+/// 401 bad signature, 403 refused, 404 unknown stream, 410 ended stream, 503 no database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// 400 malformed, 401 bad signature, 403 refused, 404 unknown provider or stream.
-    pub status: u16,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl Refusal {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
+    pub fn new(code: Code, message: impl Into<String>) -> Refusal {
         Refusal {
-            status,
             code,
             message: message.into(),
         }
     }
 
     pub fn malformed(message: impl Into<String>) -> Refusal {
-        Refusal::new(400, "invalid_callback", message)
+        Refusal::new(Code::InvalidCallback, message)
     }
 
-    fn forbidden(code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal::new(403, code, message)
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        self.code.status()
     }
 }
 
@@ -147,16 +147,14 @@ pub fn secret_for(
     match secrets.get(env) {
         Some(v) if v.len() >= MIN_SECRET_BYTES => Ok(Some(v.into_bytes())),
         Some(v) => Err(Refusal::new(
-            403,
-            "callbacks_not_configured",
+            Code::CallbacksNotConfigured,
             format!(
                 "the callback secret in {env} is {} bytes; at least {MIN_SECRET_BYTES} are needed",
                 v.len()
             ),
         )),
         None => Err(Refusal::new(
-            403,
-            "callbacks_not_configured",
+            Code::CallbacksNotConfigured,
             format!("environment variable {env} (the callback secret of {provider}) is not set"),
         )),
     }
@@ -179,10 +177,10 @@ pub fn token_from_query(query: &str) -> Option<String> {
 
 fn token_refusal(e: TokenError) -> Refusal {
     match e {
-        TokenError::Expired { .. } => Refusal::forbidden("expired_token", e.to_string()),
+        TokenError::Expired { .. } => Refusal::new(Code::ExpiredToken, e.to_string()),
         TokenError::Input(_) => Refusal::malformed(e.to_string()),
         TokenError::Malformed(_) | TokenError::BadSignature => {
-            Refusal::forbidden("invalid_token", e.to_string())
+            Refusal::new(Code::InvalidToken, e.to_string())
         }
     }
 }
@@ -202,12 +200,11 @@ async fn find_stream(
         .await
         .map_err(|e| {
             Refusal::new(
-                503,
-                "database_unavailable",
+                Code::DatabaseUnavailable,
                 format!("stream lookup failed: {e}"),
             )
         })?
-        .map_err(|e| Refusal::new(503, "database_unavailable", e.to_string()))?;
+        .map_err(|e| Refusal::new(Code::DatabaseUnavailable, e.to_string()))?;
     Ok(row.as_ref().and_then(Stream::from_row).map(|s| {
         if s.state == StreamState::Live {
             state.streams.put(s)
@@ -246,8 +243,8 @@ pub async fn handle(
     let now_ms = state.clock.now_ms();
     if !cb.signed {
         let origin = provider.as_origin().ok_or_else(|| {
-            Refusal::forbidden(
-                "unsigned_callback",
+            Refusal::new(
+                Code::UnsignedCallback,
                 format!(
                     "provider {} takes signed generic callbacks only",
                     provider.id()
@@ -259,8 +256,8 @@ pub async fn handle(
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Refusal::forbidden(
-                    "missing_token",
+                Refusal::new(
+                    Code::MissingToken,
                     format!(
                         "the {action_name} of stream {} carries no token argument",
                         cb.stream
@@ -279,8 +276,7 @@ pub async fn handle(
     }
     let stream = find_stream(state, &cb.stream).await?.ok_or_else(|| {
         Refusal::new(
-            404,
-            "unknown_stream",
+            Code::UnknownStream,
             format!("livesteer issued no stream {:?}", cb.stream),
         )
     })?;
@@ -291,8 +287,8 @@ pub async fn handle(
             .as_ref()
             .is_some_and(|o| stream.providers.contains(o));
     if !carries {
-        return Err(Refusal::forbidden(
-            "wrong_provider",
+        return Err(Refusal::new(
+            Code::WrongProvider,
             format!(
                 "stream {} is pushed to {}, not to {}",
                 stream.id,
@@ -304,22 +300,15 @@ pub async fn handle(
     let ended = stream.state == StreamState::Ended;
     let evidence = match cb.action {
         Action::Publish if ended => {
-            return Err(Refusal::forbidden(
-                "stream_ended",
+            return Err(Refusal::new(
+                Code::StreamEnded,
                 format!("stream {} has ended; ask for a new push URL", stream.id),
             ));
         }
         // Refusing an update makes nginx-rtmp drop the publisher of an ended stream.
-        Action::Update { .. } if ended => {
-            return Err(Refusal::forbidden(
-                "stream_ended",
-                format!("stream {} has ended", stream.id),
-            ));
-        }
-        Action::Play if ended => {
+        Action::Update { .. } | Action::Play if ended => {
             return Err(Refusal::new(
-                410,
-                "stream_ended",
+                Code::StreamEnded,
                 format!("stream {} has ended", stream.id),
             ));
         }

@@ -106,7 +106,7 @@ mod tests {
             (b"\xff\xfe", "not UTF-8"),
         ] {
             let err = parse(body).unwrap_err();
-            assert_eq!(err.status, 400);
+            assert_eq!(err.status(), 400);
             assert!(err.message.contains(want), "{err:?}");
         }
     }

@@ -125,7 +125,7 @@ mod tests {
             ),
         ] {
             let err = parse(body).unwrap_err();
-            assert_eq!(err.status, 400);
+            assert_eq!(err.status(), 400);
             assert!(err.message.contains(want), "{err:?} vs {want}");
         }
     }

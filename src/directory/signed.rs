@@ -16,6 +16,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::codes::Code;
 use crate::policy::services::SecretRef;
 use crate::providers::registry::Secrets;
 
@@ -52,13 +53,13 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The stable API error code.
-    pub fn code(&self) -> &'static str {
+    /// The error code (all are 401).
+    pub fn code(&self) -> Code {
         match self {
-            AuthError::MissingTimestamp | AuthError::BadTimestamp(_) => "invalid_timestamp",
-            AuthError::Stale { .. } => "stale_timestamp",
-            AuthError::MissingSignature | AuthError::BadSignature => "invalid_signature",
-            AuthError::UnknownSigner(_) => "unknown_signer",
+            AuthError::MissingTimestamp | AuthError::BadTimestamp(_) => Code::InvalidTimestamp,
+            AuthError::Stale { .. } => Code::StaleTimestamp,
+            AuthError::MissingSignature | AuthError::BadSignature => Code::InvalidSignature,
+            AuthError::UnknownSigner(_) => Code::UnknownSigner,
         }
     }
 }

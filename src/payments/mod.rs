@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
+use crate::codes::Code;
 use crate::directory::signed::{self, Secret};
 use crate::policy::services::ServicesPolicy;
 use crate::providers::registry::Secrets;
@@ -82,11 +83,11 @@ pub struct SyncAnswer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Invalid {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+fn invalid(code: Code, message: impl Into<String>) -> Invalid {
     Invalid {
         code,
         message: message.into(),
@@ -122,11 +123,11 @@ impl Ledger {
     /// Checks a batch and turns it into rows received at `now_ms`.
     pub fn validate(batch: &Batch, now_ms: i64) -> Result<Vec<PaymentRow>, Invalid> {
         if batch.records.is_empty() {
-            return Err(invalid("invalid_batch", "records must not be empty"));
+            return Err(invalid(Code::EmptyBatch, "records must not be empty"));
         }
         if batch.records.len() > MAX_BATCH {
             return Err(invalid(
-                "invalid_batch",
+                Code::BatchTooLarge,
                 format!(
                     "a batch holds {} records, more than the {MAX_BATCH} allowed",
                     batch.records.len()
@@ -137,7 +138,7 @@ impl Ledger {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, r) in batch.records.iter().enumerate() {
             let at = |field: &str, what: String| {
-                invalid("invalid_record", format!("records[{i}].{field}: {what}"))
+                invalid(Code::InvalidRecord, format!("records[{i}].{field}: {what}"))
             };
             if !valid_long_id(&r.id) {
                 return Err(at(
@@ -435,7 +436,7 @@ mod tests {
             edit(&mut r);
             let e = Ledger::validate(&batch(vec![r]), 0).unwrap_err();
             assert!(e.message.starts_with(want), "{want}: {}", e.message);
-            assert_eq!(e.code, "invalid_record");
+            assert_eq!(e.code, Code::InvalidRecord);
         }
         let mut other = record("p1");
         other.amount_minor = 1;
@@ -443,12 +444,12 @@ mod tests {
         assert!(e.message.contains("appears twice"), "{}", e.message);
         assert_eq!(
             Ledger::validate(&batch(vec![]), 0).unwrap_err().code,
-            "invalid_batch"
+            Code::EmptyBatch
         );
         let many = (0..=MAX_BATCH).map(|i| record(&format!("p{i}"))).collect();
         assert_eq!(
             Ledger::validate(&batch(many), 0).unwrap_err().code,
-            "invalid_batch"
+            Code::BatchTooLarge
         );
     }
 

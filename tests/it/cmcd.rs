@@ -225,7 +225,7 @@ async fn limits_answer_413_with_json() {
     let (status, body) = post_lines(&app, "/v1/cmcd", &many).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (413, Some("too_many_lines"))
+        (413, Some("batch_too_large"))
     );
     let (status, _) = post_lines(&app, "/v1/cmcd", &many[..1000]).await;
     assert_eq!(status, 204);

@@ -190,7 +190,7 @@ async fn a_bad_hmac_or_a_stale_timestamp_gets_401_and_stores_nothing() {
             "invalid_record",
         ),
         (vec![record("p1", 1, "twd")], "invalid_record"),
-        (vec![], "invalid_batch"),
+        (vec![], "empty_batch"),
     ] {
         let (s, v) = sync(&app, &batch(records)).await;
         assert_eq!((s, v["error"].as_str()), (400, Some(code)), "{v}");

@@ -220,8 +220,13 @@ async fn switch_moves_the_failing_provider_last_and_counts_against_it() {
         .map(|c| c["provider"].as_str().unwrap())
         .collect();
     assert_eq!(order, ["alibaba", "tencent"]);
+    let (status, body) = app.post(&path, json!({ "from_provider": "nope" })).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (404, "unknown_provider"),
+        "{body}"
+    );
     for (req, code) in [
-        (json!({ "from_provider": "nope" }), "unknown_provider"),
         (
             json!({ "from_provider": "cloudfront", "region": "tw" }),
             "not_a_carrier",
