@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::policy::{Policy, Region};
 
 /// Which source placed the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RegionSource {
     Explicit,

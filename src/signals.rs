@@ -14,7 +14,7 @@ use crate::metrics as m;
 use crate::providers::Protocol;
 
 /// Where an ingest observation came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IngestSource {
     /// An active probe of the stream on the provider (FLV or HLS pull).

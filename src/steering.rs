@@ -20,7 +20,7 @@ use crate::scoring::{Engine, Pick, Snapshot};
 use crate::streams::Stream;
 
 /// One signed URL and the provider behind it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PushTarget {
     pub provider: String,
     pub url: String,
@@ -38,7 +38,7 @@ pub struct PushPlan {
 }
 
 /// One play candidate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     pub provider: String,
     pub protocol: Protocol,

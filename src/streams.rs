@@ -13,7 +13,7 @@ use crate::writebehind::{Persist, WriteBehind};
 use serde::Serialize;
 
 /// Where a stream is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamState {
     Live,
@@ -38,7 +38,7 @@ impl StreamState {
 }
 
 /// One stream: its key, its anchor and the providers it is pushed to (primary first).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Stream {
     pub id: String,
     pub anchor_id: String,

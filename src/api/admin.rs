@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
+use super::openapi::Error;
 use crate::codes::Code;
 use crate::state::AppState;
 
@@ -39,7 +40,8 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScoresQuery {
     #[serde(default)]
     pub region: Option<String>,
@@ -47,6 +49,19 @@ pub struct ScoresQuery {
 
 /// `GET /admin/scores[?region=]`: each region's ranking with every provider's cost, spread,
 /// samples, rates and share, the incumbent and a waiting challenger, and the drains in force.
+#[utoipa::path(
+    get,
+    path = "/admin/scores",
+    tag = "admin",
+    params(ScoresQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Rankings and drains", body = super::openapi::Scores),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 401, description = "`unauthorized`: missing or wrong bearer token", body = Error),
+        (status = 403, description = "`admin_disabled`: no admin token configured", body = Error),
+    )
+)]
 pub async fn scores(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -96,6 +111,21 @@ pub async fn scores(
 /// players off it at their next reload. Answered once the drain is stored, so it survives a
 /// restart and every replica sharing the database applies it (within a second, see
 /// `replicas`); 503 when it cannot be stored, and nothing changes.
+#[utoipa::path(
+    post,
+    path = "/admin/providers/{id}/drain",
+    tag = "admin",
+    params(("id" = String, Path, description = "The provider id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Drained, stored", body = super::openapi::Drain),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 401, description = "`unauthorized`: missing or wrong bearer token", body = Error),
+        (status = 403, description = "`admin_disabled`: no admin token configured", body = Error),
+        (status = 404, description = "`unknown_provider`", body = Error),
+        (status = 503, description = "`database_unavailable`: nothing changed", body = Error),
+    )
+)]
 pub async fn drain(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -105,6 +135,21 @@ pub async fn drain(
 }
 
 /// `DELETE /admin/providers/{id}/drain`: back into rotation.
+#[utoipa::path(
+    delete,
+    path = "/admin/providers/{id}/drain",
+    tag = "admin",
+    params(("id" = String, Path, description = "The provider id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Back in rotation, stored", body = super::openapi::Drain),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 401, description = "`unauthorized`: missing or wrong bearer token", body = Error),
+        (status = 403, description = "`admin_disabled`: no admin token configured", body = Error),
+        (status = 404, description = "`unknown_provider`", body = Error),
+        (status = 503, description = "`database_unavailable`: nothing changed", body = Error),
+    )
+)]
 pub async fn undrain(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -142,6 +187,18 @@ async fn set_drained(
 
 /// `POST /admin/policies/reload`: reloads provider and policy files now. A bad set answers 422
 /// with every problem as `file:line: message`, and the policy in force stays.
+#[utoipa::path(
+    post,
+    path = "/admin/policies/reload",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Reloaded", body = super::openapi::Reloaded),
+        (status = 401, description = "`unauthorized`: missing or wrong bearer token", body = Error),
+        (status = 403, description = "`admin_disabled`: no admin token configured", body = Error),
+        (status = 422, description = "`invalid_policy`: every problem; the policy in force stays", body = super::openapi::PolicyProblems),
+    )
+)]
 pub async fn reload(
     req: HttpRequest,
     state: web::Data<AppState>,

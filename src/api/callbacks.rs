@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::ApiError;
+use super::openapi::Error;
 use crate::callbacks::{self, Format, Refusal, generic, nginx, srs};
 use crate::codes::Code;
 use crate::state::AppState;
@@ -24,7 +25,43 @@ fn refusal_response(format: Format, r: &Refusal) -> HttpResponse {
     HttpResponse::build(status).json(body)
 }
 
-/// Receives one callback.
+/// An allowed callback's answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum CallbackAnswer {
+    Srs(super::openapi::SrsAllowed),
+    Other(crate::callbacks::Accepted),
+}
+
+/// Receives one callback, in the provider's own format: SRS's JSON, nginx-rtmp's form, or the
+/// generic JSON signed with the provider's callback secret.
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks/{provider}",
+    tag = "origins",
+    params(
+        ("provider" = String, Path, description = "The provider id"),
+        ("X-Livesteer-Timestamp" = Option<String>, Header, description = "Generic callbacks: unix seconds of the signature"),
+        ("X-Livesteer-Signature" = Option<String>, Header, description = "Generic callbacks: hex HMAC-SHA256 of `timestamp.body`"),
+    ),
+    request_body(
+        content(
+            (Object = "application/json"),
+            (Object = "application/x-www-form-urlencoded"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Allowed: SRS gets `{\"code\": 0}`, the others what was done", body = CallbackAnswer),
+        (status = 400, description = "`invalid_callback` or an unreadable body", body = Error),
+        (status = 401, description = "A generic callback's bad timestamp or signature", body = Error),
+        (status = 403, description = "A refused token or provider (see the code)", body = Error),
+        (status = 404, description = "`unknown_provider`", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 413, description = "`payload_too_large`", body = Error),
+        (status = 503, description = "`database_unavailable`", body = Error),
+    )
+)]
 pub async fn receive(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -16,6 +16,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::openapi::Error;
 use super::{ApiError, place};
 use crate::cmcd::{Context, Outcome, parse};
 use crate::codes::Code;
@@ -34,6 +35,34 @@ fn count(outcome: Outcome, n: usize) {
 }
 
 /// Takes event-mode lines and request-mode CMCD.
+#[utoipa::path(
+    method(get, post),
+    path = "/v1/cmcd",
+    tag = "viewers",
+    params(
+        ("CMCD" = Option<String>, Query, description = "Request mode: one CMCD dictionary"),
+        ("region" = Option<String>, Query, description = "Places the reporter, as `/v1/qos`'s `region`"),
+        ("CMCD-Request" = Option<String>, Header, description = "Request mode, CMCD header form"),
+        ("CMCD-Object" = Option<String>, Header, description = "Request mode, CMCD header form"),
+        ("CMCD-Status" = Option<String>, Header, description = "Request mode, CMCD header form"),
+        ("CMCD-Session" = Option<String>, Header, description = "Request mode, CMCD header form"),
+    ),
+    request_body(
+        description = "Event mode: one CMCD dictionary per line",
+        content(
+            (String = "application/cmcd"),
+            (String = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 204, description = "Taken; `livesteer-cmcd` counts the lines accepted, unattributed and malformed",
+            headers(("livesteer-cmcd" = String, description = "accepted=N, unattributed=N, malformed=N"))),
+        (status = 400, description = "`no_valid_lines`, `empty_report`, `unknown_region` or bad input", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 413, description = "`payload_too_large` or `batch_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+    )
+)]
 pub async fn ingest(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -21,10 +21,14 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Code,
-    message: &'a str,
+/// The body of every error answer (the OpenAPI document's `Error`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct Body<'a> {
+    /// The stable code; its HTTP status is always the same (see the README's table).
+    pub error: Code,
+    /// What was wrong, for a person.
+    pub message: &'a str,
 }
 
 impl ApiError {

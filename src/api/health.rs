@@ -4,17 +4,35 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::ApiError;
+use super::openapi::Error;
 use crate::codes::Code;
 use crate::metrics as m;
 use crate::state::AppState;
 use crate::streams::StreamState;
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Up", body = super::openapi::Healthy),
+    )
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// Ready to serve: the database answers and a policy is loaded.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = super::openapi::Ready),
+        (status = 503, description = "`database_unavailable`", body = Error),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let db = state.db.clone();
     let ping = tokio::task::spawn_blocking(move || db.ping())
@@ -38,6 +56,14 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// Prometheus text exposition: what the recorder holds, with the gauges read at scrape time
 /// (streams, write-behind queues, the database pool) set first, then the process metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+    )
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let counts = state.streams.counts();
     for st in [StreamState::Live, StreamState::Ended] {

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::openapi::Error;
 use super::place;
 use super::resolve::answer_service;
 use super::{ApiError, client_ip};
@@ -28,7 +29,8 @@ use crate::policy::services::{ServiceKind, is_valid_hostname};
 use crate::state::AppState;
 
 /// `GET /{account}/d`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlibabaQuery {
     #[serde(default)]
     pub host: Option<String>,
@@ -39,7 +41,7 @@ pub struct AlibabaQuery {
 }
 
 /// The Alibaba-shaped answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AlibabaAnswer {
     pub host: String,
     pub ips: Vec<String>,
@@ -52,7 +54,8 @@ pub struct AlibabaAnswer {
 }
 
 /// `GET /d`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DnspodQuery {
     #[serde(default)]
     pub dn: Option<String>,
@@ -135,6 +138,17 @@ fn strings(ips: &[IpAddr]) -> Vec<String> {
 }
 
 /// `GET /{account}/d?host=`: the Alibaba EMAS shape.
+#[utoipa::path(
+    get,
+    path = "/{account}/d",
+    tag = "httpdns",
+    params(("account" = String, Path, description = "An account of services.httpdns.accounts"), AlibabaQuery),
+    responses(
+        (status = 200, description = "The addresses", body = AlibabaAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`invalid_account` or `origin_not_allowed`", body = Error),
+    )
+)]
 pub async fn alibaba(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -194,6 +208,17 @@ pub async fn alibaba(
 }
 
 /// `GET /d?dn=`: the DNSPod D+ shape.
+#[utoipa::path(
+    get,
+    path = "/d",
+    tag = "httpdns",
+    params(DnspodQuery),
+    responses(
+        (status = 200, description = "`ip1;ip2[,ttl]`, empty when there is no address", content_type = "text/plain", body = String),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+    )
+)]
 pub async fn dnspod(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::ApiError;
+use super::openapi::Error;
 use super::streams::{hold, live};
 use super::{place, public_base};
 use crate::codes::Code;
@@ -27,7 +28,8 @@ use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
 
 /// The multivariant playlist query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MasterQuery {
     #[serde(default)]
     pub region: Option<String>,
@@ -95,6 +97,21 @@ impl Ranked {
 }
 
 /// `GET /v1/streams/{id}/master.m3u8`.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{id}/master.m3u8",
+    tag = "viewers",
+    params(("id" = String, Path, description = "The stream id"), MasterQuery),
+    responses(
+        (status = 200, description = "The multivariant playlist, one copy of the ladder per provider", content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 502, description = "`origin_unavailable`: the origin's playlist cannot be had", body = Error),
+        (status = 503, description = "`no_provider`", body = Error),
+    )
+)]
 pub async fn master(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -11,6 +11,7 @@ pub mod httpdns;
 pub mod master;
 pub mod mpd;
 pub mod nodes;
+pub mod openapi;
 pub mod payments;
 pub mod qos;
 pub mod resolve;
@@ -151,6 +152,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(web::resource("/healthz").route(web::get().to(health::healthz)))
             .service(web::resource("/readyz").route(web::get().to(health::readyz)))
             .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+            .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
             // HTTPDNS-compatible answers (DNSPod D+ and Alibaba EMAS shapes).
             .service(
                 web::resource("/d")

@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::ApiError;
 use super::master::{MasterQuery, Ranked};
+use super::openapi::Error;
 use super::public_base;
 use crate::codes::Code;
 use crate::manifests::dash::ServiceLocation;
@@ -26,6 +27,21 @@ use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
 
 /// `GET /v1/streams/{id}/manifest.mpd`.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{id}/manifest.mpd",
+    tag = "viewers",
+    params(("id" = String, Path, description = "The stream id"), super::master::MasterQuery),
+    responses(
+        (status = 200, description = "The origin's live MPD with a signed BaseURL per provider", content_type = "application/dash+xml", body = String),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 502, description = "`origin_unavailable`: the origin's MPD cannot be had", body = Error),
+        (status = 503, description = "`no_provider`", body = Error),
+    )
+)]
 pub async fn mpd(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use super::openapi::Error;
 use crate::codes::Code;
 use crate::directory::signed::{self, AuthError};
 use crate::directory::{Applied, Heartbeat, HeartbeatError};
@@ -19,7 +20,7 @@ pub const MAX_HEARTBEAT_BYTES: usize = 256 * 1024;
 pub const MAX_ROOMS: usize = 10_000;
 
 /// `POST /v1/nodes/heartbeat`, signed with the kind's secret (see `directory::signed`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatBody {
     /// 1 to 64 of `[A-Za-z0-9_.:-]`, unique among nodes.
@@ -48,8 +49,8 @@ pub struct HeartbeatBody {
     pub rooms: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
-struct HeartbeatAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct HeartbeatAnswer {
     id: String,
     /// Chat nodes listing `rooms`: how many rooms took the node's presence.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +115,22 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
 
 /// Applies a node's heartbeat. Order: shape (400), signature and timestamp (401, nothing
 /// changed), values (400), then memory.
+#[utoipa::path(
+    post,
+    path = "/v1/nodes/heartbeat",
+    tag = "services",
+    params(("X-Livesteer-Timestamp" = String, Header, description = "Unix seconds of the signature"),
+        ("X-Livesteer-Signature" = String, Header, description = "Hex HMAC-SHA256 of `timestamp.body` with the sender's secret")),
+    request_body = HeartbeatBody,
+    responses(
+        (status = 200, description = "Applied (or older than the last one)", body = HeartbeatAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 401, description = "`invalid_timestamp`, `stale_timestamp`, `invalid_signature` or `unknown_signer`", body = Error),
+        (status = 413, description = "`payload_too_large` or `batch_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+        (status = 409, description = "`static_node` or `node_kind_mismatch`", body = Error),
+    )
+)]
 pub async fn heartbeat(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -306,7 +323,8 @@ fn validate(
 }
 
 /// `GET /v1/nodes?kind=&region=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     pub kind: Option<String>,
@@ -314,15 +332,17 @@ pub struct ListQuery {
     pub region: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct NodeView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct NodeView {
     id: String,
+    #[schema(value_type = String)]
     kind: ServiceKind,
     region: String,
     /// `static` (policy) or `registered` (heartbeats).
     source: &'static str,
     healthy: bool,
     endpoints: Vec<String>,
+    #[schema(value_type = Vec<String>)]
     ips: Vec<IpAddr>,
     capacity: u64,
     load: u64,
@@ -331,10 +351,28 @@ struct NodeView {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     check: Option<crate::directory::Check>,
 }
 
+/// `GET /v1/nodes`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct NodesAnswer {
+    nodes: Vec<NodeView>,
+}
+
 /// Every node, static and registered, with its health.
+#[utoipa::path(
+    get,
+    path = "/v1/nodes",
+    tag = "services",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Every node", body = NodesAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::nodes::{parse_json, read_body, signature_headers};
+use super::openapi::Error;
 use crate::codes::Code;
 use crate::directory::signed::{self, AuthError};
 use crate::metrics as m;
@@ -24,6 +25,22 @@ fn refused(endpoint: &'static str, e: &AuthError) -> ApiError {
 /// `POST /v1/payments/sync`: stores a centre's batch durably, then answers what is stored.
 /// Order: shape (400), signature and timestamp (401, nothing changed), values (400, nothing
 /// changed), one transaction, the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/payments/sync",
+    tag = "payments",
+    params(("X-Livesteer-Timestamp" = String, Header, description = "Unix seconds of the signature"),
+        ("X-Livesteer-Signature" = String, Header, description = "Hex HMAC-SHA256 of `timestamp.body` with the sender's secret")),
+    request_body = crate::payments::Batch,
+    responses(
+        (status = 200, description = "What is stored", body = crate::payments::SyncAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 401, description = "`invalid_timestamp`, `stale_timestamp`, `invalid_signature` or `unknown_signer`", body = Error),
+        (status = 413, description = "`payload_too_large` or `batch_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+        (status = 503, description = "`database_unavailable`: nothing stored", body = Error),
+    )
+)]
 pub async fn sync(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -77,7 +94,8 @@ pub async fn sync(
 }
 
 /// `GET /v1/payments/reconcile?centre=&from=&to=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReconcileQuery {
     #[serde(default)]
     pub centre: Option<String>,
@@ -89,12 +107,14 @@ pub struct ReconcileQuery {
     pub to: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct ReconcileAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ReconcileAnswer {
     centre: String,
     from: Option<String>,
     to: Option<String>,
     count: i64,
+    /// Per currency: `currency`, `count`, `amount_minor`.
+    #[schema(value_type = Vec<Object>)]
     currencies: Vec<CurrencyTotal>,
 }
 
@@ -118,6 +138,20 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
 /// Counts and sums per currency of a centre's payments created in `[from, to)`. Allowed with
 /// the admin bearer token (`LIVESTEER_ADMIN_TOKEN`) or when signed by that centre (the signed
 /// payload is the raw query string).
+#[utoipa::path(
+    get,
+    path = "/v1/payments/reconcile",
+    tag = "payments",
+    params(ReconcileQuery, ("X-Livesteer-Timestamp" = Option<String>, Header, description = "Unix seconds of the signature"),
+        ("X-Livesteer-Signature" = Option<String>, Header, description = "Hex HMAC-SHA256 of `timestamp.body` with the sender's secret")),
+    responses(
+        (status = 200, description = "Counts and sums per currency", body = ReconcileAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 401, description = "`invalid_timestamp`, `stale_timestamp`, `invalid_signature` or `unknown_signer`", body = Error),
+        (status = 404, description = "`unknown_centre`", body = Error),
+        (status = 503, description = "`database_unavailable`", body = Error),
+    )
+)]
 pub async fn reconcile(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -15,6 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::openapi::Error;
 use super::place;
 use super::streams::{known, parse_protocol};
 use super::{ApiError, error};
@@ -30,8 +31,9 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// One report as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QosReport)]
 pub struct Report {
     #[serde(default)]
     pub stream_id: Option<String>,
@@ -73,8 +75,27 @@ pub struct Report {
     pub sf: Option<String>,
 }
 
+/// The body of `POST /v1/qos`: one report, an array of reports, or `{"reports": [...]}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum QosBody {
+    One(Box<Report>),
+    Many(Vec<Report>),
+    Wrapped(QosBatch),
+}
+
+/// `{"reports": [...]}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct QosBatch {
+    pub reports: Vec<Report>,
+}
+
 /// A refused report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = QosRefused)]
 pub struct Refused {
     pub index: usize,
     pub error: Code,
@@ -218,6 +239,19 @@ fn check(
 }
 
 /// Takes a report or a batch.
+#[utoipa::path(
+    post,
+    path = "/v1/qos",
+    tag = "viewers",
+    request_body = QosBody,
+    responses(
+        (status = 200, description = "At least one report taken; each refused one listed", body = super::openapi::QosAnswer),
+        (status = 400, description = "Bad input; `no_valid_reports` carries `accepted` (0) and `refused` too (`QosAllRefused`)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 413, description = "`payload_too_large` or `batch_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+    )
+)]
 pub async fn ingest(
     req: HttpRequest,
     state: web::Data<AppState>,

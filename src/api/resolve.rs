@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::openapi::Error;
 use super::{ApiError, place};
 use crate::codes::Code;
 use crate::directory::{Candidate, Outcome};
@@ -18,7 +19,8 @@ use crate::state::AppState;
 pub const MAX_BATCH: usize = 100;
 
 /// `GET /v1/resolve?services=chat,im&region=&client_ip=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResolveQuery {
     /// Comma-separated services; all six when absent.
     #[serde(default)]
@@ -30,7 +32,7 @@ pub struct ResolveQuery {
 }
 
 /// One client in `POST /v1/resolve`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// Services; all six when absent.
@@ -43,14 +45,14 @@ pub struct ResolveRequest {
 }
 
 /// `POST /v1/resolve`: `{"requests": [...]}`, answered in order.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveBatch {
     pub requests: Vec<ResolveRequest>,
 }
 
 /// One service's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceAnswer {
     /// `local`, `fallback` or `none`.
     pub outcome: Outcome,
@@ -58,6 +60,7 @@ pub struct ServiceAnswer {
     pub nodes: Vec<Candidate>,
     /// Chat and IM: how to use the connection.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub profile: Option<ChannelProfile>,
     /// Static and upload: the client's area.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,12 +71,14 @@ pub struct ServiceAnswer {
 }
 
 /// A client's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResolveAnswer {
     pub region: String,
     pub region_source: RegionSource,
     /// How long the client may keep this answer.
     pub ttl_seconds: u64,
+    /// Keyed by service: `chat`, `im`, `api`, `upload`, `static`, `pay`.
+    #[schema(value_type = BTreeMap<String, ServiceAnswer>)]
     pub services: BTreeMap<ServiceKind, ServiceAnswer>,
 }
 
@@ -163,6 +168,17 @@ fn answer(
 }
 
 /// `GET /v1/resolve`.
+#[utoipa::path(
+    get,
+    path = "/v1/resolve",
+    tag = "services",
+    params(ResolveQuery),
+    responses(
+        (status = 200, description = "Where to connect for each service", body = ResolveAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -184,6 +200,19 @@ pub async fn get(
 }
 
 /// `POST /v1/resolve`: several clients at once (an app server resolving for its users).
+#[utoipa::path(
+    post,
+    path = "/v1/resolve",
+    tag = "services",
+    request_body = ResolveBatch,
+    responses(
+        (status = 200, description = "One answer per request, in order", body = super::openapi::ResolveAnswers),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 413, description = "`payload_too_large` or `batch_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+    )
+)]
 pub async fn post(
     req: HttpRequest,
     state: web::Data<AppState>,

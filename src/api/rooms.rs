@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
+use super::openapi::Error;
 use super::streams::is_valid_anchor_id;
 use crate::codes::Code;
 use crate::rooms::{ListQuery, RoomState};
@@ -16,29 +17,34 @@ use crate::state::AppState;
 pub const MAX_QUERY_BYTES: usize = 256 * 1024;
 
 /// `GET /v1/rooms`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// `live` (default), `starting`, `stalled`, `offline` or `all`.
     #[serde(default)]
+    #[param(pattern = "^(live|starting|stalled|offline|all)$")]
     pub state: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
     #[serde(default)]
     pub cursor: Option<String>,
+    /// From 1 to the policy's `rooms.max_page_size`.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub limit: Option<usize>,
 }
 
 /// `POST /v1/rooms`: the follow-list query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManyBody {
+    /// Anchor ids: each 1 to 64 of `[A-Za-z0-9_.:-]`.
     pub anchor_ids: Vec<String>,
 }
 
 /// `POST /v1/rooms/{anchor_id}/chat`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatBody {
     pub connected: bool,
@@ -59,6 +65,16 @@ fn anchor(id: &str) -> Result<(), ApiError> {
 }
 
 /// A page of rooms in a state, optionally in one region.
+#[utoipa::path(
+    get,
+    path = "/v1/rooms",
+    tag = "rooms",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of rooms", body = crate::rooms::Page),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     q: web::Query<ListParams>,
@@ -112,6 +128,18 @@ pub async fn list(
 }
 
 /// The rooms of up to `rooms.follow_max_ids` anchors, in the order asked (unknown: offline).
+#[utoipa::path(
+    post,
+    path = "/v1/rooms",
+    tag = "rooms",
+    request_body = ManyBody,
+    responses(
+        (status = 200, description = "The rooms, in the order asked", body = super::openapi::RoomList),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 413, description = "`payload_too_large` or `batch_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+    )
+)]
 pub async fn many(
     state: web::Data<AppState>,
     body: web::Json<ManyBody>,
@@ -138,6 +166,17 @@ pub async fn many(
 }
 
 /// One room (an anchor never seen is offline).
+#[utoipa::path(
+    get,
+    path = "/v1/rooms/{anchor_id}",
+    tag = "rooms",
+    params(("anchor_id" = String, Path, description = "The anchor id: 1 to 64 of `[A-Za-z0-9_.:-]`")),
+    responses(
+        (status = 200, description = "The room", body = crate::rooms::RoomView),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 404, description = "`not_found` for a malformed path", body = Error),
+    )
+)]
 pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -155,6 +194,21 @@ pub async fn show(
 
 /// The app's word on the anchor's chat room, answered once the room's row is stored: the app
 /// does not say it again, and nothing else (callbacks, probes) would rebuild it after a crash.
+#[utoipa::path(
+    post,
+    path = "/v1/rooms/{anchor_id}/chat",
+    tag = "rooms",
+    params(("anchor_id" = String, Path, description = "The anchor id: 1 to 64 of `[A-Za-z0-9_.:-]`")),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "The room, stored", body = crate::rooms::RoomView),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 404, description = "`not_found` for a malformed path", body = Error),
+        (status = 413, description = "`payload_too_large` or `batch_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+        (status = 503, description = "`database_unavailable`", body = Error),
+    )
+)]
 pub async fn chat(
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -18,6 +18,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use super::openapi::Error;
 use super::streams::{hold, live};
 use super::{place, public_base};
 use crate::catalog::Catalog;
@@ -28,7 +29,8 @@ use crate::state::AppState;
 use crate::steering::{self, PathwayClone, SteeringSession};
 
 /// The query a steering reload carries.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SteeringQuery {
     #[serde(rename = "_HLS_pathway", alias = "_DASH_pathway", default)]
     pub pathway: Option<String>,
@@ -49,6 +51,21 @@ enum Flavour {
     Dash,
 }
 
+/// The HLS Content Steering manifest.
+#[utoipa::path(
+    get,
+    path = "/v1/steering/hls/{id}",
+    tag = "viewers",
+    params(("id" = String, Path, description = "The stream id"), SteeringQuery),
+    responses(
+        (status = 200, description = "The steering manifest", body = SteeringManifest),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 503, description = "`no_provider`", body = Error),
+    )
+)]
 pub async fn hls(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -59,6 +76,21 @@ pub async fn hls(
     manifest(&req, &state, &id, &q, Flavour::Hls)
 }
 
+/// The DASH Content Steering manifest.
+#[utoipa::path(
+    get,
+    path = "/v1/steering/dash/{id}",
+    tag = "viewers",
+    params(("id" = String, Path, description = "The stream id"), SteeringQuery),
+    responses(
+        (status = 200, description = "The steering manifest", body = SteeringManifest),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 503, description = "`no_provider`", body = Error),
+    )
+)]
 pub async fn dash(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -194,24 +226,28 @@ fn manifest(
 }
 
 /// A steering manifest: HLS Content Steering's JSON, or DASH-IF's with its own priority key.
-#[derive(Serialize)]
-struct SteeringManifest<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SteeringManifest<'a> {
     #[serde(rename = "VERSION")]
     version: u8,
     #[serde(rename = "TTL")]
     ttl: u64,
     #[serde(rename = "RELOAD-URI")]
+    #[schema(value_type = String)]
     reload_uri: &'a str,
     /// HLS's key, and the one dash.js 5.2 and Shaka 5.2 read for DASH too.
     #[serde(rename = "PATHWAY-PRIORITY")]
+    #[schema(value_type = Vec<String>)]
     pathway_priority: &'a [String],
     /// DASH-IF CTS-001's key for DASH: the same list.
     #[serde(
         rename = "SERVICE-LOCATION-PRIORITY",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<Vec<String>>)]
     service_location_priority: Option<&'a Vec<String>>,
     #[serde(rename = "PATHWAY-CLONES", skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<Object>)]
     pathway_clones: &'a [PathwayClone],
 }
 

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::openapi::Error;
 use super::{ApiError, place};
 use crate::codes::Code;
 use crate::geo::RegionSource;
@@ -15,10 +16,11 @@ use crate::steering::{self, Candidate, DecisionError, PushTarget};
 use crate::streams::{Stream, StreamState};
 
 /// `POST /v1/streams`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStream {
     /// The broadcaster: 1 to 64 of `[A-Za-z0-9_.:-]`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub anchor_id: String,
     /// Region id, when the app knows it.
     #[serde(default)]
@@ -28,7 +30,7 @@ pub struct CreateStream {
     pub client_ip: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Created {
     pub stream_id: String,
     pub anchor_id: String,
@@ -41,9 +43,12 @@ pub struct Created {
 }
 
 /// `GET /v1/streams/{id}/play`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PlayQuery {
+    /// The policy's default when absent.
     #[serde(default)]
+    #[param(value_type = Option<Protocol>)]
     pub protocol: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
@@ -51,7 +56,7 @@ pub struct PlayQuery {
     pub client_ip: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PlayAnswer {
     pub stream_id: String,
     pub region: String,
@@ -84,6 +89,19 @@ fn new_stream_id() -> String {
 }
 
 /// Creates a stream and returns its signed push URL(s) once the stream is committed.
+#[utoipa::path(
+    post,
+    path = "/v1/streams",
+    tag = "streams",
+    request_body = CreateStream,
+    responses(
+        (status = 201, description = "The stream, committed, with its push URLs", body = Created),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 413, description = "`payload_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+        (status = 503, description = "`database_unavailable` or `no_provider`", body = Error),
+    )
+)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -193,6 +211,18 @@ fn trunc(s: &str) -> String {
 
 /// Ends a stream, answering once the end is committed. Ending an ended stream answers the
 /// same again.
+#[utoipa::path(
+    delete,
+    path = "/v1/streams/{id}",
+    tag = "streams",
+    params(("id" = String, Path, description = "The stream id")),
+    responses(
+        (status = 200, description = "The stream, ended", body = Stream),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+        (status = 503, description = "`database_unavailable`: the stream stays live", body = Error),
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -226,6 +256,17 @@ fn not_stored(e: String) -> ApiError {
 }
 
 /// The stream as livesteer holds it.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{id}",
+    tag = "streams",
+    params(("id" = String, Path, description = "The stream id")),
+    responses(
+        (status = 200, description = "The stream", body = Stream),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+    )
+)]
 pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -236,6 +277,20 @@ pub async fn show(
 }
 
 /// Ranked, signed play candidates for the viewer's region.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{id}/play",
+    tag = "viewers",
+    params(("id" = String, Path, description = "The stream id"), PlayQuery),
+    responses(
+        (status = 200, description = "Ranked, signed play candidates", body = PlayAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 503, description = "`no_provider`", body = Error),
+    )
+)]
 pub async fn play(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -258,15 +313,17 @@ pub async fn play(
 }
 
 /// `POST /v1/streams/{id}/switch`: a player stalling on a provider.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchRequest {
     /// The provider the player is leaving.
     pub from_provider: String,
     /// Why (`stall`, `error`, `slow_start`, …): logged and counted.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{0,64}$")]
     pub reason: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Protocol>)]
     pub protocol: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
@@ -275,6 +332,23 @@ pub struct SwitchRequest {
 }
 
 /// Counts a strong negative against the provider and answers a new order with it last.
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{id}/switch",
+    tag = "viewers",
+    params(("id" = String, Path, description = "The stream id")),
+    request_body = SwitchRequest,
+    responses(
+        (status = 200, description = "The play answer with that provider last", body = PlayAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 403, description = "`origin_not_allowed` (CORS)", body = Error),
+        (status = 404, description = "`unknown_stream` or `unknown_provider`", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 413, description = "`payload_too_large`", body = Error),
+        (status = 415, description = "`unsupported_media_type`", body = Error),
+        (status = 503, description = "`no_provider`", body = Error),
+    )
+)]
 pub async fn switch(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -120,7 +120,7 @@ impl Refusal {
 }
 
 /// What was done with an accepted callback.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// `publish`, `unpublish`, `update`, `play` or the origin's own name for the rest.
     pub action: String,

@@ -148,8 +148,9 @@ pub enum HeartbeatError {
 }
 
 /// Where a service's first node came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ResolveOutcome)]
 pub enum Outcome {
     /// The client's own region.
     Local,
@@ -170,7 +171,8 @@ impl Outcome {
 }
 
 /// A node in an answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = NodeCandidate)]
 pub struct Candidate {
     pub id: String,
     pub region: String,

@@ -27,7 +27,7 @@ use crate::store::{CurrencyTotal, Db, PaymentOutcome, PaymentRow, StoreError};
 pub const MAX_BATCH: usize = 1_000;
 
 /// One completed payment, as a centre sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRecord {
     /// The centre's payment id: 1 to 128 of `[A-Za-z0-9_.:-]`.
@@ -49,7 +49,7 @@ pub struct PaymentRecord {
 }
 
 /// `POST /v1/payments/sync`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// The sending centre (its secret signs the request).
@@ -58,14 +58,14 @@ pub struct Batch {
 }
 
 /// A record refused because another is stored under its id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Conflict {
     pub id: String,
     pub message: String,
 }
 
 /// What a batch did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SyncAnswer {
     pub centre: String,
     /// Every record of the batch now in the ledger exactly as sent (stored now or before):

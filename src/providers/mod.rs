@@ -27,7 +27,19 @@ pub use registry::Registry;
 pub use spec::{Endpoints, ProviderInfo};
 
 /// A delivery protocol a player can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// HTTP-FLV: low latency, the usual choice for live rooms on mobile.

@@ -51,7 +51,7 @@ pub struct IngestEvent<'a> {
 }
 
 /// One provider's ingest, as answered by the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct IngestView {
     pub provider: String,
     /// The provider carries the stream now.
@@ -66,7 +66,7 @@ pub struct IngestView {
 }
 
 /// A room, as answered by the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RoomView {
     pub anchor_id: String,
     pub state: RoomState,
@@ -132,7 +132,7 @@ impl RoomView {
 }
 
 /// A page of `GET /v1/rooms`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub rooms: Vec<RoomView>,
     /// Pass as `cursor` for the next page; `null` on the last page.

@@ -74,7 +74,7 @@ pub(crate) fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 }
 
 /// Why the first candidate is first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pick {
     /// The region's incumbent (or best).

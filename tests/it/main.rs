@@ -11,6 +11,7 @@ mod jobs;
 mod master;
 mod media;
 mod mpd;
+mod openapi;
 mod origin;
 mod payments;
 mod probes;
