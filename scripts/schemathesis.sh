@@ -84,6 +84,8 @@ if ! ready; then
   exit 1
 fi
 
+# In the run directory, where schemathesis keeps its own state (.schemathesis/).
+cd "$run"
 set +e
 timeout --kill-after=10 "${SCHEMATHESIS_MAX_TIME:-170}" \
   "$venv/bin/schemathesis" run "$base/openapi.json" \
