@@ -14,11 +14,11 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use livesteer::catalog::Catalog;
-use livesteer::providers::Protocol;
-use livesteer::providers::registry::SecretMode;
 use livesteer::scoring::{Engine, Snapshot};
 use livesteer::steering::{Signer, play_candidates, push_plan};
 use livesteer::streams::{Stream, StreamState};
+use livesteer::vocab::Protocol;
+use livesteer::vocab::SecretMode;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 

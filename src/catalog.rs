@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::geo::CountryDb;
-use crate::policy::{Diagnostic, Diagnostics, Policy};
+use crate::policy::Policy;
 use crate::providers::Registry;
-use crate::providers::registry::{ProviderFiles, SecretMode, Secrets};
+use crate::providers::registry::ProviderFiles;
+use crate::vocab::{Diagnostic, Diagnostics};
+use crate::vocab::{SecretMode, Secrets};
 
 /// Policy, providers and geo data, valid together.
 #[derive(Debug)]
@@ -101,4 +103,24 @@ pub fn fingerprint(providers_dir: &Path, policy_file: &Path) -> String {
         h.update([0]);
     }
     hex::encode(&h.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn shipped_policies_load_against_shipped_providers() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = ProviderFiles::read_dir(&root.join("providers")).unwrap();
+        for entry in std::fs::read_dir(root.join("policies")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+                let p = Policy::load(&path, &files.ids()).unwrap_or_else(|e| panic!("{e}"));
+                assert!(p.region(&p.default_region).is_some());
+            }
+        }
+    }
 }

@@ -13,12 +13,15 @@ use serde_json::json;
 use crate::catalog::{self, Catalog};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Overrides};
-use crate::policy::{Diagnostic, Policy};
-use crate::providers::registry::{EnvSecrets, ProviderFiles, SecretMode};
-use crate::providers::{Protocol, is_valid_stream_key};
+use crate::policy::Policy;
+use crate::providers::registry::ProviderFiles;
 use crate::state::AppState;
 use crate::steering::rounded_expiry;
 use crate::store::Db;
+use crate::vocab::Diagnostic;
+use crate::vocab::Protocol;
+use crate::vocab::ids::is_valid_stream_key;
+use crate::vocab::{EnvSecrets, SecretMode};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::policy::{Diagnostic, diag};
+use crate::vocab::{Diagnostic, diag};
 
 /// The process configuration.
 #[derive(Debug, Clone, PartialEq)]

@@ -30,4 +30,5 @@ pub mod state;
 pub mod steering;
 pub mod store;
 pub mod streams;
+pub mod vocab;
 pub mod writebehind;

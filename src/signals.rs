@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::metrics as m;
-use crate::providers::Protocol;
+use crate::vocab::Protocol;
 
 /// Where an ingest observation came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]

@@ -11,14 +11,14 @@ use crate::catalog::{Catalog, fingerprint};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics as m;
-use crate::policy::Diagnostics;
-use crate::providers::registry::{SecretMode, Secrets};
 use crate::scoring::window::Window;
 use crate::scoring::{Engine, ReloadTally, Snapshot, WindowKind};
 use crate::signals::SignalBus;
 use crate::steering::Signer;
 use crate::store::Db;
 use crate::streams::{Stream, StreamTable, StreamWriter};
+use crate::vocab::Diagnostics;
+use crate::vocab::{SecretMode, Secrets};
 
 /// Everything a request or a job reads.
 pub struct AppState {
@@ -241,7 +241,7 @@ impl AppState {
                 metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "error").increment(1);
                 metrics::gauge!(m::POLICY_ERRORS.name).set(1.0);
                 tracing::error!(problem = %e, "policy reload refused; the policy in force stays");
-                return Err(crate::policy::Diagnostic::file(
+                return Err(crate::vocab::Diagnostic::file(
                     &self.config.policy_file,
                     e.to_string(),
                 )

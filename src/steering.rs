@@ -15,9 +15,10 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::metrics as m;
 use crate::policy::Region;
-use crate::providers::{Protocol, Provider};
+use crate::providers::Provider;
 use crate::scoring::{Engine, Pick, Snapshot};
 use crate::streams::Stream;
+use crate::vocab::Protocol;
 
 /// One signed URL and the provider behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -316,12 +317,7 @@ pub fn push_plan<R: rand::Rng + ?Sized>(
 
 /// Whether `p` carries `stream`: it was pushed there, or it pulls from a provider that was.
 pub fn carries(p: &dyn Provider, stream: &Stream) -> bool {
-    let id = p.id();
-    stream.providers.iter().any(|s| s == id)
-        || p.info()
-            .origin
-            .as_ref()
-            .is_some_and(|o| stream.providers.iter().any(|s| s == o))
+    crate::vocab::carries(p.id(), p.info().origin.as_deref(), &stream.providers)
 }
 
 /// The providers carrying `stream` that offer `protocol` in `region`, in the policy's order.

@@ -148,7 +148,7 @@ pub async fn ingest(
     let catalog = state.catalog.load_full();
     let (region, _) = place(&req, &catalog, region.as_deref(), None)?;
     let streams = |id: &str| {
-        crate::providers::is_valid_stream_key(id)
+        crate::vocab::ids::is_valid_stream_key(id)
             .then(|| state.streams.get(id))
             .flatten()
     };

@@ -25,8 +25,9 @@ use super::place;
 use super::resolve::answer_service;
 use super::{ApiError, client_ip};
 use crate::codes::Code;
-use crate::policy::services::{ServiceKind, is_valid_hostname};
+use crate::policy::services::ServiceKind;
 use crate::state::AppState;
+use crate::vocab::ids::is_valid_hostname;
 
 /// `GET /{account}/d`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

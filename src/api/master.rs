@@ -23,9 +23,9 @@ use super::{place, public_base};
 use crate::codes::Code;
 use crate::manifests::hls::{self, HlsPlaylist, Pathway};
 use crate::manifests::{self, Limits, OriginTarget};
-use crate::providers::Protocol;
 use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
+use crate::vocab::Protocol;
 
 /// The multivariant playlist query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

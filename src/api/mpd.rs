@@ -22,9 +22,9 @@ use super::public_base;
 use crate::codes::Code;
 use crate::manifests::dash::ServiceLocation;
 use crate::manifests::{self, Limits, OriginTarget};
-use crate::providers::Protocol;
 use crate::state::AppState;
 use crate::steering::{self, SteeringSession};
+use crate::vocab::Protocol;
 
 /// `GET /v1/streams/{id}/manifest.mpd`.
 #[utoipa::path(

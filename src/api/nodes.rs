@@ -11,8 +11,9 @@ use crate::codes::Code;
 use crate::directory::signed::{self, AuthError};
 use crate::directory::{Applied, Heartbeat, HeartbeatError};
 use crate::metrics as m;
-use crate::policy::services::{ServiceKind, check_endpoint, is_valid_id};
+use crate::policy::services::{ServiceKind, check_endpoint};
 use crate::state::AppState;
+use crate::vocab::ids::is_valid_id;
 
 /// Largest heartbeat body (a chat node may list many rooms).
 pub const MAX_HEARTBEAT_BYTES: usize = 256 * 1024;
@@ -298,7 +299,7 @@ fn validate(
         }
         if let Some(r) = rooms
             .iter()
-            .find(|r| !super::streams::is_valid_anchor_id(r))
+            .find(|r| !crate::vocab::ids::is_valid_anchor_id(r))
         {
             return Err(bad(
                 Code::InvalidAnchorId,

@@ -21,9 +21,9 @@ use super::streams::{known, parse_protocol};
 use super::{ApiError, error};
 use crate::codes::Code;
 use crate::metrics as m;
-use crate::providers::Protocol;
 use crate::signals::Signal;
 use crate::state::AppState;
+use crate::vocab::Protocol;
 
 /// Most reports in one batch.
 pub const MAX_BATCH: usize = 1000;

@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::ApiError;
 use super::openapi::Error;
-use super::streams::is_valid_anchor_id;
 use crate::codes::Code;
 use crate::rooms::{ListQuery, RoomState};
 use crate::state::AppState;
+use crate::vocab::ids::is_valid_anchor_id;
 
 /// Largest body of `POST /v1/rooms` (1000 anchor ids of up to 64 characters fit).
 pub const MAX_QUERY_BYTES: usize = 256 * 1024;

@@ -23,10 +23,10 @@ use super::streams::{hold, live};
 use super::{place, public_base};
 use crate::catalog::Catalog;
 use crate::codes::Code;
-use crate::providers::Protocol;
 use crate::signals::Signal;
 use crate::state::AppState;
 use crate::steering::{self, PathwayClone, SteeringSession};
+use crate::vocab::Protocol;
 
 /// The query a steering reload carries.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -8,12 +8,13 @@ use super::{ApiError, place};
 use crate::codes::Code;
 use crate::geo::RegionSource;
 use crate::metrics as m;
-use crate::providers::{Protocol, is_valid_stream_key};
 use crate::scoring::Pick;
 use crate::signals::Signal;
 use crate::state::AppState;
 use crate::steering::{self, Candidate, DecisionError, PushTarget};
 use crate::streams::{Stream, StreamState};
+use crate::vocab::Protocol;
+use crate::vocab::ids::{is_valid_anchor_id, is_valid_stream_key};
 
 /// `POST /v1/streams`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -70,14 +71,6 @@ pub struct PlayAnswer {
     pub ttl_seconds: u64,
     /// The HLS Content Steering manifest for this stream.
     pub steering: String,
-}
-
-/// An anchor id: 1 to 64 of `[A-Za-z0-9_.:-]`.
-pub fn is_valid_anchor_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 fn new_stream_id() -> String {

@@ -24,13 +24,14 @@ use serde::Serialize;
 use crate::codes::Code;
 use crate::metrics as m;
 use crate::policy::rooms::RoomSettings;
-use crate::providers::registry::Secrets;
 use crate::providers::signing::TokenError;
-use crate::providers::{Provider, ProviderKind, is_valid_stream_key};
+use crate::providers::{Provider, ProviderKind};
 use crate::rooms::{Evidence, IngestEvent, RoomView};
 use crate::signals::{IngestSource, Signal};
 use crate::state::AppState;
 use crate::streams::{Stream, StreamState};
+use crate::vocab::Secrets;
+use crate::vocab::ids::is_valid_stream_key;
 
 /// Largest callback body read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -280,12 +281,11 @@ pub async fn handle(
             format!("livesteer issued no stream {:?}", cb.stream),
         )
     })?;
-    let carries = stream.providers.iter().any(|p| p == provider.id())
-        || provider
-            .info()
-            .origin
-            .as_ref()
-            .is_some_and(|o| stream.providers.contains(o));
+    let carries = crate::vocab::carries(
+        provider.id(),
+        provider.info().origin.as_deref(),
+        &stream.providers,
+    );
     if !carries {
         return Err(Refusal::new(
             Code::WrongProvider,

@@ -33,9 +33,9 @@ use std::time::Duration;
 pub use parse::{Event, LineError, Report, parse_line, parse_request};
 
 use crate::catalog::Catalog;
-use crate::providers::Protocol;
 use crate::signals::Signal;
 use crate::streams::Stream;
+use crate::vocab::Protocol;
 
 /// Playback a stretch covers before it is reported.
 pub const STRETCH_MS: u64 = 30_000;

@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use crate::policy::Policy;
 use crate::policy::services::{ServiceKind, ServicesPolicy, StaticNode};
-use crate::providers::registry::Secrets;
 use crate::store::{Db, NodeRow};
+use crate::vocab::Secrets;
 pub use signed::{AuthError, Secret};
 pub use writer::NodeWriter;
 

@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use crate::codes::Code;
 use crate::policy::services::SecretRef;
-use crate::providers::registry::Secrets;
+use crate::vocab::Secrets;
 
 /// Header carrying the unix time in seconds.
 pub const TIMESTAMP_HEADER: &str = "X-Livesteer-Timestamp";

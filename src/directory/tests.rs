@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::policy::diag::parse_yaml;
 use crate::policy::services::ServicesSpec;
 use crate::store::testing::TestDb;
+use crate::vocab::diag::parse_yaml;
 
 const SERVICES: &str = r#"
 heartbeat_timeout_seconds: 30

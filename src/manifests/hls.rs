@@ -633,7 +633,7 @@ https://third-party.example/lo.m3u8
     fn without_a_ladder_each_pathway_gets_one_variant() {
         let c = |p: &str| Candidate {
             provider: p.into(),
-            protocol: crate::providers::Protocol::Hls,
+            protocol: crate::vocab::Protocol::Hls,
             url: format!("https://{p}.example/live/s.m3u8"),
             expires_at: 1,
         };

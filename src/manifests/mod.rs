@@ -20,9 +20,10 @@ use std::time::Duration;
 pub use cache::{Limits, MAX_MANIFEST_BYTES, OriginCache};
 
 use crate::catalog::Catalog;
-use crate::providers::{Protocol, Provider, ProviderKind};
+use crate::providers::{Provider, ProviderKind};
 use crate::steering::{Signer, carries, rounded_expiry};
 use crate::streams::Stream;
+use crate::vocab::Protocol;
 
 /// A manifest format an origin serves.
 pub trait Manifest: Send + Sync + Sized + 'static {

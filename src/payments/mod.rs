@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::codes::Code;
 use crate::directory::signed::{self, Secret};
 use crate::policy::services::ServicesPolicy;
-use crate::providers::registry::Secrets;
 use crate::store::{CurrencyTotal, Db, PaymentOutcome, PaymentRow, StoreError};
+use crate::vocab::Secrets;
 
 /// Most records in one batch.
 pub const MAX_BATCH: usize = 1_000;

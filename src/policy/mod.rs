@@ -6,7 +6,6 @@
 //! indexes what the hot path looks up. Cross-file checks (a provider id named here must exist)
 //! take the set of known provider ids as an argument: this module reads its own files only.
 
-pub mod diag;
 pub mod raw;
 pub mod rooms;
 pub mod scoring;
@@ -20,9 +19,10 @@ use ipnet::IpNet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use diag::{Diagnostic, Diagnostics};
+use crate::vocab::diag::{self, Diagnostic, Diagnostics};
+use crate::vocab::ids::{is_valid_country, is_valid_region_id};
 
-use crate::providers::Protocol;
+use crate::vocab::Protocol;
 
 /// A region: where anchors and viewers are, as ops name it (`tw`, `hk`, `gulf`, …).
 #[derive(Debug, Clone, Serialize)]
@@ -113,19 +113,6 @@ pub struct Policy {
     /// (network, region index), longest prefix first.
     #[serde(skip)]
     cidr_table: Vec<(IpNet, usize)>,
-}
-
-/// A region id: lower-case letters, digits and `-`, 1 to 32 characters.
-pub fn is_valid_region_id(id: &str) -> bool {
-    (1..=32).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// A country code: two ASCII letters.
-pub fn is_valid_country(code: &str) -> bool {
-    code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 impl Policy {

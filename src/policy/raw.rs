@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use super::IngestStrategy;
-use crate::providers::Protocol;
+use crate::vocab::Protocol;
 
 /// A default value, which has no line of its own.
 pub(crate) fn unspanned<T>(value: T) -> Spanned<T> {

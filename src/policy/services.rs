@@ -13,8 +13,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::Diagnostic;
 use super::raw::unspanned;
+use crate::vocab::Diagnostic;
+use crate::vocab::ids::{is_valid_hostname, is_valid_id};
 
 /// What a node serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -880,14 +881,6 @@ fn secret_ref(
     })
 }
 
-/// A node, centre or area id: 1 to 64 of `[A-Za-z0-9_.:-]`.
-pub fn is_valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
-}
-
 fn is_valid_env_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
@@ -895,19 +888,6 @@ fn is_valid_env_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// A DNS host name: dot-separated labels of letters, digits and `-`, 253 characters at most.
-pub fn is_valid_hostname(h: &str) -> bool {
-    (1..=253).contains(&h.len())
-        && h.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
 }
 
 /// An endpoint clients connect to: an absolute URL with a host, 512 characters at most.
@@ -938,7 +918,7 @@ fn is_host_port(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::diag::parse_yaml;
+    use crate::vocab::diag::parse_yaml;
 
     fn check(yaml: &str) -> (ServicesPolicy, Vec<String>) {
         let spec: ServicesSpec = parse_yaml(Path::new("p.yaml"), yaml).unwrap();

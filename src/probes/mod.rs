@@ -48,11 +48,12 @@ use tokio::sync::Semaphore;
 
 use crate::metrics as m;
 use crate::policy::rooms::{ProbeKind, ProbeSettings, StatsEndpoint, StatsKind};
-use crate::providers::{Protocol, Provider};
+use crate::providers::Provider;
 use crate::rooms::{Evidence, IngestEvent};
 use crate::signals::{IngestSource, Signal};
 use crate::state::AppState;
 use crate::streams::Stream;
+use crate::vocab::Protocol;
 
 /// A probe's verdict.
 #[derive(Debug, Clone, PartialEq)]
@@ -588,13 +589,7 @@ fn carriers(state: &AppState, stream: &Stream) -> Vec<Arc<dyn Provider>> {
     catalog
         .registry
         .iter()
-        .filter(|p| {
-            stream.providers.iter().any(|id| id == p.id())
-                || p.info()
-                    .origin
-                    .as_ref()
-                    .is_some_and(|o| stream.providers.contains(o))
-        })
+        .filter(|p| crate::vocab::carries(p.id(), p.info().origin.as_deref(), &stream.providers))
         .cloned()
         .collect()
 }

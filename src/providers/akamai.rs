@@ -10,9 +10,10 @@ use std::sync::Arc;
 use super::registry::BuildCtx;
 use super::spec::SigningSpec;
 use super::{
-    Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, resolve_reference, signing,
-    url_path, with_query,
+    Provider, ProviderError, ProviderInfo, ProviderKind, resolve_reference, signing, url_path,
+    with_query,
 };
+use crate::vocab::Protocol;
 
 #[derive(Debug)]
 pub struct Akamai {

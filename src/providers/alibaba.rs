@@ -10,9 +10,10 @@ use std::sync::Arc;
 use super::registry::BuildCtx;
 use super::spec::SigningSpec;
 use super::{
-    Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, resolve_reference, signing,
-    url_path, with_query,
+    Provider, ProviderError, ProviderInfo, ProviderKind, resolve_reference, signing, url_path,
+    with_query,
 };
+use crate::vocab::Protocol;
 
 #[derive(Debug)]
 pub struct Alibaba {
@@ -86,8 +87,9 @@ impl Provider for Alibaba {
 
 #[cfg(test)]
 mod tests {
+    use crate::providers::signing;
     use crate::providers::testing::{SECRETS, provider};
-    use crate::providers::{Protocol, signing};
+    use crate::vocab::Protocol;
 
     #[test]
     fn a_variant_is_signed_on_its_own_path() {

@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use super::registry::BuildCtx;
 use super::spec::SigningSpec;
-use super::{
-    Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, resolve_reference, signing,
-};
+use super::{Provider, ProviderError, ProviderInfo, ProviderKind, resolve_reference, signing};
+use crate::vocab::Protocol;
 
 #[derive(Debug)]
 pub struct CloudFront {
@@ -118,8 +117,8 @@ mod tests {
     use rsa::{Pkcs1v15Sign, RsaPublicKey};
     use sha1::{Digest, Sha1};
 
-    use crate::providers::Protocol;
     use crate::providers::testing::provider;
+    use crate::vocab::Protocol;
 
     fn param<'u>(url: &'u str, name: &str) -> &'u str {
         url.split_once('?')

@@ -19,72 +19,13 @@ pub mod tencent;
 pub(crate) mod testing;
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::Protocol;
+
 pub use registry::Registry;
 pub use spec::{Endpoints, ProviderInfo};
-
-/// A delivery protocol a player can ask for.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// HTTP-FLV: low latency, the usual choice for live rooms on mobile.
-    Flv,
-    /// HLS: every player and browser.
-    Hls,
-    /// RTMP playback.
-    Rtmp,
-    /// MPEG-DASH: dash.js, Shaka and the players of smart TVs.
-    Dash,
-}
-
-impl Protocol {
-    pub const ALL: [Protocol; 4] = [Protocol::Flv, Protocol::Hls, Protocol::Rtmp, Protocol::Dash];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Flv => "flv",
-            Protocol::Hls => "hls",
-            Protocol::Rtmp => "rtmp",
-            Protocol::Dash => "dash",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "flv" => Ok(Protocol::Flv),
-            "hls" => Ok(Protocol::Hls),
-            "rtmp" => Ok(Protocol::Rtmp),
-            "dash" => Ok(Protocol::Dash),
-            other => Err(format!(
-                "unknown protocol {other:?} (expected flv, hls, rtmp or dash)"
-            )),
-        }
-    }
-}
 
 /// The adapter a provider file asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -136,14 +77,6 @@ pub enum ProviderError {
     NoIngest { provider: String },
     #[error("signing for provider {provider} failed: {message}")]
     Signing { provider: String, message: String },
-}
-
-/// A stream key as it may appear in a URL path: 1 to 128 of `[A-Za-z0-9_-]`.
-pub fn is_valid_stream_key(key: &str) -> bool {
-    (1..=128).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// One CDN or origin.
@@ -254,14 +187,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_keys() {
-        assert!(is_valid_stream_key("ls_0af3-9"));
-        for bad in ["", "a/b", "a b", "a?x", "é", &"x".repeat(129)] {
-            assert!(!is_valid_stream_key(bad), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn url_helpers() {
         assert_eq!(url_path("rtmp://push.example.com/live/s1"), "/live/s1");
         assert_eq!(url_path("https://h:8443/live/s1.flv?a=b"), "/live/s1.flv");
@@ -297,13 +222,5 @@ mod tests {
             resolve_reference("http://h/a/s.m3u8", "b.m3u8"),
             Ok(("http://h/a/b.m3u8".to_string(), None))
         );
-    }
-
-    #[test]
-    fn protocols_parse() {
-        for p in Protocol::ALL {
-            assert_eq!(p.as_str().parse::<Protocol>(), Ok(p));
-        }
-        assert!("webrtc".parse::<Protocol>().is_err());
     }
 }

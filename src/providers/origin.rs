@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use super::registry::BuildCtx;
 use super::spec::SigningSpec;
-use super::{Protocol, Provider, ProviderError, ProviderInfo, signing, url_path, with_query};
+use super::{Provider, ProviderError, ProviderInfo, signing, url_path, with_query};
+use crate::vocab::Protocol;
 
 #[derive(Debug)]
 pub struct Origin {

@@ -8,36 +8,8 @@ use serde_saphyr::Spanned;
 
 use super::spec::{ProviderFile, SigningSpec};
 use super::{Provider, ProviderInfo, ProviderKind};
-use crate::policy::{Diagnostic, Diagnostics, diag};
-
-/// Where secrets come from: the environment in production, a map in tests.
-pub trait Secrets: Send + Sync {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-/// Secrets from environment variables.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EnvSecrets;
-
-impl Secrets for EnvSecrets {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Secrets for HashMap<String, String> {
-    fn get(&self, name: &str) -> Option<String> {
-        HashMap::get(self, name).cloned()
-    }
-}
-
-/// Whether a missing secret is an error (`serve`, `urls`) or skipped (`check` without
-/// `--secrets`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretMode {
-    Require,
-    Skip,
-}
+use crate::vocab::diag::{self, Diagnostic, Diagnostics};
+use crate::vocab::{SecretMode, Secrets};
 
 /// What an adapter's `build` gets: the file it came from, secrets, and where to put problems.
 pub struct BuildCtx<'a> {
@@ -215,6 +187,18 @@ impl ProviderFiles {
     /// Every provider id, enabled or not.
     pub fn ids(&self) -> BTreeSet<String> {
         self.files.iter().map(|(_, _, i)| i.id.clone()).collect()
+    }
+
+    /// Every region the files name (`regions:` and per-region endpoints), for tests that build
+    /// adapters without a policy.
+    #[cfg(test)]
+    pub(crate) fn named_regions(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (_, file, _) in &self.files {
+            out.extend(file.regions.iter().map(|r| r.value.clone()));
+            out.extend(file.endpoints.keys().filter(|k| *k != "default").cloned());
+        }
+        out
     }
 
     /// Builds the enabled adapters after checking references to regions and other providers.

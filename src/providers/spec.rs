@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Protocol, ProviderError, ProviderKind};
-use crate::policy::Diagnostic;
+use super::{ProviderError, ProviderKind};
+
+use crate::vocab::Diagnostic;
+use crate::vocab::Protocol;
+use crate::vocab::ids::is_valid_provider_id;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -181,11 +184,6 @@ impl ProviderInfo {
             Protocol::Dash => e.dash.as_deref(),
         }
     }
-}
-
-/// A provider id: lower-case letters, digits and `-`, 1 to 32 characters.
-pub fn is_valid_provider_id(id: &str) -> bool {
-    crate::policy::is_valid_region_id(id)
 }
 
 impl ProviderFile {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use super::registry::BuildCtx;
 use super::spec::SigningSpec;
-use super::{Protocol, Provider, ProviderError, ProviderInfo, ProviderKind, signing, with_query};
+use super::{Provider, ProviderError, ProviderInfo, ProviderKind, signing, with_query};
+use crate::vocab::Protocol;
 
 #[derive(Debug)]
 pub struct Tencent {
@@ -79,8 +80,9 @@ impl Provider for Tencent {
 
 #[cfg(test)]
 mod tests {
+    use crate::providers::signing;
     use crate::providers::testing::provider;
-    use crate::providers::{Protocol, signing};
+    use crate::vocab::Protocol;
 
     #[test]
     fn a_variant_carries_the_play_signature() {

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Provider;
-use super::registry::{ProviderFiles, Registry, SecretMode};
+use super::registry::{ProviderFiles, Registry};
+use crate::vocab::SecretMode;
 
 /// The made-up secrets of `tests/data/providers-all`'s vendor providers.
 pub const SECRETS: &[(&str, &str)] = &[
@@ -20,9 +21,7 @@ pub const SECRETS: &[(&str, &str)] = &[
 pub fn registry() -> Registry {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = ProviderFiles::read_dir(&root.join("tests/data/providers-all")).unwrap();
-    let policy =
-        crate::policy::Policy::load(&root.join("policies/default.yaml"), &files.ids()).unwrap();
-    let regions = policy.regions.iter().map(|r| r.id.clone()).collect();
+    let regions = files.named_regions();
     let secrets: HashMap<String, String> = SECRETS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

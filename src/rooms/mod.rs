@@ -395,7 +395,7 @@ impl Rooms {
     ) -> usize {
         let listed: BTreeSet<String> = anchor_ids
             .iter()
-            .filter(|a| crate::api::streams::is_valid_anchor_id(a))
+            .filter(|a| crate::vocab::ids::is_valid_anchor_id(a))
             .take(MAX_ROOMS_PER_NODE)
             .cloned()
             .collect();

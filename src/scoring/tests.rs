@@ -10,9 +10,9 @@ use rand::{RngExt, SeedableRng};
 use super::*;
 use crate::catalog::Catalog;
 use crate::policy::scoring::ScoringSettings;
-use crate::providers::Protocol;
-use crate::providers::registry::SecretMode;
 use crate::signals::{IngestSource, Signal};
+use crate::vocab::Protocol;
+use crate::vocab::SecretMode;
 
 /// Every vendor (test keys) under the shipped policy.
 pub(crate) fn catalog() -> Catalog {

@@ -28,14 +28,16 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::policy::{Diagnostics, Policy, diag, raw};
+use crate::policy::{Policy, raw};
 use crate::providers::spec::{EndpointSpec, ProviderFile, ProviderInfo};
-use crate::providers::{Protocol, Provider, ProviderError, ProviderKind, Registry};
+use crate::providers::{Provider, ProviderError, ProviderKind, Registry};
 use crate::scoring::snapshot::normal;
 use crate::scoring::{Engine, Snapshot};
 use crate::signals::{IngestSource, Signal};
 use crate::steering::{self, Signer, SteeringSession};
 use crate::streams::{Stream, StreamState};
+use crate::vocab::Protocol;
+use crate::vocab::{Diagnostics, diag};
 use scenario::SessionSpec;
 pub use scenario::{Quality, Scenario};
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::policy::{Diagnostic, Diagnostics, diag};
+use crate::vocab::{Diagnostic, Diagnostics, diag};
 
 /// `scenarios/<name>.yaml`.
 #[derive(Debug, Deserialize)]

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use crate::support::{TestApp, all_providers_dir, root, test_secrets};
 use livesteer::catalog::Catalog;
-use livesteer::providers::registry::SecretMode;
 use livesteer::providers::signing;
 use livesteer::store::testing::TestDb;
+use livesteer::vocab::SecretMode;
 
 fn url_of<'a>(candidates: &'a Value, provider: &str) -> &'a str {
     candidates
