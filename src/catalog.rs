@@ -13,6 +13,18 @@ use crate::providers::registry::ProviderFiles;
 use crate::vocab::{Diagnostic, Diagnostics};
 use crate::vocab::{SecretMode, Secrets};
 
+/// The catalog in force, as every component holds it: replaced whole on reload, read without
+/// locks.
+pub type SharedCatalog = Arc<arc_swap::ArcSwap<Catalog>>;
+
+/// Reloads the provider and policy files and everything that depends on them. `Ok(None)` when
+/// nothing changed since the last load (unless `force`); a bad set is refused whole and the
+/// catalog in force stays. The composition root implements it; jobs and the replica follower
+/// call it.
+pub trait Reload: Send + Sync {
+    fn reload(&self, force: bool) -> Result<Option<String>, Diagnostics>;
+}
+
 /// Policy, providers and geo data, valid together.
 #[derive(Debug)]
 pub struct Catalog {

@@ -204,36 +204,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         crate::server::spawn_housekeeping(state.clone());
         server.server.await.context("server failed")?;
         tracing::info!("shutting down: writing pending changes");
-        if let Err(e) = tokio::time::timeout(Duration::from_secs(30), state.writer.flush()).await {
-            tracing::error!(error = %e, "pending changes not written before the deadline");
-        }
-        match tokio::time::timeout(
-            Duration::from_secs(30),
-            crate::jobs::run_once(state.clone(), "persist_scores"),
-        )
-        .await
-        {
-            Ok(Ok(summary)) => tracing::info!(%summary, "scoring windows saved"),
-            Ok(Err(e)) => tracing::error!(error = %e, "scoring windows not saved"),
-            Err(e) => tracing::error!(error = %e, "scoring windows not saved before the deadline"),
-        }
-        match tokio::time::timeout(Duration::from_secs(30), state.rooms.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "room states not written"),
-            Err(e) => tracing::error!(error = %e, "room states not written before the deadline"),
-        }
-        match tokio::time::timeout(Duration::from_secs(30), state.directory.writer().flush()).await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "service nodes not written"),
-            Err(e) => tracing::error!(error = %e, "service nodes not written before the deadline"),
-        }
-        // Leave the registry: the other replicas take this one's share at once.
-        state.cluster.leave();
-        let (db, me) = (state.db.clone(), state.instance.clone());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.forget_replica(&me)).await {
-            tracing::warn!(error = %e, "replica not removed from the registry");
-        }
+        state.shutdown(Duration::from_secs(30)).await;
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
         Ok(())

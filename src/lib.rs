@@ -22,6 +22,7 @@ pub mod probes;
 pub mod providers;
 pub mod replicas;
 pub mod rooms;
+pub mod scorer;
 pub mod scoring;
 pub mod server;
 pub mod signals;

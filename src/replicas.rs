@@ -32,8 +32,13 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::state::AppState;
-use crate::store::{Backend, Change, Listener, RoomRow, StoreError, StreamRow};
+use crate::catalog::{Reload, SharedCatalog};
+use crate::clock::Clock;
+use crate::cluster::Cluster;
+use crate::rooms::Rooms;
+use crate::scorer::Scorer;
+use crate::store::{Backend, Change, Db, Listener, RoomRow, StoreError, StreamRow};
+use crate::streams::StreamTable;
 
 /// How often notifications are read (without a round trip to the server).
 pub const POLL: Duration = Duration::from_millis(50);
@@ -74,23 +79,22 @@ impl StreamReads {
     /// Makes sure memory holds stream `id` (which it did not, a moment ago) if the database
     /// does, on PostgreSQL (where other replicas create streams); a no-op on SQLite. A failed
     /// read is not remembered: the request answers from memory, as during an outage.
-    pub async fn hold(&self, state: &Arc<AppState>, id: &str) {
-        if state.db.backend() != Backend::Postgres {
+    pub async fn hold(&self, db: &Db, streams: &Arc<StreamTable>, id: &str) {
+        if db.backend() != Backend::Postgres {
             return;
         }
-        let state = state.clone();
+        let (db, streams) = (db.clone(), streams.clone());
         let owned = id.to_string();
         let read = self
             .read
             .try_get_with(id.to_string(), async move {
-                let db = state.db.clone();
                 let key = owned.clone();
                 let row = tokio::task::spawn_blocking(move || db.get_stream(&key))
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 Ok::<bool, String>(match row {
-                    Some(row) => state.streams.adopt(&row).is_some(),
+                    Some(row) => streams.adopt(&row).is_some(),
                     None => false,
                 })
             })
@@ -101,10 +105,24 @@ impl StreamReads {
     }
 }
 
+/// What following other replicas reads and changes: narrow handles on the database, the
+/// streams, the rooms, the scorer (drains), the catalog and its reload, the cluster and the
+/// clock.
+pub struct Following {
+    pub db: Db,
+    pub streams: Arc<StreamTable>,
+    pub rooms: Arc<Rooms>,
+    pub scorer: Arc<Scorer>,
+    pub catalog: SharedCatalog,
+    pub reload: Arc<dyn Reload>,
+    pub cluster: Arc<Cluster>,
+    pub clock: Arc<dyn Clock>,
+}
+
 /// Starts following other replicas' changes and heartbeating in the registry, on
 /// PostgreSQL; stops when `state` is dropped. Call from within the runtime (a policy reload
 /// started by another replica's notification persists its version on it).
-pub fn follow(state: &Arc<AppState>) {
+pub fn follow(state: &Arc<Following>) {
     if state.db.backend() != Backend::Postgres {
         return;
     }
@@ -147,7 +165,7 @@ enum Failed {
     Read(StoreError),
 }
 
-fn run(state: Weak<AppState>, started_ms: i64) {
+fn run(state: Weak<Following>, started_ms: i64) {
     let mut f = Follower {
         listener: None,
         last_catch_up: None,
@@ -195,7 +213,7 @@ fn run(state: Weak<AppState>, started_ms: i64) {
 
 /// Renews this replica's heartbeat and reads the live set, every `cluster::HEARTBEAT_EVERY`;
 /// a failure keeps the live set known and is retried at the next poll.
-fn heartbeat(state: &AppState, f: &mut Follower) {
+fn heartbeat(state: &Following, f: &mut Follower) {
     if state.cluster.has_left()
         || f.last_heartbeat
             .is_some_and(|t| t.elapsed() < crate::cluster::HEARTBEAT_EVERY)
@@ -217,7 +235,7 @@ fn heartbeat(state: &AppState, f: &mut Follower) {
     }
 }
 
-fn step(state: &AppState, f: &mut Follower) -> Result<(), Failed> {
+fn step(state: &Following, f: &mut Follower) -> Result<(), Failed> {
     if f.listener.is_none() {
         f.listener = state.db.listen().map_err(Failed::Listener)?;
     }
@@ -295,7 +313,7 @@ fn step(state: &AppState, f: &mut Follower) -> Result<(), Failed> {
     Ok(())
 }
 
-fn merge_streams(state: &AppState, rows: &[StreamRow], newest_ms: &mut i64) {
+fn merge_streams(state: &Following, rows: &[StreamRow], newest_ms: &mut i64) {
     let mut taken = 0;
     for row in rows {
         *newest_ms = (*newest_ms).max(row.updated_ms);
@@ -308,7 +326,7 @@ fn merge_streams(state: &AppState, rows: &[StreamRow], newest_ms: &mut i64) {
     }
 }
 
-fn merge_rooms(state: &AppState, rows: &[RoomRow], newest_ms: &mut i64) {
+fn merge_rooms(state: &Following, rows: &[RoomRow], newest_ms: &mut i64) {
     for row in rows {
         *newest_ms = (*newest_ms).max(row.updated_ms);
     }
@@ -322,28 +340,21 @@ fn merge_rooms(state: &AppState, rows: &[RoomRow], newest_ms: &mut i64) {
 }
 
 /// Applies the stored drains that differ from what the engine holds.
-fn follow_drains(state: &AppState) -> Result<(), StoreError> {
-    let stored = state.db.drains()?;
-    let changed: Vec<(String, bool)> = {
-        let engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
-        stored
-            .into_iter()
-            .filter(|(p, d)| engine.drained().contains(p) != *d)
-            .collect()
-    };
+fn follow_drains(state: &Following) -> Result<(), StoreError> {
+    let changed = state.scorer.drains_to_apply(state.db.drains()?);
     if !changed.is_empty() {
         tracing::info!(drains = ?changed, "drains from other replicas");
-        state.apply_drains(&changed);
+        state.scorer.apply_drains(&changed);
     }
     Ok(())
 }
 
 /// Another replica loaded `version`: reload this replica's files if they changed.
-fn follow_policy(state: &AppState, version: &str) {
+fn follow_policy(state: &Following, version: &str) {
     if state.catalog.load().policy.version == version {
         return;
     }
-    match state.reload(false) {
+    match state.reload.reload(false) {
         Ok(Some(v)) if v == version => {
             tracing::info!(version = %v, "policy reloaded after another replica")
         }

@@ -38,7 +38,7 @@ pub fn bind(state: Arc<AppState>, addr: SocketAddr) -> anyhow::Result<Bound> {
 /// Periodic in-process chores: Prometheus upkeep (the histograms' rolling state), and the
 /// scheduled jobs.
 pub fn spawn_housekeeping(state: Arc<AppState>) {
-    crate::jobs::spawn_all(state.clone());
+    crate::jobs::spawn_all(state.jobs());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {

@@ -1,67 +1,69 @@
-//! The one `AppState` shared by handlers and background tasks.
+//! The composition root: builds every component, wires each one to the narrow handles it
+//! needs, and holds them for the handlers. No domain logic lives here.
 
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::catalog::{Catalog, fingerprint};
+use crate::catalog::{Catalog, Reload, SharedCatalog, fingerprint};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::metrics as m;
-use crate::scoring::window::Window;
-use crate::scoring::{Engine, ReloadTally, Snapshot, WindowKind};
+use crate::payments::Ledger;
+use crate::probes::{Prober, Probing};
+use crate::replicas::{Following, StreamReads};
+use crate::rooms::Rooms;
+use crate::scorer::Scorer;
 use crate::signals::SignalBus;
 use crate::steering::Signer;
 use crate::store::Db;
 use crate::streams::{Stream, StreamTable, StreamWriter};
-use crate::vocab::Diagnostics;
-use crate::vocab::{SecretMode, Secrets};
+use crate::vocab::{Diagnostics, SecretMode, Secrets};
 
-/// Everything a request or a job reads.
+/// Every component, as the handlers reach them. Background work gets only the handles it
+/// needs ([`AppState::jobs`], [`AppState::probing`], the replica follower).
 pub struct AppState {
     pub config: Config,
-    pub catalog: ArcSwap<Catalog>,
-    pub streams: StreamTable,
+    pub catalog: SharedCatalog,
+    pub streams: Arc<StreamTable>,
     /// Streams read from the database on demand (other replicas' creates not yet merged).
-    pub stream_reads: crate::replicas::StreamReads,
+    pub stream_reads: StreamReads,
     pub writer: StreamWriter,
     pub db: Db,
     pub signer: Signer,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
-    /// Observations for the scoring engine.
-    pub signals: SignalBus,
-    /// Attributed steering reloads, pooled per (provider, region) on their way to the engine
-    /// (the most frequent observation skips the bus; the signal consumer drains them).
-    pub reloads: ReloadTally,
-    /// The scoring engine; only the signal consumer and push decisions lock it.
-    pub engine: Mutex<Engine>,
-    /// The engine's latest rankings, read by play and steering without locks.
-    pub scores: ArcSwap<Snapshot>,
+    /// Observations for the scoring engine (the scorer's bus).
+    pub signals: Arc<SignalBus>,
+    /// The scoring pipeline and the decisions made from it.
+    pub scorer: Arc<Scorer>,
     /// Where provider secrets come from (kept for reloads).
     pub secrets: Arc<dyn Secrets>,
-    /// Fingerprint of the files the catalog in force was loaded from.
-    pub loaded_files: Mutex<String>,
     /// This process among replicas: the holder name of job leases.
     pub instance: String,
     /// The live replicas sharing the database, and which keys (streams to probe) are this
     /// replica's.
-    pub cluster: crate::cluster::Cluster,
+    pub cluster: Arc<Cluster>,
     /// Service nodes (chat, IM, API, upload, static, pay) and their health.
-    pub directory: crate::directory::Directory,
+    pub directory: Arc<Directory>,
     /// The payment sync ledger.
-    pub payments: crate::payments::Ledger,
+    pub payments: Arc<Ledger>,
     /// Room online state per anchor (callbacks, probes, chat presence).
-    pub rooms: crate::rooms::Rooms,
+    pub rooms: Arc<Rooms>,
     /// The active probes' HTTP client, circuit breakers and HLS memory.
-    pub prober: crate::probes::Prober,
+    pub prober: Arc<Prober>,
     /// The origins' own manifests (the ladder `master.m3u8` replicates), per stream.
     pub manifests: crate::manifests::Manifests,
     /// CMCD sessions (`/v1/cmcd`) and the host index their reports are attributed with.
     pub cmcd: crate::cmcd::Collector,
+    reloader: Arc<Reloader>,
+    /// Kept alive while the state lives: the replica follower stops when it is dropped.
+    _following: Arc<Following>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -160,25 +162,57 @@ impl AppState {
         )
         .await
         .context("cannot load room states")?;
-        let prober = crate::probes::Prober::new(catalog.policy.probes.connect_timeout_ms);
+        let prober = Arc::new(Prober::new(catalog.policy.probes.connect_timeout_ms));
         let instance = instance_name();
+        let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(catalog));
+        let scorer = Arc::new(Scorer::new(catalog.clone(), clock.clone()));
+        let streams = Arc::new(streams);
+        let directory = Arc::new(directory);
+        let payments = Arc::new(payments);
+        let rooms = Arc::new(rooms);
+        let cluster = Arc::new(Cluster::new(&instance));
+        let signer = Signer::default();
+        let reloader = Arc::new(Reloader {
+            providers_dir: config.providers_dir.clone(),
+            policy_file: config.policy_file.clone(),
+            secrets: secrets.clone(),
+            loaded_files: Mutex::new(fingerprint(&config.providers_dir, &config.policy_file)),
+            catalog: catalog.clone(),
+            directory: directory.clone(),
+            payments: payments.clone(),
+            signer: signer.clone(),
+            scorer: scorer.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+        });
+        let following = Arc::new(Following {
+            db: db.clone(),
+            streams: streams.clone(),
+            rooms: rooms.clone(),
+            scorer: scorer.clone(),
+            catalog: catalog.clone(),
+            reload: reloader.clone(),
+            cluster: cluster.clone(),
+            clock: clock.clone(),
+        });
+        scorer.apply_remote_windows(windows);
+        scorer.apply_drains(&drains);
+        scorer.spawn_consumer();
+        crate::replicas::follow(&following);
         let state = AppState {
             config,
-            catalog: ArcSwap::from_pointee(catalog),
+            catalog,
             streams,
-            stream_reads: crate::replicas::StreamReads::default(),
+            stream_reads: StreamReads::default(),
             writer,
             db,
-            signer: Signer::default(),
+            signer,
             clock,
             metrics,
-            signals: SignalBus::default(),
-            reloads: ReloadTally::default(),
-            engine: Mutex::new(Engine::new()),
-            scores: ArcSwap::from_pointee(Snapshot::empty()),
-            loaded_files: Mutex::new(String::new()),
+            signals: scorer.signals().clone(),
+            scorer,
             secrets,
-            cluster: crate::cluster::Cluster::new(&instance),
+            cluster,
             instance,
             directory,
             payments,
@@ -186,28 +220,108 @@ impl AppState {
             prober,
             manifests: crate::manifests::Manifests::new(),
             cmcd: crate::cmcd::Collector::default(),
+            reloader,
+            _following: following,
         };
-        *state.loaded_files.lock().unwrap_or_else(|e| e.into_inner()) =
-            fingerprint(&state.config.providers_dir, &state.config.policy_file);
-        let state = Arc::new(state);
-        state.apply_remote_windows(windows);
-        state.apply_drains(&drains);
-        tokio::spawn(consume_signals(Arc::downgrade(&state)));
-        crate::replicas::follow(&state);
-        Ok((state, task))
+        Ok((Arc::new(state), task))
     }
 
-    /// Reloads provider and policy files. A bad set is reported and the catalog in force stays;
-    /// a good one replaces it whole. `Ok(None)` when nothing changed since the last load.
+    /// Reloads provider and policy files (see [`Reload`]).
     pub fn reload(&self, force: bool) -> Result<Option<String>, Diagnostics> {
-        let files = fingerprint(&self.config.providers_dir, &self.config.policy_file);
+        self.reloader.reload(force)
+    }
+
+    /// The handles the scheduled jobs work with.
+    pub fn jobs(&self) -> Arc<crate::jobs::Context> {
+        Arc::new(crate::jobs::Context {
+            db: self.db.clone(),
+            instance: self.instance.clone(),
+            clock: self.clock.clone(),
+            catalog: self.catalog.clone(),
+            reload: self.reloader.clone(),
+            streams: self.streams.clone(),
+            rooms: self.rooms.clone(),
+            directory: self.directory.clone(),
+            scorer: self.scorer.clone(),
+            probing: self.probing(),
+        })
+    }
+
+    /// The handles a probe run works with.
+    pub fn probing(&self) -> Probing {
+        Probing {
+            catalog: self.catalog.clone(),
+            streams: self.streams.clone(),
+            cluster: self.cluster.clone(),
+            prober: self.prober.clone(),
+            rooms: self.rooms.clone(),
+            signals: self.signals.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// A graceful stop: writes every pending change (streams, scoring windows, rooms, service
+    /// nodes), each within `deadline`, and leaves the replica registry so that the others take
+    /// this replica's share at once.
+    pub async fn shutdown(&self, deadline: Duration) {
+        if let Err(e) = tokio::time::timeout(deadline, self.writer.flush()).await {
+            tracing::error!(error = %e, "pending changes not written before the deadline");
+        }
+        match tokio::time::timeout(
+            deadline,
+            crate::jobs::run_once(self.jobs(), "persist_scores"),
+        )
+        .await
+        {
+            Ok(Ok(summary)) => tracing::info!(%summary, "scoring windows saved"),
+            Ok(Err(e)) => tracing::error!(error = %e, "scoring windows not saved"),
+            Err(e) => tracing::error!(error = %e, "scoring windows not saved before the deadline"),
+        }
+        match tokio::time::timeout(deadline, self.rooms.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "room states not written"),
+            Err(e) => tracing::error!(error = %e, "room states not written before the deadline"),
+        }
+        match tokio::time::timeout(deadline, self.directory.writer().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "service nodes not written"),
+            Err(e) => tracing::error!(error = %e, "service nodes not written before the deadline"),
+        }
+        self.cluster.leave();
+        let (db, me) = (self.db.clone(), self.instance.clone());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.forget_replica(&me)).await {
+            tracing::warn!(error = %e, "replica not removed from the registry");
+        }
+    }
+}
+
+/// Reloads the catalog and what depends on it: the directory's and payment centres' keys, the
+/// signing cache, the rankings.
+struct Reloader {
+    providers_dir: std::path::PathBuf,
+    policy_file: std::path::PathBuf,
+    secrets: Arc<dyn Secrets>,
+    /// Fingerprint of the files the catalog in force was loaded from.
+    loaded_files: Mutex<String>,
+    catalog: SharedCatalog,
+    directory: Arc<Directory>,
+    payments: Arc<Ledger>,
+    signer: Signer,
+    scorer: Arc<Scorer>,
+    db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+impl Reload for Reloader {
+    fn reload(&self, force: bool) -> Result<Option<String>, Diagnostics> {
+        let files = fingerprint(&self.providers_dir, &self.policy_file);
         let mut loaded = self.loaded_files.lock().unwrap_or_else(|e| e.into_inner());
         if !force && *loaded == files {
             return Ok(None);
         }
         let result = Catalog::load(
-            &self.config.providers_dir,
-            &self.config.policy_file,
+            &self.providers_dir,
+            &self.policy_file,
             self.secrets.as_ref(),
             SecretMode::Require,
         );
@@ -241,11 +355,9 @@ impl AppState {
                 metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "error").increment(1);
                 metrics::gauge!(m::POLICY_ERRORS.name).set(1.0);
                 tracing::error!(problem = %e, "policy reload refused; the policy in force stays");
-                return Err(crate::vocab::Diagnostic::file(
-                    &self.config.policy_file,
-                    e.to_string(),
-                )
-                .into());
+                return Err(
+                    crate::vocab::Diagnostic::file(&self.policy_file, e.to_string()).into(),
+                );
             }
         };
         self.directory.set_keys(heartbeat_keys);
@@ -263,7 +375,7 @@ impl AppState {
         metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "ok").increment(1);
         metrics::gauge!(m::POLICY_ERRORS.name).set(0.0);
         init_provider_series(&self.catalog.load());
-        self.refresh_scores();
+        self.scorer.refresh();
         let db = self.db.clone();
         let (version, now) = (new.clone(), self.clock.now_ms());
         tokio::task::spawn_blocking(move || {
@@ -274,132 +386,6 @@ impl AppState {
         tracing::info!(version = %new, "policy reloaded");
         Ok(Some(new))
     }
-
-    /// Applies run-time drains (stored ones at start, an admin's, other replicas'), as
-    /// (provider, drained), and republishes the rankings.
-    pub fn apply_drains(&self, drains: &[(String, bool)]) {
-        {
-            let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-            for (provider, drained) in drains {
-                engine.set_drained(provider, *drained);
-            }
-        }
-        self.refresh_scores();
-    }
-
-    /// Takes in scoring windows other replicas (or this process before a restart) saved.
-    pub fn apply_remote_windows(&self, rows: Vec<crate::store::ScoreWindowRow>) {
-        let mut windows = Vec::with_capacity(rows.len());
-        for row in rows {
-            let kind = WindowKind::parse(&row.kind);
-            match (kind, serde_json::from_str::<Window>(&row.data)) {
-                (Some(kind), Ok(w)) => windows.push((kind, row.provider, row.key, w)),
-                _ => {
-                    tracing::warn!(replica = %row.replica, kind = %row.kind, "unreadable score window skipped")
-                }
-            }
-        }
-        let catalog = self.catalog.load();
-        self.engine
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .set_remote(windows, self.clock.now_ms(), &catalog.policy.scoring);
-    }
-
-    /// Rebuilds the scores snapshot now (the signal consumer does it continuously).
-    pub fn refresh_scores(&self) {
-        let catalog = self.catalog.load();
-        let snap = self
-            .engine
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .refresh(self.clock.now_ms(), &catalog);
-        export_scores(&snap);
-        self.scores.store(snap);
-    }
-}
-
-/// Least time between two snapshot rebuilds while signals flow.
-const REFRESH_EVERY: Duration = Duration::from_millis(100);
-/// Most time between two rebuilds when nothing arrives (hold times and decay still move).
-const IDLE_REFRESH: Duration = Duration::from_secs(1);
-/// How often the consumer drains the bus. It polls rather than waits on the channel: a consumer
-/// woken by every signal (a steering reload, a QoS report) costs the request threads a
-/// cross-thread wake-up each, more than the signal itself.
-const DRAIN_EVERY: Duration = Duration::from_millis(10);
-/// Most signals applied under one lock.
-const BATCH: usize = 4096;
-
-/// Applies signals to the engine as they arrive and keeps the snapshot fresh: a signal is
-/// applied at most `DRAIN_EVERY` after it was emitted, a change is published at most
-/// `REFRESH_EVERY` after it was applied, and the snapshot is rebuilt at least every
-/// `IDLE_REFRESH` (hold times and decay move without signals).
-async fn consume_signals(state: Weak<AppState>) {
-    use tokio::sync::mpsc::error::TryRecvError;
-    let Some(mut rx) = state.upgrade().and_then(|s| s.signals.take_receiver()) else {
-        return;
-    };
-    let mut last_refresh = Instant::now();
-    let mut dirty = false;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut tick = tokio::time::interval(DRAIN_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(state) = state.upgrade() else { return };
-        let mut closed = false;
-        loop {
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(s) => batch.push(s),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-            let full = batch.len() == BATCH;
-            let pooled = state.reloads.drain();
-            let reloads: u64 = pooled.iter().map(|(_, _, pool)| pool.reloads).sum();
-            if reloads > 0 {
-                metrics::counter!(m::SIGNALS.name, "kind" => "reload").increment(reloads);
-            }
-            let now = state.clock.now_ms();
-            let catalog = state.catalog.load();
-            let snap = {
-                let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
-                dirty |= !batch.is_empty() || !pooled.is_empty();
-                for s in batch.drain(..) {
-                    engine.apply(&s, now, &catalog.policy.scoring);
-                }
-                for (provider, region, pool) in &pooled {
-                    engine.apply_pooled_reloads(
-                        provider,
-                        region,
-                        pool,
-                        now,
-                        &catalog.policy.scoring,
-                    );
-                }
-                let due =
-                    last_refresh.elapsed() >= if dirty { REFRESH_EVERY } else { IDLE_REFRESH };
-                (!full && due).then(|| engine.refresh(now, &catalog))
-            };
-            if let Some(snap) = snap {
-                export_scores(&snap);
-                state.scores.store(snap);
-                last_refresh = Instant::now();
-                dirty = false;
-            }
-            if !full {
-                break;
-            }
-        }
-        if closed {
-            return;
-        }
-    }
 }
 
 /// Starts each enabled provider's signing-error counter at 0 (adding 0 to a running one), so
@@ -407,18 +393,6 @@ async fn consume_signals(state: Weak<AppState>) {
 fn init_provider_series(catalog: &Catalog) {
     for p in catalog.registry.iter() {
         metrics::counter!(m::SIGNING_ERRORS.name, "provider" => p.id().to_string()).increment(0);
-    }
-}
-
-/// Publishes each provider's cost and share per region.
-fn export_scores(snap: &Snapshot) {
-    for (region, rank) in &snap.regions {
-        for s in &rank.order {
-            metrics::gauge!(m::SCORE.name, "provider" => s.provider.clone(), "region" => region.clone())
-                .set(s.cost);
-            metrics::gauge!(m::SHARE.name, "provider" => s.provider.clone(), "region" => region.clone())
-                .set(s.share);
-        }
     }
 }
 

@@ -68,7 +68,7 @@ pub async fn scores(
     q: web::Query<ScoresQuery>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let snap = state.scores.load();
+    let snap = state.scorer.snapshot();
     let catalog = state.catalog.load();
     let regions: Vec<_> = match q.region.as_deref() {
         Some(r) => {
@@ -89,15 +89,12 @@ pub async fn scores(
             all
         }
     };
-    let drained: Vec<String> = {
-        let engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
-        engine
-            .drained()
-            .iter()
-            .cloned()
-            .chain(catalog.policy.scoring.drained.iter().cloned())
-            .collect()
-    };
+    let drained: Vec<String> = state
+        .scorer
+        .drained()
+        .into_iter()
+        .chain(catalog.policy.scoring.drained.iter().cloned())
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
         "generated_ms": snap.generated_ms,
         "policy_version": catalog.policy.version,
@@ -180,7 +177,7 @@ async fn set_drained(
         .await
         .map_err(|e| ApiError::new(Code::DatabaseUnavailable, e.to_string()))?
         .map_err(|e| ApiError::new(Code::DatabaseUnavailable, e.to_string()))?;
-    state.apply_drains(&[(id.to_string(), drained)]);
+    state.scorer.apply_drains(&[(id.to_string(), drained)]);
     tracing::warn!(provider = id, drained, "provider drain changed by admin");
     Ok(HttpResponse::Ok().json(json!({ "provider": id, "drained": drained })))
 }

@@ -104,8 +104,17 @@ pub async fn receive(
         }
     };
     drop(catalog);
+    let catalog = state.catalog.load_full();
+    let records = callbacks::Records {
+        catalog: &catalog,
+        streams: &state.streams,
+        db: &state.db,
+        rooms: &state.rooms,
+        signals: &state.signals,
+        clock: state.clock.as_ref(),
+    };
     let result = match parsed {
-        Ok(cb) => callbacks::handle(&state, provider.as_ref(), cb).await,
+        Ok(cb) => callbacks::handle(&records, provider.as_ref(), cb).await,
         Err(r) => Err(r),
     };
     match result {

@@ -62,18 +62,19 @@ impl Ranked {
         let catalog = state.catalog.load_full();
         let (region, _) = place(req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?;
         let now = state.clock.now_secs();
-        let decision = steering::play_candidates(
-            &catalog,
-            &state.signer,
-            &state.scores.load(),
-            region,
-            &stream,
-            protocol,
-            &[],
-            now,
-            &mut rand::rng(),
-        )
-        .map_err(|e| ApiError::new(Code::UnknownProtocol, e.to_string()))?;
+        let decision = state
+            .scorer
+            .rank_play(
+                &catalog,
+                &state.signer,
+                region,
+                &stream,
+                protocol,
+                &[],
+                now,
+                &mut rand::rng(),
+            )
+            .map_err(|e| ApiError::new(Code::UnknownProtocol, e.to_string()))?;
         let region = region.id.clone();
         Ok(Ranked {
             stream,

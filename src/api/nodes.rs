@@ -190,7 +190,12 @@ pub async fn heartbeat(
     // A chat node's rooms give those rooms chat presence (the room state machine); a
     // heartbeat without `rooms` leaves them as they are.
     let rooms = match (&hb.rooms, was_applied) {
-        (Some(list), true) => Some(crate::rooms::node_heartbeat(&state, &node.id, list)),
+        (Some(list), true) => Some(state.rooms.chat_presence_from_node(
+            &state.catalog.load().policy.rooms,
+            &node.id,
+            list,
+            state.clock.now_ms(),
+        )),
         _ => None,
     };
     Ok(HttpResponse::Ok().json(HeartbeatAnswer {

@@ -23,7 +23,6 @@ use super::streams::{hold, live};
 use super::{place, public_base};
 use crate::catalog::Catalog;
 use crate::codes::Code;
-use crate::signals::Signal;
 use crate::state::AppState;
 use crate::steering::{self, PathwayClone, SteeringSession};
 use crate::vocab::Protocol;
@@ -133,9 +132,8 @@ fn manifest(
         _ => place(req, &catalog, q.region.as_deref(), q.client_ip.as_deref())?.0,
     };
     let now = state.clock.now_secs();
-    let answer = steering::steer(
+    let answer = state.scorer.steer(
         &catalog,
-        &state.scores.load(),
         region,
         &stream,
         match flavour {
@@ -161,28 +159,6 @@ fn manifest(
                 region.id
             ),
         ));
-    }
-    for signal in answer.evidence {
-        match signal {
-            Signal::Reload {
-                provider,
-                region,
-                covered_ms,
-                throughput_bps,
-                needed_bps,
-                ..
-            } => state.reloads.add(
-                &catalog.policy.scoring,
-                &provider,
-                &region,
-                covered_ms,
-                throughput_bps,
-                needed_bps,
-            ),
-            other => {
-                state.signals.emit(other);
-            }
-        }
     }
     let generation = answer.session.generation;
     let reload = format!(

@@ -11,7 +11,7 @@ use crate::metrics as m;
 use crate::scoring::Pick;
 use crate::signals::Signal;
 use crate::state::AppState;
-use crate::steering::{self, Candidate, DecisionError, PushTarget};
+use crate::steering::{Candidate, DecisionError, PushTarget};
 use crate::streams::{Stream, StreamState};
 use crate::vocab::Protocol;
 use crate::vocab::ids::{is_valid_anchor_id, is_valid_stream_key};
@@ -116,20 +116,18 @@ pub async fn create(
     )?;
     let now_ms = state.clock.now_ms();
     let id = new_stream_id();
-    let plan = {
-        let mut engine = state.engine.lock().unwrap_or_else(|e| e.into_inner());
-        steering::push_plan(
+    let plan = state
+        .scorer
+        .plan_push(
             &catalog,
             &state.signer,
-            &mut engine,
             region,
             &body.anchor_id,
             &id,
             now_ms,
             &mut rand::rng(),
         )
-    }
-    .map_err(|e| ApiError::new(Code::NoProvider, e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::NoProvider, e.to_string()))?;
     let stream = Stream {
         id: id.clone(),
         anchor_id: body.anchor_id.clone(),
@@ -167,8 +165,7 @@ pub async fn create(
 /// merged yet), so every replica answers for every stream. Memory only, when it holds the id.
 pub(crate) async fn hold(state: &web::Data<AppState>, id: &str) {
     if state.streams.get(id).is_none() && is_valid_stream_key(id) {
-        let arc = state.clone().into_inner();
-        state.stream_reads.hold(&arc, id).await;
+        state.stream_reads.hold(&state.db, &state.streams, id).await;
     }
 }
 
@@ -428,24 +425,24 @@ fn answer(
     let stream = live(state, id)?;
     let (region, source) = place(req, &catalog, region, client_ip)?;
     let now = state.clock.now_secs();
-    let scores = state.scores.load();
-    let decision = steering::play_candidates(
-        &catalog,
-        &state.signer,
-        &scores,
-        region,
-        &stream,
-        protocol,
-        avoid,
-        now,
-        &mut rand::rng(),
-    )
-    .map_err(|e| match e {
-        DecisionError::ProtocolNotOffered(..) => {
-            ApiError::new(Code::UnknownProtocol, e.to_string())
-        }
-        DecisionError::NoIngest(_) => ApiError::new(Code::NoProvider, e.to_string()),
-    })?;
+    let decision = state
+        .scorer
+        .rank_play(
+            &catalog,
+            &state.signer,
+            region,
+            &stream,
+            protocol,
+            avoid,
+            now,
+            &mut rand::rng(),
+        )
+        .map_err(|e| match e {
+            DecisionError::ProtocolNotOffered(..) => {
+                ApiError::new(Code::UnknownProtocol, e.to_string())
+            }
+            DecisionError::NoIngest(_) => ApiError::new(Code::NoProvider, e.to_string()),
+        })?;
     if decision.candidates.is_empty() {
         return Err(ApiError::new(
             Code::NoProvider,

@@ -21,15 +21,17 @@ pub mod srs;
 
 use serde::Serialize;
 
+use crate::catalog::Catalog;
+use crate::clock::Clock;
 use crate::codes::Code;
 use crate::metrics as m;
 use crate::policy::rooms::RoomSettings;
 use crate::providers::signing::TokenError;
 use crate::providers::{Provider, ProviderKind};
-use crate::rooms::{Evidence, IngestEvent, RoomView};
-use crate::signals::{IngestSource, Signal};
-use crate::state::AppState;
-use crate::streams::{Stream, StreamState};
+use crate::rooms::{Evidence, IngestEvent, RoomView, Rooms};
+use crate::signals::{IngestSource, Signal, SignalBus};
+use crate::store::Db;
+use crate::streams::{Stream, StreamState, StreamTable};
 use crate::vocab::Secrets;
 use crate::vocab::ids::is_valid_stream_key;
 
@@ -186,10 +188,21 @@ fn token_refusal(e: TokenError) -> Refusal {
     }
 }
 
+/// What a callback is checked against and changes: narrow handles on the records, lent by the
+/// handler.
+pub struct Records<'a> {
+    pub catalog: &'a Catalog,
+    pub streams: &'a StreamTable,
+    pub db: &'a Db,
+    pub rooms: &'a Rooms,
+    pub signals: &'a SignalBus,
+    pub clock: &'a dyn Clock,
+}
+
 /// The stream a callback names: from memory, or from the database when another replica (or
 /// this one before a restart) created it. `None` when livesteer never issued it.
 async fn find_stream(
-    state: &AppState,
+    state: &Records<'_>,
     key: &str,
 ) -> Result<Option<std::sync::Arc<Stream>>, Refusal> {
     if let Some(s) = state.streams.get(key) {
@@ -217,7 +230,7 @@ async fn find_stream(
 
 /// Checks an accepted-format callback against livesteer's records and applies it.
 pub async fn handle(
-    state: &AppState,
+    state: &Records<'_>,
     provider: &dyn Provider,
     cb: Callback,
 ) -> Result<Accepted, Refusal> {
@@ -324,7 +337,7 @@ pub async fn handle(
         Action::Update { bitrate_kbps } => Evidence::Flowing { bitrate_kbps },
         Action::Other(_) => unreachable!("handled above"),
     };
-    let catalog = state.catalog.load();
+    let catalog = state.catalog;
     let room = state.rooms.ingest(
         &catalog.policy.rooms,
         &IngestEvent {

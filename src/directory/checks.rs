@@ -1,23 +1,28 @@
 //! The directory's jobs: active health checks of static nodes (`check_nodes`) and loading the
 //! heartbeats other replicas wrote (`sync_nodes`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::Check;
+use super::{Check, Directory};
+use crate::clock::Clock;
 use crate::metrics as m;
+use crate::policy::Policy;
 use crate::policy::services::HealthCheck;
-use crate::state::AppState;
+use crate::store::Db;
 
 /// Registered nodes unheard of for this long are forgotten (memory and database).
 pub const FORGET_AFTER_MS: i64 = 7 * 86_400_000;
 
 /// Checks every static node that has a health check, concurrently, records the results,
 /// forgets long-silent registered nodes and refreshes the healthy-node gauges.
-pub async fn check_nodes(state: Arc<AppState>) -> anyhow::Result<String> {
-    let policy = state.catalog.load().policy.clone();
+pub async fn check_nodes(
+    directory: &Directory,
+    db: &Db,
+    policy: &Policy,
+    clock: &dyn Clock,
+) -> anyhow::Result<String> {
     let services = &policy.services;
     let timeout = Duration::from_millis(services.health_check_timeout_ms);
     let client = reqwest::Client::builder()
@@ -37,7 +42,7 @@ pub async fn check_nodes(state: Arc<AppState>) -> anyhow::Result<String> {
     let (mut up, mut down) = (0, 0);
     while let Some(joined) = set.join_next().await {
         let (id, result) = joined?;
-        let now = state.clock.now_ms();
+        let now = clock.now_ms();
         let check = match result {
             Ok(()) => {
                 up += 1;
@@ -49,7 +54,7 @@ pub async fn check_nodes(state: Arc<AppState>) -> anyhow::Result<String> {
             }
             Err(e) => {
                 down += 1;
-                if state.directory.check(&id).is_none_or(|c| c.healthy) {
+                if directory.check(&id).is_none_or(|c| c.healthy) {
                     tracing::warn!(node = %id, error = %e, "static node failed its health check");
                 }
                 Check {
@@ -59,25 +64,24 @@ pub async fn check_nodes(state: Arc<AppState>) -> anyhow::Result<String> {
                 }
             }
         };
-        state.directory.set_check(&id, check);
+        directory.set_check(&id, check);
     }
-    let now = state.clock.now_ms();
-    let forgotten = state.directory.forget_unseen(now - FORGET_AFTER_MS);
+    let now = clock.now_ms();
+    let forgotten = directory.forget_unseen(now - FORGET_AFTER_MS);
     if forgotten > 0 {
-        let db = state.db.clone();
+        let db = db.clone();
         tokio::task::spawn_blocking(move || db.delete_nodes_unseen_since(now - FORGET_AFTER_MS))
             .await??;
     }
-    publish_gauges(&state, now);
+    publish_gauges(directory, policy, now);
     Ok(format!(
         "{up} static node(s) healthy, {down} failing; {forgotten} silent node(s) forgotten"
     ))
 }
 
 /// Sets `livesteer_service_nodes_healthy` for every kind and region of the policy.
-pub fn publish_gauges(state: &AppState, now_ms: i64) {
-    let policy = state.catalog.load().policy.clone();
-    for ((kind, region), n) in state.directory.healthy_counts(&policy, now_ms) {
+pub fn publish_gauges(directory: &Directory, policy: &Policy, now_ms: i64) {
+    for ((kind, region), n) in directory.healthy_counts(policy, now_ms) {
         metrics::gauge!(m::SERVICE_NODES_HEALTHY.name, "kind" => kind.as_str(), "region" => region)
             .set(n as f64);
     }
@@ -118,11 +122,11 @@ fn one_line(e: &dyn std::error::Error) -> String {
 }
 
 /// Loads node rows other replicas wrote since the last sync.
-pub async fn sync_nodes(state: Arc<AppState>) -> anyhow::Result<String> {
-    let since = state.directory.sync_from_ms();
-    let db = state.db.clone();
+pub async fn sync_nodes(directory: &Directory, db: &Db) -> anyhow::Result<String> {
+    let since = directory.sync_from_ms();
+    let db = db.clone();
     let rows = tokio::task::spawn_blocking(move || db.nodes_updated_since(since)).await??;
-    let taken = state.directory.merge_rows(&rows);
+    let taken = directory.merge_rows(&rows);
     Ok(format!(
         "{} row(s) read, {taken} newer than memory",
         rows.len()

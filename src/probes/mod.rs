@@ -46,13 +46,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::catalog::SharedCatalog;
+use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::metrics as m;
 use crate::policy::rooms::{ProbeKind, ProbeSettings, StatsEndpoint, StatsKind};
 use crate::providers::Provider;
-use crate::rooms::{Evidence, IngestEvent};
-use crate::signals::{IngestSource, Signal};
-use crate::state::AppState;
-use crate::streams::Stream;
+use crate::rooms::{Evidence, IngestEvent, Rooms};
+use crate::signals::{IngestSource, Signal, SignalBus};
+use crate::streams::{Stream, StreamTable};
 use crate::vocab::Protocol;
 
 /// A probe's verdict.
@@ -583,8 +585,21 @@ struct Job {
     kind: ProbeKind,
 }
 
+/// What a probe run reads and changes: narrow handles on the catalog, the streams, this
+/// replica's share, the prober's memory, the rooms and the signal bus.
+#[derive(Clone)]
+pub struct Probing {
+    pub catalog: SharedCatalog,
+    pub streams: Arc<StreamTable>,
+    pub cluster: Arc<Cluster>,
+    pub prober: Arc<Prober>,
+    pub rooms: Arc<Rooms>,
+    pub signals: Arc<SignalBus>,
+    pub clock: Arc<dyn Clock>,
+}
+
 /// Providers carrying a stream: those it is pushed to, and enabled CDNs pulling from them.
-fn carriers(state: &AppState, stream: &Stream) -> Vec<Arc<dyn Provider>> {
+fn carriers(state: &Probing, stream: &Stream) -> Vec<Arc<dyn Provider>> {
     let catalog = state.catalog.load();
     catalog
         .registry
@@ -595,12 +610,12 @@ fn carriers(state: &AppState, stream: &Stream) -> Vec<Arc<dyn Provider>> {
 }
 
 /// Probes every live stream once and applies the verdicts; returns one report per probe.
-pub async fn run_once(state: &Arc<AppState>) -> Vec<ProbeReport> {
+pub async fn run_once(state: &Probing) -> Vec<ProbeReport> {
     run(state).await.0
 }
 
 /// As [`run_once`], also returning the scopes counted as failing delivery, with their share.
-async fn run(state: &Arc<AppState>) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
+async fn run(state: &Probing) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
     let catalog = state.catalog.load_full();
     let s = catalog.policy.probes.clone();
     let min_kbps = catalog.policy.rooms.min_bitrate_kbps;
@@ -611,6 +626,7 @@ async fn run(state: &Arc<AppState>) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
         .into_iter()
         .filter(|stream| state.cluster.owns(&stream.id))
         .collect();
+    let shared = Arc::new(state.clone());
     let global = Arc::new(Semaphore::new(s.concurrency));
     let mut per_provider: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut jobs = Vec::new();
@@ -660,7 +676,7 @@ async fn run(state: &Arc<AppState>) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
             .entry(provider_id.clone())
             .or_insert_with(|| Arc::new(Semaphore::new(s.per_provider_concurrency)))
             .clone();
-        let (global, state, s) = (global.clone(), state.clone(), s.clone());
+        let (global, state, s) = (global.clone(), shared.clone(), s.clone());
         set.spawn(async move {
             let _g = global.acquire_owned().await;
             let _p = sem.acquire_owned().await;
@@ -731,7 +747,7 @@ async fn run(state: &Arc<AppState>) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
             .entry(job.provider.id().to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(s.per_provider_concurrency)))
             .clone();
-        let (global, state, s) = (global.clone(), state.clone(), s.clone());
+        let (global, state, s) = (global.clone(), shared.clone(), s.clone());
         set.spawn(async move {
             let _g = global.acquire_owned().await;
             let _p = sem.acquire_owned().await;
@@ -779,7 +795,7 @@ async fn run(state: &Arc<AppState>) -> (Vec<ProbeReport>, Vec<(Scope, f64)>) {
 /// One FLV or HLS probe: its report, and what it learned about its scope's edge (nothing when
 /// no URL could be made).
 async fn probe_one(
-    state: &Arc<AppState>,
+    state: &Probing,
     job: &Job,
     s: &ProbeSettings,
     min_kbps: f64,
@@ -909,7 +925,7 @@ fn report(
 /// Turns a verdict into room evidence and an ingest signal (errors change nothing here; the run
 /// counts transport failures per scope).
 fn apply(
-    state: &AppState,
+    state: &Probing,
     provider: &str,
     stream: &Stream,
     kind: &'static str,
@@ -958,8 +974,8 @@ fn apply(
 }
 
 /// The `probe_streams` job.
-pub async fn probe_streams(state: Arc<AppState>) -> anyhow::Result<String> {
-    let (reports, failing) = run(&state).await;
+pub async fn probe_streams(state: &Probing) -> anyhow::Result<String> {
+    let (reports, failing) = run(state).await;
     let mut by: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &reports {
         *by.entry(r.outcome).or_default() += 1;

@@ -662,34 +662,6 @@ fn publish_counts(counts: &[usize; 4]) {
     }
 }
 
-/// The `sweep_rooms` job: advances every room's timers.
-pub async fn sweep_rooms(state: std::sync::Arc<crate::state::AppState>) -> anyhow::Result<String> {
-    let catalog = state.catalog.load();
-    let sum = state
-        .rooms
-        .sweep(&catalog.policy.rooms, state.clock.now_ms());
-    Ok(format!(
-        "{} transition(s), {} offline room(s) forgotten",
-        sum.transitions, sum.forgotten
-    ))
-}
-
-/// [`Rooms::chat_presence_from_node`] with the policy and clock in force: what the node
-/// heartbeat handler calls.
-pub fn node_heartbeat(
-    state: &crate::state::AppState,
-    node_id: &str,
-    anchor_ids: &[String],
-) -> usize {
-    let catalog = state.catalog.load();
-    state.rooms.chat_presence_from_node(
-        &catalog.policy.rooms,
-        node_id,
-        anchor_ids,
-        state.clock.now_ms(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

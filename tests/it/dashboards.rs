@@ -621,7 +621,7 @@ async fn traffic(app: &TestApp, round: u32) {
 
     // Background jobs, as their schedules would run them.
     for job in ["check_nodes", "sweep_rooms", "probe_streams"] {
-        livesteer::jobs::run_once(app.state.clone(), job)
+        livesteer::jobs::run_once(app.state.jobs(), job)
             .await
             .unwrap_or_else(|e| panic!("{job}: {e}"));
     }

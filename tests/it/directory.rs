@@ -289,7 +289,7 @@ async fn static_nodes_are_health_checked_and_api_edges_fail_over() {
     // Before the first check both edges count as healthy: tw gets its own first.
     let (_, a) = app.get("/v1/resolve?services=api&region=tw").await;
     assert_eq!(node_ids(&a, "api"), ["api-tw", "api-hk"]);
-    let summary = livesteer::jobs::run_once(app.state.clone(), "check_nodes")
+    let summary = livesteer::jobs::run_once(app.state.jobs(), "check_nodes")
         .await
         .unwrap();
     assert!(
@@ -584,7 +584,7 @@ async fn replicas_share_heartbeats(db: TestDb) {
     a.state.directory.writer().flush().await.unwrap();
     let (_, r) = b.get("/v1/resolve?services=im&region=hk").await;
     assert!(node_ids(&r, "im").is_empty(), "b has not synced yet");
-    livesteer::jobs::run_once(b.state.clone(), "sync_nodes")
+    livesteer::jobs::run_once(b.state.jobs(), "sync_nodes")
         .await
         .unwrap();
     let (_, r) = b.get("/v1/resolve?services=im&region=hk").await;

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use livesteer::jobs::{self, Job, Scope};
-use livesteer::state::AppState;
+use livesteer::jobs::{self, Context, Job, Scope};
 use livesteer::store::testing::TestDb;
 
 use crate::support::TestApp;
@@ -12,7 +11,7 @@ fn cluster_job() -> Job {
     Job {
         name: "test_cluster_job",
         scope: Scope::Cluster,
-        run: |s: Arc<AppState>| Box::pin(async move { Ok(format!("ran on {}", s.instance)) }),
+        run: |s: Arc<Context>| Box::pin(async move { Ok(format!("ran on {}", s.instance)) }),
     }
 }
 
@@ -20,15 +19,15 @@ async fn one_replica_runs_cluster_jobs(db: TestDb) {
     let a = TestApp::builder(&db).start().await;
     let b = TestApp::builder(&db).start().await;
     assert_ne!(a.state.instance, b.state.instance);
-    let first = jobs::run_job(a.state.clone(), cluster_job()).await.unwrap();
+    let first = jobs::run_job(a.state.jobs(), cluster_job()).await.unwrap();
     assert_eq!(first, Some(format!("ran on {}", a.state.instance)));
     // B is refused while A's lease lasts; A renews and runs again.
     assert_eq!(
-        jobs::run_job(b.state.clone(), cluster_job()).await.unwrap(),
+        jobs::run_job(b.state.jobs(), cluster_job()).await.unwrap(),
         None
     );
     assert!(
-        jobs::run_job(a.state.clone(), cluster_job())
+        jobs::run_job(a.state.jobs(), cluster_job())
             .await
             .unwrap()
             .is_some()
@@ -53,17 +52,17 @@ async fn postgres_one_replica_runs_cluster_jobs() {
 async fn sweep_streams_runs_by_name() {
     let db = TestDb::sqlite();
     let app = TestApp::builder(&db).start().await;
-    let summary = jobs::run_once(app.state.clone(), "sweep_streams")
+    let summary = jobs::run_once(app.state.jobs(), "sweep_streams")
         .await
         .unwrap();
     assert_eq!(summary, "dropped 0 ended stream(s)");
-    assert!(jobs::run_once(app.state.clone(), "nope").await.is_err());
+    assert!(jobs::run_once(app.state.jobs(), "nope").await.is_err());
     app.stop().await;
 }
 
 /// The streams `app` probed in one run of its probes.
 async fn probed_by(app: &TestApp) -> std::collections::BTreeSet<String> {
-    livesteer::probes::run_once(&app.state)
+    livesteer::probes::run_once(&app.state.probing())
         .await
         .into_iter()
         .map(|r| r.stream_id)
@@ -170,10 +169,10 @@ async fn postgres_probes_are_divided_among_live_replicas() {
 async fn one_replica_tidies(db: TestDb) {
     let a = TestApp::builder(&db).start().await;
     let b = TestApp::builder(&db).start().await;
-    jobs::run_once(a.state.clone(), "persist_scores")
+    jobs::run_once(a.state.jobs(), "persist_scores")
         .await
         .unwrap();
-    jobs::run_once(b.state.clone(), "persist_scores")
+    jobs::run_once(b.state.jobs(), "persist_scores")
         .await
         .unwrap();
     let (holder, _) = db.lease_holder(jobs::TIDY_LEASE).unwrap().unwrap();

@@ -100,7 +100,9 @@ async fn nginx_rtmp_publish_goes_live_then_stalled_then_offline() {
         let state = app.state.clone();
         tokio::spawn(async move {
             loop {
-                livesteer::rooms::sweep_rooms(state.clone()).await.unwrap();
+                livesteer::jobs::run_once(state.jobs(), "sweep_rooms")
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -182,7 +184,7 @@ async fn nginx_rtmp_publish_goes_live_then_stalled_then_offline() {
     let deadline = Instant::now() + Duration::from_secs(25);
     let (mut stat_ok, mut hls_ok) = (false, false);
     while !(stat_ok && hls_ok) {
-        for r in livesteer::probes::run_once(&app.state).await {
+        for r in livesteer::probes::run_once(&app.state.probing()).await {
             assert_eq!(r.stream_id, stream);
             if r.outcome == "healthy" && r.bitrate_kbps.is_some_and(|k| k > 0.0) {
                 stat_ok |= r.kind == "nginx_stat";

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use livesteer::clock::{Clock, ManualClock};
+use livesteer::clock::ManualClock;
 use livesteer::store::testing::TestDb;
 use serde_json::Value;
 
@@ -211,11 +211,12 @@ impl World {
     /// One probe run, a probe interval after the last; (provider → outcome).
     async fn probe(&self) -> Vec<(String, &'static str)> {
         self.clock.advance_ms(INTERVAL_MS);
-        let mut out: Vec<(String, &'static str)> = livesteer::probes::run_once(&self.app.state)
-            .await
-            .into_iter()
-            .map(|r| (r.provider, r.outcome))
-            .collect();
+        let mut out: Vec<(String, &'static str)> =
+            livesteer::probes::run_once(&self.app.state.probing())
+                .await
+                .into_iter()
+                .map(|r| (r.provider, r.outcome))
+                .collect();
         out.sort();
         out
     }
@@ -233,14 +234,7 @@ impl World {
 
     /// The delivery evidence `provider` holds in `tw`, as the engine has it now.
     fn samples(&self, provider: &str) -> f64 {
-        let s = self.app.state.catalog.load().policy.scoring.clone();
-        self.app
-            .state
-            .engine
-            .lock()
-            .unwrap()
-            .delivery_score(provider, "tw", self.clock.now_ms(), &s)
-            .samples
+        self.app.state.scorer.delivery_score(provider, "tw").samples
     }
 
     /// Waits until the signal consumer has applied what the last run emitted (`provider` holds
@@ -248,7 +242,7 @@ impl World {
     async fn settle(&self, provider: &str, samples: f64) {
         for _ in 0..100 {
             if self.samples(provider) >= samples - 1e-9 {
-                self.app.state.refresh_scores();
+                self.app.state.scorer.refresh();
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -262,7 +256,7 @@ impl World {
     /// Lets the consumer apply anything pending (for "nothing was emitted"), then rebuilds.
     async fn quiet(&self) {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        self.app.state.refresh_scores();
+        self.app.state.scorer.refresh();
     }
 
     async fn play_order(&self, stream: &str) -> Vec<String> {
@@ -284,7 +278,12 @@ impl World {
     }
 
     fn cost(&self, provider: &str) -> f64 {
-        self.app.state.scores.load().cost("tw", provider).unwrap()
+        self.app
+            .state
+            .scorer
+            .snapshot()
+            .cost("tw", provider)
+            .unwrap()
     }
 }
 
@@ -423,14 +422,8 @@ async fn a_5xx_and_a_timeout_count_as_a_dead_edge_and_a_404_does_not() {
             // evidence for its anchor), not a dead edge for the region.
             assert_eq!(w.samples("edge-a"), 0.0, "{mode:?}");
             assert_eq!(w.cost("edge-a"), w.cost("edge-b"), "{mode:?}");
-            let s = w.app.state.catalog.load().policy.scoring.clone();
-            let engine = w.app.state.engine.lock().unwrap();
-            let now = w.clock.now_ms();
-            let unhealthy = |p| {
-                engine
-                    .ingest_unhealthy(p, "anchor-bad-edge", "tw", now, &s)
-                    .0
-            };
+            let scorer = &w.app.state.scorer;
+            let unhealthy = |p| scorer.ingest_unhealthy(p, "anchor-bad-edge", "tw").0;
             assert!(unhealthy("edge-a") > 2.0 * unhealthy("edge-b"), "{mode:?}");
         }
         a.stop().await;
@@ -505,7 +498,7 @@ async fn an_edge_slower_than_real_time_counts_as_dead_unless_the_limit_is_off() 
         a.set(Mode::Slow);
         for run in 1..=2 {
             w.clock.advance_ms(INTERVAL_MS);
-            let reports = livesteer::probes::run_once(&w.app.state).await;
+            let reports = livesteer::probes::run_once(&w.app.state.probing()).await;
             let on_a = reports.iter().find(|r| r.provider == "edge-a").unwrap();
             assert_eq!(on_a.outcome, outcome, "factor {limit}: {on_a:?}");
             if outcome == "error" {

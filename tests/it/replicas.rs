@@ -234,7 +234,7 @@ async fn a_room_state_reached_through_one_replica_holds_on_the_other_within_a_se
     // The encoder stops; the origin's unpublish reaches B, whose timers take the room down.
     srs(&b, "srs-on_unpublish.json", &stream, &token).await;
     let offline = within(Duration::from_secs(2), async || {
-        livesteer::rooms::sweep_rooms(b.state.clone())
+        livesteer::jobs::run_once(b.state.jobs(), "sweep_rooms")
             .await
             .unwrap();
         room_state(&b, anchor).await == "offline"
@@ -369,7 +369,9 @@ async fn a_rooms_inputs_spread_over_three_replicas_make_it_live_on_all() {
         let state = std::sync::Arc::downgrade(&app.state);
         tokio::spawn(async move {
             while let Some(s) = state.upgrade() {
-                livesteer::rooms::sweep_rooms(s).await.unwrap();
+                livesteer::jobs::run_once(s.jobs(), "sweep_rooms")
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });

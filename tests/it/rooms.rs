@@ -89,7 +89,7 @@ async fn srs_hooks_drive_the_room(db: TestDb) {
     // The anchor's encoder drops: within the stall grace the room stays live.
     let (status, _) = srs(&app, srs_hook("srs-on_unpublish.json", &stream, &token)).await;
     assert_eq!(status, 200);
-    livesteer::rooms::sweep_rooms(app.state.clone())
+    livesteer::jobs::run_once(app.state.jobs(), "sweep_rooms")
         .await
         .unwrap();
     assert_eq!(state_of(&app, anchor).await, "live");
@@ -512,7 +512,7 @@ async fn stats_probes_read_srs_answers_and_dead_providers_are_left_alone() {
         "live stream reloaded"
     );
 
-    let reports = livesteer::probes::run_once(&app.state).await;
+    let reports = livesteer::probes::run_once(&app.state.probing()).await;
     let by: HashMap<(String, &str), &str> = reports
         .iter()
         .map(|r| ((r.provider.clone(), r.kind), r.outcome))
@@ -534,8 +534,8 @@ async fn stats_probes_read_srs_answers_and_dead_providers_are_left_alone() {
     assert_eq!(room["providers"], json!(["local-srs"]));
 
     // The dead provider: after breaker_failures transport failures it is skipped, not hammered.
-    livesteer::probes::run_once(&app.state).await;
-    let third = livesteer::probes::run_once(&app.state).await;
+    livesteer::probes::run_once(&app.state.probing()).await;
+    let third = livesteer::probes::run_once(&app.state.probing()).await;
     let nginx = third.iter().find(|r| r.provider == "local-nginx").unwrap();
     assert_eq!(nginx.outcome, "skipped", "{third:?}");
     // Errors change no state: the room is still live on local-srs only.

@@ -467,7 +467,7 @@ async fn admin_drain_and_reload() {
     assert_eq!(app.state.catalog.load().policy.version, version);
     // The file watcher sees the same bad file and keeps the policy too.
     assert!(
-        livesteer::jobs::run_once(app.state.clone(), "reload_policy")
+        livesteer::jobs::run_once(app.state.jobs(), "reload_policy")
             .await
             .is_ok()
     );
@@ -481,7 +481,7 @@ async fn admin_drain_and_reload() {
         ),
     )
     .unwrap();
-    let summary = livesteer::jobs::run_once(app.state.clone(), "reload_policy")
+    let summary = livesteer::jobs::run_once(app.state.jobs(), "reload_policy")
         .await
         .unwrap();
     assert!(summary.starts_with("loaded policy"), "{summary}");
@@ -538,36 +538,28 @@ async fn replicas_share_what_they_learn(db: TestDb) {
     assert_eq!(a.post("/v1/qos", json!(batch)).await.0, 200);
     assert!(eventually(async || first(&a.get(&play).await.1) == "alibaba").await);
     // A saves its windows, B takes them in: B ranks with what A heard.
-    livesteer::jobs::run_once(a.state.clone(), "persist_scores")
+    livesteer::jobs::run_once(a.state.jobs(), "persist_scores")
         .await
         .unwrap();
-    let summary = livesteer::jobs::run_once(b.state.clone(), "persist_scores")
+    let summary = livesteer::jobs::run_once(b.state.jobs(), "persist_scores")
         .await
         .unwrap();
     assert!(summary.contains("took in"), "{summary}");
-    b.state.refresh_scores();
+    b.state.scorer.refresh();
     assert_eq!(first(&b.get(&play).await.1), "alibaba");
     // B saved nothing of its own: A counts A's windows once, not twice. (Once every report is
     // applied: the first reorder can come before the last of the batch, whose last hundred are
     // Alibaba's.)
-    let applied = eventually(async || {
-        let catalog = a.state.catalog.load();
-        let now = a.state.clock.now_ms();
-        let engine = a.state.engine.lock().unwrap();
-        engine
-            .delivery_score("alibaba", "tw", now, &catalog.policy.scoring)
-            .samples
-            > 80.0
-    })
-    .await;
+    let applied =
+        eventually(async || a.state.scorer.delivery_score("alibaba", "tw").samples > 80.0).await;
     assert!(applied, "the reports never all reached the engine");
-    a.state.refresh_scores();
-    let before = a.state.scores.load().cost("tw", "tencent").unwrap();
-    livesteer::jobs::run_once(a.state.clone(), "persist_scores")
+    a.state.scorer.refresh();
+    let before = a.state.scorer.snapshot().cost("tw", "tencent").unwrap();
+    livesteer::jobs::run_once(a.state.jobs(), "persist_scores")
         .await
         .unwrap();
-    a.state.refresh_scores();
-    let after = a.state.scores.load().cost("tw", "tencent").unwrap();
+    a.state.scorer.refresh();
+    let after = a.state.scorer.snapshot().cost("tw", "tencent").unwrap();
     assert!((before - after).abs() < 0.02, "{before} vs {after}");
     a.stop().await;
     b.stop().await;

@@ -317,7 +317,7 @@ async fn slow_reloads_from_a_region_move_new_viewers() {
     }
     let mut moved = false;
     for _ in 0..50 {
-        app.state.refresh_scores();
+        app.state.scorer.refresh();
         if first(&app.get(&play).await.1) == "alibaba" {
             moved = true;
             break;

@@ -17,8 +17,35 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use crate::catalog::{Reload, SharedCatalog};
+use crate::clock::Clock;
+use crate::directory::Directory;
 use crate::metrics as m;
-use crate::state::AppState;
+use crate::probes::Probing;
+use crate::rooms::Rooms;
+use crate::scorer::Scorer;
+use crate::store::Db;
+use crate::streams::StreamTable;
+
+mod bodies;
+
+pub use bodies::scores_horizon_ms;
+
+/// What the jobs read and change: narrow handles, handed over by the composition root.
+#[derive(Clone)]
+pub struct Context {
+    pub db: Db,
+    /// This process among replicas: the holder name of job leases.
+    pub instance: String,
+    pub clock: Arc<dyn Clock>,
+    pub catalog: SharedCatalog,
+    pub reload: Arc<dyn Reload>,
+    pub streams: Arc<StreamTable>,
+    pub rooms: Arc<Rooms>,
+    pub directory: Arc<Directory>,
+    pub scorer: Arc<Scorer>,
+    pub probing: Probing,
+}
 
 /// What a run returns: a short summary for the log.
 pub type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<String>> + Send>>;
@@ -37,7 +64,7 @@ pub enum Scope {
 pub struct Job {
     pub name: &'static str,
     pub scope: Scope,
-    pub run: fn(Arc<AppState>) -> JobFuture,
+    pub run: fn(Arc<Context>) -> JobFuture,
 }
 
 impl std::fmt::Debug for Job {
@@ -54,37 +81,37 @@ pub const JOBS: &[Job] = &[
     Job {
         name: "sweep_streams",
         scope: Scope::Replica,
-        run: |s| Box::pin(sweep_streams(s)),
+        run: |s| Box::pin(bodies::sweep_streams(s)),
     },
     Job {
         name: "persist_scores",
         scope: Scope::Replica,
-        run: |s| Box::pin(persist_scores(s)),
+        run: |s| Box::pin(bodies::persist_scores(s)),
     },
     Job {
         name: "reload_policy",
         scope: Scope::Replica,
-        run: |s| Box::pin(reload_policy(s)),
+        run: |s| Box::pin(bodies::reload_policy(s)),
     },
     Job {
         name: "check_nodes",
         scope: Scope::Replica,
-        run: |s| Box::pin(crate::directory::checks::check_nodes(s)),
+        run: |s| Box::pin(bodies::check_nodes(s)),
     },
     Job {
         name: "sync_nodes",
         scope: Scope::Replica,
-        run: |s| Box::pin(crate::directory::checks::sync_nodes(s)),
+        run: |s| Box::pin(bodies::sync_nodes(s)),
     },
     Job {
         name: "probe_streams",
         scope: Scope::Replica,
-        run: |s| Box::pin(crate::probes::probe_streams(s)),
+        run: |s| Box::pin(bodies::probe_streams(s)),
     },
     Job {
         name: "sweep_rooms",
         scope: Scope::Replica,
-        run: |s| Box::pin(crate::rooms::sweep_rooms(s)),
+        run: |s| Box::pin(bodies::sweep_rooms(s)),
     },
 ];
 
@@ -99,14 +126,14 @@ pub const TIDY_LEASE: &str = "tidy";
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
 /// Starts one task per job.
-pub fn spawn_all(state: Arc<AppState>) {
+pub fn spawn_all(state: Arc<Context>) {
     for job in JOBS {
         tokio::spawn(schedule_loop(state.clone(), *job));
     }
 }
 
 /// Runs a job now, outside its schedule (the lease is still respected for cluster jobs).
-pub async fn run_once(state: Arc<AppState>, name: &str) -> anyhow::Result<String> {
+pub async fn run_once(state: Arc<Context>, name: &str) -> anyhow::Result<String> {
     let job = JOBS
         .iter()
         .find(|j| j.name == name)
@@ -116,7 +143,7 @@ pub async fn run_once(state: Arc<AppState>, name: &str) -> anyhow::Result<String
         .map(|s| s.unwrap_or_else(|| "skipped: another replica holds the lease".into()))
 }
 
-async fn schedule_loop(state: Arc<AppState>, job: Job) {
+async fn schedule_loop(state: Arc<Context>, job: Job) {
     loop {
         let next = state
             .catalog
@@ -144,7 +171,7 @@ async fn schedule_loop(state: Arc<AppState>, job: Job) {
 }
 
 /// One run: `Ok(None)` when another replica holds the lease.
-pub async fn run_job(state: Arc<AppState>, job: Job) -> anyhow::Result<Option<String>> {
+pub async fn run_job(state: Arc<Context>, job: Job) -> anyhow::Result<Option<String>> {
     if job.scope == Scope::Cluster && !acquire_lease(&state, job.name).await? {
         metrics::counter!(m::JOB_RUNS.name, "job" => job.name, "outcome" => "skipped").increment(1);
         return Ok(None);
@@ -160,7 +187,7 @@ pub async fn run_job(state: Arc<AppState>, job: Job) -> anyhow::Result<Option<St
     result.map(Some)
 }
 
-async fn acquire_lease(state: &Arc<AppState>, name: &'static str) -> anyhow::Result<bool> {
+async fn acquire_lease(state: &Context, name: &'static str) -> anyhow::Result<bool> {
     let db = state.db.clone();
     let holder = state.instance.clone();
     let now = state.clock.now_ms();
@@ -168,70 +195,4 @@ async fn acquire_lease(state: &Arc<AppState>, name: &'static str) -> anyhow::Res
         tokio::task::spawn_blocking(move || db.try_acquire_lease(name, &holder, now, LEASE_TTL_MS))
             .await??,
     )
-}
-
-/// Drops streams that ended more than an hour ago from memory (they stay in the database).
-async fn sweep_streams(state: Arc<AppState>) -> anyhow::Result<String> {
-    let cutoff = state.clock.now_ms() - 3_600_000;
-    let dropped = state.streams.sweep_ended(cutoff);
-    Ok(format!("dropped {dropped} ended stream(s)"))
-}
-
-/// Reloads provider and policy files when they changed on disk.
-async fn reload_policy(state: Arc<AppState>) -> anyhow::Result<String> {
-    match state.reload(false) {
-        Ok(Some(version)) => Ok(format!("loaded policy {version}")),
-        Ok(None) => Ok("unchanged".into()),
-        Err(d) => Err(anyhow::anyhow!(
-            "files refused, the policy in force stays:\n{d}"
-        )),
-    }
-}
-
-/// How far back saved scoring windows are read, and when they are forgotten: eight of the
-/// longer half-life, after which a window holds under 0.4% of what it held.
-pub fn scores_horizon_ms(s: &crate::policy::scoring::ScoringSettings) -> i64 {
-    (8.0 * s.half_life_ms.max(s.ingest_half_life_ms)) as i64
-}
-
-/// Saves this replica's scoring windows and takes in the other replicas' latest ones, so that
-/// replicas sharing a database rank with what all of them heard, and a restart forgets nothing.
-async fn persist_scores(state: Arc<AppState>) -> anyhow::Result<String> {
-    let now = state.clock.now_ms();
-    let catalog = state.catalog.load();
-    let windows = state
-        .engine
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .export(now, &catalog.policy.scoring);
-    let mut rows = Vec::with_capacity(windows.len());
-    for (kind, provider, key, window) in windows {
-        rows.push(crate::store::ScoreWindowRow {
-            replica: state.instance.clone(),
-            kind: kind.as_str().to_string(),
-            provider,
-            key,
-            data: serde_json::to_string(&window)?,
-            updated_ms: now,
-        });
-    }
-    let horizon = scores_horizon_ms(&catalog.policy.scoring);
-    // Forgetting what every replica saved long ago is work for one replica.
-    let tidy = acquire_lease(&state, TIDY_LEASE).await?;
-    let db = state.db.clone();
-    let me = state.instance.clone();
-    let (saved, remote) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let saved = db.save_score_windows(&me, &rows, now)?;
-        if tidy {
-            db.forget_score_windows(now - horizon)?;
-            db.forget_dead_replicas(now - crate::cluster::FORGET_DEAD_AFTER_MS)?;
-        }
-        Ok((saved, db.load_score_windows(&me, now - horizon)?))
-    })
-    .await??;
-    let loaded = remote.len();
-    state.apply_remote_windows(remote);
-    Ok(format!(
-        "saved {saved} window(s), took in {loaded} from other replicas"
-    ))
 }
