@@ -9,6 +9,7 @@ use livesteer::directory::signed;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::support::TestApp;
 
 /// 2026-11-18T…, a fixed instant for the manual clock.
@@ -597,18 +598,11 @@ async fn replicas_share_heartbeats(db: TestDb) {
     c.stop().await;
 }
 
-#[tokio::test]
-async fn replicas_share_heartbeats_sqlite() {
-    replicas_share_heartbeats(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn replicas_share_heartbeats_postgres() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    replicas_share_heartbeats(db).await;
-}
+on_both_backends!(
+    #[tokio::test]
+    async replicas_share_heartbeats(TestDb) =>
+        replicas_share_heartbeats_sqlite, replicas_share_heartbeats_postgres
+);
 
 #[tokio::test]
 async fn a_chat_heartbeat_gives_its_rooms_chat_presence() {

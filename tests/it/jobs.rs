@@ -6,6 +6,7 @@ use livesteer::jobs::{self, Job, Scope};
 use livesteer::state::AppState;
 use livesteer::store::testing::TestDb;
 
+use crate::backends::on_both_backends;
 use crate::support::TestApp;
 
 fn cluster_job() -> Job {
@@ -37,17 +38,11 @@ async fn one_replica_runs_cluster_jobs(db: TestDb) {
     b.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_one_replica_runs_cluster_jobs() {
-    one_replica_runs_cluster_jobs(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_one_replica_runs_cluster_jobs() {
-    if let Some(db) = TestDb::postgres() {
-        one_replica_runs_cluster_jobs(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async one_replica_runs_cluster_jobs(TestDb) =>
+        sqlite_one_replica_runs_cluster_jobs, postgres_one_replica_runs_cluster_jobs
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_streams_runs_by_name() {
@@ -182,14 +177,7 @@ async fn one_replica_tidies(db: TestDb) {
     b.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_one_replica_tidies() {
-    one_replica_tidies(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_one_replica_tidies() {
-    if let Some(db) = TestDb::postgres() {
-        one_replica_tidies(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async one_replica_tidies(TestDb) => sqlite_one_replica_tidies, postgres_one_replica_tidies
+);

@@ -1,6 +1,7 @@
 //! livesteer's integration tests: one binary (one link) with a module per area.
 
 mod api;
+mod backends;
 mod balancer;
 mod cli;
 mod cmcd;

@@ -11,6 +11,7 @@ use livesteer::store::Db;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::directory::signed_post;
 use crate::support::{TestApp, root};
 
@@ -134,18 +135,11 @@ async fn replayed_three_times_then_a_conflict(db: TestDb) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn replayed_batches_store_once_sqlite() {
-    replayed_three_times_then_a_conflict(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn replayed_batches_store_once_postgres() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    replayed_three_times_then_a_conflict(db).await;
-}
+on_both_backends!(
+    #[tokio::test]
+    async replayed_three_times_then_a_conflict(TestDb) =>
+        replayed_batches_store_once_sqlite, replayed_batches_store_once_postgres
+);
 
 #[tokio::test]
 async fn a_bad_hmac_or_a_stale_timestamp_gets_401_and_stores_nothing() {
@@ -402,18 +396,12 @@ async fn killed_while_handling_then_retried(test_db: TestDb) {
     server.kill9();
 }
 
-#[tokio::test]
-async fn sigkill_between_receiving_and_answering_sqlite() {
-    killed_while_handling_then_retried(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn sigkill_between_receiving_and_answering_postgres() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    killed_while_handling_then_retried(db).await;
-}
+on_both_backends!(
+    #[tokio::test]
+    async killed_while_handling_then_retried(TestDb) =>
+        sigkill_between_receiving_and_answering_sqlite,
+        sigkill_between_receiving_and_answering_postgres
+);
 
 #[tokio::test]
 async fn a_reload_brings_new_centres_and_refuses_a_missing_secret() {

@@ -11,6 +11,7 @@ use livesteer::providers::signing::{Grant, issue_origin_token};
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::support::{TestApp, all_providers_dir, root, test_secrets};
 
 const SRS_SECRET: &str = "demo-only-local-srs-secret-00002";
@@ -108,17 +109,11 @@ async fn srs_hooks_drive_the_room(db: TestDb) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_srs_hooks_drive_the_room() {
-    srs_hooks_drive_the_room(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_srs_hooks_drive_the_room() {
-    if let Some(db) = TestDb::postgres() {
-        srs_hooks_drive_the_room(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async srs_hooks_drive_the_room(TestDb) =>
+        sqlite_srs_hooks_drive_the_room, postgres_srs_hooks_drive_the_room
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_callbacks_are_refused_and_change_nothing() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::support::{
     Builder, MEDIA_PLAYLIST, Reply, TestApp, TestOrigin, all_providers_dir, test_secrets,
 };
@@ -579,14 +580,8 @@ async fn replicas_share_what_they_learn(db: TestDb) {
     c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_replicas_share_what_they_learn() {
-    replicas_share_what_they_learn(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_replicas_share_what_they_learn() {
-    if let Some(db) = TestDb::postgres() {
-        replicas_share_what_they_learn(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async replicas_share_what_they_learn(TestDb) =>
+        sqlite_replicas_share_what_they_learn, postgres_replicas_share_what_they_learn
+);
