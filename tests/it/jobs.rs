@@ -97,11 +97,10 @@ async fn postgres_probes_are_divided_among_live_replicas() {
         return;
     };
     let origin = TestOrigin::start(Reply::status(404));
-    let only_hls = [("kinds: [flv, hls, stats]", "kinds: [hls]")];
     let start = || {
         TestApp::builder(&db)
             .origin(&origin)
-            .policy_edit(&only_hls)
+            .policy(|p| p.set("probes.kinds", ["hls"]))
             .start()
     };
     let a = start().await;

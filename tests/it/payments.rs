@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::backends::on_both_backends;
 use crate::directory::signed_post;
-use crate::support::{TestApp, root};
+use crate::support::{TestApp, YamlDoc, root};
 
 pub(crate) const CENTRE: &str = "pay-tw";
 pub(crate) const SECRET: &str = "test-pay-tw-secret";
@@ -408,13 +408,12 @@ async fn a_reload_brings_new_centres_and_refuses_a_missing_secret() {
     let db = TestDb::sqlite();
     let app = TestApp::builder(&db)
         .secrets(secrets())
-        .policy_edit(&[("", "")])
+        // A copy of the shipped policy, which the test rewrites.
+        .policy(|p| p)
         .start()
         .await;
     let file = app.state.config.policy_file.clone();
-    let shipped = std::fs::read_to_string(&file).unwrap();
-    let centre = "    - { id: pay-tw, secret_env: LIVESTEER_PAY_TW_SECRET, demo_secret: demo-only-pay-tw-secret-0001 }\n";
-    assert!(shipped.contains(centre));
+    let shipped = YamlDoc::load(&file);
     let hk = body_for("pay-hk");
     let (s, v) = signed_post(
         &app,
@@ -431,15 +430,23 @@ async fn a_reload_brings_new_centres_and_refuses_a_missing_secret() {
     );
 
     // A centre whose variable is unset and which has no demo value: the reload is refused.
-    let missing = format!("{centre}    - {{ id: pay-hk, secret_env: LIVESTEER_PAY_HK_SECRET }}\n");
-    std::fs::write(&file, shipped.replace(centre, &missing)).unwrap();
+    shipped
+        .clone()
+        .push(
+            "services.payment_centres",
+            json!({"id": "pay-hk", "secret_env": "LIVESTEER_PAY_HK_SECRET"}),
+        )
+        .write(&file);
     let err = app.state.reload(true).unwrap_err().to_string();
     assert!(err.contains("LIVESTEER_PAY_HK_SECRET is not set"), "{err}");
 
-    let with_demo = format!(
-        "{centre}    - {{ id: pay-hk, secret_env: LIVESTEER_PAY_HK_SECRET, demo_secret: hk-demo-secret-0123 }}\n"
-    );
-    std::fs::write(&file, shipped.replace(centre, &with_demo)).unwrap();
+    shipped
+        .push(
+            "services.payment_centres",
+            json!({"id": "pay-hk", "secret_env": "LIVESTEER_PAY_HK_SECRET",
+                   "demo_secret": "hk-demo-secret-0123"}),
+        )
+        .write(&file);
     app.state.reload(true).unwrap();
     let (s, v) = signed_post(
         &app,
