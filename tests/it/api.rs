@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::support::TestApp;
 use livesteer::store::testing::TestDb;
 
@@ -66,17 +67,10 @@ async fn push_then_play(db: TestDb) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_push_then_play() {
-    push_then_play(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_push_then_play() {
-    if let Some(db) = TestDb::postgres() {
-        push_then_play(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async push_then_play(TestDb) => sqlite_push_then_play, postgres_push_then_play
+);
 
 async fn survives_restart(db: TestDb) {
     let app = TestApp::builder(&db).start().await;
@@ -116,17 +110,11 @@ async fn survives_restart(db: TestDb) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_streams_survive_restart() {
-    survives_restart(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_streams_survive_restart() {
-    if let Some(db) = TestDb::postgres() {
-        survives_restart(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async survives_restart(TestDb) =>
+        sqlite_streams_survive_restart, postgres_streams_survive_restart
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_json_4xx() {

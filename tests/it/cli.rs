@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{all_providers_dir, root};
+use crate::support::{YamlDoc, all_providers_dir, root};
 use livesteer::store::testing::TestDb;
 
 fn livesteer(args: &[&str]) -> Output {
@@ -21,12 +21,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A policy directory holding the shipped policy with one edit.
-fn policy_with(dir: &Path, from: &str, to: &str) -> String {
-    let shipped = std::fs::read_to_string(root().join("policies/default.yaml")).unwrap();
-    assert!(shipped.contains(from), "{from}");
+/// `dir/default.yaml`, the shipped policy changed by `edit`; its path.
+fn policy_with(dir: &Path, edit: impl FnOnce(YamlDoc) -> YamlDoc) -> String {
     let path = dir.join("default.yaml");
-    std::fs::write(&path, shipped.replacen(from, to, 1)).unwrap();
+    edit(YamlDoc::shipped_policy()).write(&path);
     path.to_string_lossy().into_owned()
 }
 
@@ -57,42 +55,42 @@ fn check_accepts_the_shipped_files() {
 
 #[test]
 fn check_names_file_and_line_of_each_error() {
-    for (from, to, needle, message) in [
+    type Edit = fn(YamlDoc) -> YamlDoc;
+    let edits: [(Edit, &str, &str); 5] = [
         (
-            "    countries: [TW]",
-            "    countrys: [TW]",
+            |p| {
+                p.remove("regions[id=tw].countries")
+                    .insert("regions[id=tw].countrys", ["TW"])
+            },
             "countrys",
             "unknown field `countrys`",
         ),
         (
-            "168.95.0.0/16",
-            "168.95.0.0/99",
+            |p| p.set("regions[id=tw].cidrs[0]", "168.95.0.0/99"),
             "168.95.0.0/99",
             "bad CIDR \"168.95.0.0/99\"",
         ),
         (
-            "providers: [tencent, alibaba, local-srs, local-nginx]",
-            "providers: [tencnet, alibaba, local-srs, local-nginx]",
+            |p| p.set("regions[id=tw].providers[0]", "tencnet"),
             "tencnet",
             "unknown provider id \"tencnet\"",
         ),
         (
-            "move_share: 0.05",
-            "move_share: 2",
+            |p| p.set("steering.move_share", 2),
             "move_share: 2",
             "steering.move_share is 2, must be over 0 and at most 1",
         ),
         (
-            "token_refresh_seconds: 120",
-            "token_refresh_seconds: 7200",
+            |p| p.set("steering.token_refresh_seconds", 7200),
             "token_refresh_seconds: 7200",
             "steering.token_refresh_seconds is 7200, must be less than delivery.url_ttl_seconds (3600), or 0",
         ),
-    ] {
+    ];
+    for (edit, needle, message) in edits {
         let dir = tempfile::tempdir().unwrap();
-        let file = policy_with(dir.path(), from, to);
+        let file = policy_with(dir.path(), edit);
         let out = livesteer(&["check", "--policies", dir.path().to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1), "{to}");
+        assert_eq!(out.status.code(), Some(1), "{needle}");
         let stdout = text(&out.stdout);
         let want = format!("{file}:{}: ", line_of(&file, needle));
         assert!(
@@ -136,7 +134,7 @@ fn check_reports_provider_file_errors() {
 #[test]
 fn serve_refuses_a_bad_policy_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let file = policy_with(dir.path(), "  backups: 1 ", "  backups: 99 ");
+    let file = policy_with(dir.path(), |p| p.set("ingest.backups", 99));
     let db = dir.path().join("x.db");
     let out = livesteer(&[
         "serve",

@@ -18,11 +18,11 @@ fn builder(db: &TestDb) -> Builder {
     TestApp::builder(db)
         .providers(all_providers_dir())
         .secrets(test_secrets())
-        .policy_edit(&[
-            ("exploration_rate: 0.03", "exploration_rate: 0"),
-            ("hysteresis_hold_seconds: 5", "hysteresis_hold_seconds: 0"),
-            ("move_share: 0.05", "move_share: 1"),
-        ])
+        .policy(|p| {
+            p.set("scoring.exploration_rate", 0)
+                .set("scoring.hysteresis_hold_seconds", 0)
+                .set("steering.move_share", 1)
+        })
 }
 
 /// A stream in Taiwan and each provider's signed HLS play URL for it.

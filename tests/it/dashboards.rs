@@ -18,7 +18,7 @@ use livesteer::metrics::{ALL, Kind};
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, root};
+use crate::support::{TestApp, YamlDoc, root};
 
 const ADMIN: &str = "dashboards-admin-token";
 const CHAT_SECRET: &str = "demo-only-chat-heartbeat-0001";
@@ -610,11 +610,9 @@ async fn traffic(app: &TestApp, round: u32) {
     // A policy file broken on disk is refused; restored, it reloads.
     let file = app.state.config.policy_file.clone();
     let good = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        good.replace("exploration_rate: 0", "exploration_rate: 7"),
-    )
-    .unwrap();
+    YamlDoc::parse(&good)
+        .set("scoring.exploration_rate", 7)
+        .write(&file);
     assert_eq!(admin_reload(app).await, 422);
     std::fs::write(&file, &good).unwrap();
     assert_eq!(admin_reload(app).await, 200);

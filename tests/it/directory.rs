@@ -9,6 +9,7 @@ use livesteer::directory::signed;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::support::TestApp;
 
 /// 2026-11-18T…, a fixed instant for the manual clock.
@@ -264,26 +265,20 @@ async fn static_nodes_are_health_checked_and_api_edges_fail_over() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let nodes = format!(
-        "  nodes:
-    - {{ id: api-tw, kind: api, region: tw, endpoints: [https://api-tw.example.com], ips: [198.51.100.10], health_tcp: 127.0.0.1:{closed_port} }}
-    - {{ id: api-hk, kind: api, region: hk, endpoints: [https://api-hk.example.com], ips: [198.51.100.20], health_tcp: {} }}
-    - {{ id: up-cn, kind: upload, region: cn, endpoints: [https://up-cn.example.cn] }}
-    - {{ id: up-hk, kind: upload, region: hk, endpoints: [https://up-hk.example.com] }}
-",
-        open.local_addr().unwrap()
-    );
+    // In place of the shipped api-local.
+    let nodes = json!([
+        {"id": "api-tw", "kind": "api", "region": "tw", "endpoints": ["https://api-tw.example.com"],
+         "ips": ["198.51.100.10"], "health_tcp": format!("127.0.0.1:{closed_port}")},
+        {"id": "api-hk", "kind": "api", "region": "hk", "endpoints": ["https://api-hk.example.com"],
+         "ips": ["198.51.100.20"], "health_tcp": open.local_addr().unwrap().to_string()},
+        {"id": "up-cn", "kind": "upload", "region": "cn", "endpoints": ["https://up-cn.example.cn"]},
+        {"id": "up-hk", "kind": "upload", "region": "hk", "endpoints": ["https://up-hk.example.com"]},
+    ]);
     let app = TestApp::builder(&db)
-        .policy_edit(&[
-            (
-                "  nodes:\n    - id: api-local\n      kind: api\n      region: global\n      endpoints: [http://127.0.0.1:8080]\n      ips: [127.0.0.1]\n      capacity: 1000\n      health_url: http://127.0.0.1:8080/healthz\n",
-                &nodes,
-            ),
-            (
-                "{ id: mainland, regions: [cn], static_domain: static.example.cn }",
-                "{ id: mainland, regions: [cn], static_domain: static.example.cn, upload_nodes: [up-cn] }",
-            ),
-        ])
+        .policy(|p| {
+            p.set("services.nodes", nodes)
+                .insert("services.areas[id=mainland].upload_nodes", ["up-cn"])
+        })
         .start()
         .await;
     // Before the first check both edges count as healthy: tw gets its own first.
@@ -597,18 +592,11 @@ async fn replicas_share_heartbeats(db: TestDb) {
     c.stop().await;
 }
 
-#[tokio::test]
-async fn replicas_share_heartbeats_sqlite() {
-    replicas_share_heartbeats(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn replicas_share_heartbeats_postgres() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    replicas_share_heartbeats(db).await;
-}
+on_both_backends!(
+    #[tokio::test]
+    async replicas_share_heartbeats(TestDb) =>
+        replicas_share_heartbeats_sqlite, replicas_share_heartbeats_postgres
+);
 
 #[tokio::test]
 async fn a_chat_heartbeat_gives_its_rooms_chat_presence() {

@@ -12,6 +12,7 @@ use livesteer::store::Db;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::payments::{self, serve};
 use crate::rooms::{srs_hook, token_of};
 use crate::support::TestApp;
@@ -231,18 +232,12 @@ async fn acknowledged_survives_sigkill(test_db: TestDb) {
     server.kill9();
 }
 
-#[tokio::test]
-async fn acknowledged_creates_and_ends_survive_sigkill_sqlite() {
-    acknowledged_survives_sigkill(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn acknowledged_creates_and_ends_survive_sigkill_postgres() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    acknowledged_survives_sigkill(db).await;
-}
+on_both_backends!(
+    #[tokio::test]
+    async acknowledged_survives_sigkill(TestDb) =>
+        acknowledged_creates_and_ends_survive_sigkill_sqlite,
+        acknowledged_creates_and_ends_survive_sigkill_postgres
+);
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use livesteer::jobs::{self, Context, Job, Scope};
 use livesteer::store::testing::TestDb;
 
+use crate::backends::on_both_backends;
 use crate::support::TestApp;
 
 fn cluster_job() -> Job {
@@ -36,17 +37,11 @@ async fn one_replica_runs_cluster_jobs(db: TestDb) {
     b.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_one_replica_runs_cluster_jobs() {
-    one_replica_runs_cluster_jobs(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_one_replica_runs_cluster_jobs() {
-    if let Some(db) = TestDb::postgres() {
-        one_replica_runs_cluster_jobs(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async one_replica_runs_cluster_jobs(TestDb) =>
+        sqlite_one_replica_runs_cluster_jobs, postgres_one_replica_runs_cluster_jobs
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_streams_runs_by_name() {
@@ -101,11 +96,10 @@ async fn postgres_probes_are_divided_among_live_replicas() {
         return;
     };
     let origin = TestOrigin::start(Reply::status(404));
-    let only_hls = [("kinds: [flv, hls, stats]", "kinds: [hls]")];
     let start = || {
         TestApp::builder(&db)
             .origin(&origin)
-            .policy_edit(&only_hls)
+            .policy(|p| p.set("probes.kinds", ["hls"]))
             .start()
     };
     let a = start().await;
@@ -181,14 +175,7 @@ async fn one_replica_tidies(db: TestDb) {
     b.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_one_replica_tidies() {
-    one_replica_tidies(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_one_replica_tidies() {
-    if let Some(db) = TestDb::postgres() {
-        one_replica_tidies(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async one_replica_tidies(TestDb) => sqlite_one_replica_tidies, postgres_one_replica_tidies
+);

@@ -2,6 +2,7 @@
 
 mod api;
 mod architecture;
+mod backends;
 mod balancer;
 mod cli;
 mod cmcd;

@@ -371,7 +371,7 @@ async fn an_origin_that_hangs_is_a_502_within_the_timeout() {
     let origin = TestOrigin::start(Reply::Hold);
     let db = TestDb::sqlite();
     let app = builder(&db, &origin)
-        .policy_edit(&[("origin_timeout_ms: 2000", "origin_timeout_ms: 500")])
+        .policy(|p| p.set("delivery.origin_timeout_ms", 500))
         .start()
         .await;
     let id = stream(&app, "anchor-hang").await;
@@ -399,7 +399,7 @@ async fn a_slow_origin_holds_up_only_its_own_stream() {
     let db = TestDb::sqlite();
     let app = std::sync::Arc::new(
         builder(&db, &origin)
-            .policy_edit(&[("origin_timeout_ms: 2000", "origin_timeout_ms: 20000")])
+            .policy(|p| p.set("delivery.origin_timeout_ms", 20000))
             .start()
             .await,
     );
@@ -479,10 +479,10 @@ async fn an_old_ladder_is_answered_while_one_refresh_runs() {
     let origin = TestOrigin::start(Reply::status(404));
     let db = TestDb::sqlite();
     let app = builder(&db, &origin)
-        .policy_edit(&[
-            ("origin_refresh_seconds: 30", "origin_refresh_seconds: 2"),
-            ("origin_retry_seconds: 5", "origin_retry_seconds: 1"),
-        ])
+        .policy(|p| {
+            p.set("delivery.origin_refresh_seconds", 2)
+                .set("delivery.origin_retry_seconds", 1)
+        })
         .start()
         .await;
     let id = stream(&app, "anchor-refresh").await;
@@ -518,10 +518,10 @@ async fn a_failure_is_retried_after_its_time_and_a_failed_refresh_keeps_the_ladd
     let origin = TestOrigin::start(Reply::status(404));
     let db = TestDb::sqlite();
     let app = builder(&db, &origin)
-        .policy_edit(&[
-            ("origin_refresh_seconds: 30", "origin_refresh_seconds: 2"),
-            ("origin_retry_seconds: 5", "origin_retry_seconds: 1"),
-        ])
+        .policy(|p| {
+            p.set("delivery.origin_refresh_seconds", 2)
+                .set("delivery.origin_retry_seconds", 1)
+        })
         .start()
         .await;
     let id = stream(&app, "anchor-retry").await;

@@ -439,7 +439,7 @@ async fn a_failing_origin_is_a_json_502_naming_it_while_other_streams_answer() {
     let origin = TestOrigin::start(Reply::status(404));
     let db = TestDb::sqlite();
     let app = builder(&db, &origin)
-        .policy_edit(&[("origin_timeout_ms: 2000", "origin_timeout_ms: 700")])
+        .policy(|p| p.set("delivery.origin_timeout_ms", 700))
         .start()
         .await;
     let good = stream(&app, "anchor-good").await;
@@ -567,7 +567,7 @@ async fn dash_js_and_shaka_query_shapes_are_read() {
     let clock = Arc::new(ManualClock::new(T0_MS));
     let app = builder(&db, &origin)
         .clock(clock.clone())
-        .policy_edit(&[("hysteresis_hold_seconds: 5", "hysteresis_hold_seconds: 0")])
+        .policy(|p| p.set("scoring.hysteresis_hold_seconds", 0))
         .start()
         .await;
     let id = stream(&app, "anchor-dashjs").await;

@@ -11,8 +11,9 @@ use livesteer::store::Db;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::directory::signed_post;
-use crate::support::{TestApp, root};
+use crate::support::{TestApp, YamlDoc, root};
 
 pub(crate) const CENTRE: &str = "pay-tw";
 pub(crate) const SECRET: &str = "test-pay-tw-secret";
@@ -134,18 +135,11 @@ async fn replayed_three_times_then_a_conflict(db: TestDb) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn replayed_batches_store_once_sqlite() {
-    replayed_three_times_then_a_conflict(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn replayed_batches_store_once_postgres() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    replayed_three_times_then_a_conflict(db).await;
-}
+on_both_backends!(
+    #[tokio::test]
+    async replayed_three_times_then_a_conflict(TestDb) =>
+        replayed_batches_store_once_sqlite, replayed_batches_store_once_postgres
+);
 
 #[tokio::test]
 async fn a_bad_hmac_or_a_stale_timestamp_gets_401_and_stores_nothing() {
@@ -402,31 +396,24 @@ async fn killed_while_handling_then_retried(test_db: TestDb) {
     server.kill9();
 }
 
-#[tokio::test]
-async fn sigkill_between_receiving_and_answering_sqlite() {
-    killed_while_handling_then_retried(TestDb::sqlite()).await;
-}
-
-#[tokio::test]
-async fn sigkill_between_receiving_and_answering_postgres() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    killed_while_handling_then_retried(db).await;
-}
+on_both_backends!(
+    #[tokio::test]
+    async killed_while_handling_then_retried(TestDb) =>
+        sigkill_between_receiving_and_answering_sqlite,
+        sigkill_between_receiving_and_answering_postgres
+);
 
 #[tokio::test]
 async fn a_reload_brings_new_centres_and_refuses_a_missing_secret() {
     let db = TestDb::sqlite();
     let app = TestApp::builder(&db)
         .secrets(secrets())
-        .policy_edit(&[("", "")])
+        // A copy of the shipped policy, which the test rewrites.
+        .policy(|p| p)
         .start()
         .await;
     let file = app.state.config.policy_file.clone();
-    let shipped = std::fs::read_to_string(&file).unwrap();
-    let centre = "    - { id: pay-tw, secret_env: LIVESTEER_PAY_TW_SECRET, demo_secret: demo-only-pay-tw-secret-0001 }\n";
-    assert!(shipped.contains(centre));
+    let shipped = YamlDoc::load(&file);
     let hk = body_for("pay-hk");
     let (s, v) = signed_post(
         &app,
@@ -443,15 +430,23 @@ async fn a_reload_brings_new_centres_and_refuses_a_missing_secret() {
     );
 
     // A centre whose variable is unset and which has no demo value: the reload is refused.
-    let missing = format!("{centre}    - {{ id: pay-hk, secret_env: LIVESTEER_PAY_HK_SECRET }}\n");
-    std::fs::write(&file, shipped.replace(centre, &missing)).unwrap();
+    shipped
+        .clone()
+        .push(
+            "services.payment_centres",
+            json!({"id": "pay-hk", "secret_env": "LIVESTEER_PAY_HK_SECRET"}),
+        )
+        .write(&file);
     let err = app.state.reload(true).unwrap_err().to_string();
     assert!(err.contains("LIVESTEER_PAY_HK_SECRET is not set"), "{err}");
 
-    let with_demo = format!(
-        "{centre}    - {{ id: pay-hk, secret_env: LIVESTEER_PAY_HK_SECRET, demo_secret: hk-demo-secret-0123 }}\n"
-    );
-    std::fs::write(&file, shipped.replace(centre, &with_demo)).unwrap();
+    shipped
+        .push(
+            "services.payment_centres",
+            json!({"id": "pay-hk", "secret_env": "LIVESTEER_PAY_HK_SECRET",
+                   "demo_secret": "hk-demo-secret-0123"}),
+        )
+        .write(&file);
     app.state.reload(true).unwrap();
     let (s, v) = signed_post(
         &app,

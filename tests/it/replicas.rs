@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use livesteer::store::testing::TestDb;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, YamlDoc};
 
 /// The play status on `app` for `id`, polled until it is `want` or a second has passed.
 async fn status_within_a_second(app: &TestApp, id: &str, want: u16) -> (u16, Duration) {
@@ -186,11 +186,12 @@ async fn srs(app: &TestApp, hook: &str, stream: &str, token: &str) {
 
 /// Short graces and no chat requirement, so a room goes live on an `on_hls` and offline within
 /// half a second of an `on_unpublish`.
-const QUICK_ROOMS: &[(&str, &str)] = &[
-    ("chat_required: true", "chat_required: false"),
-    ("stall_grace_ms: 5000", "stall_grace_ms: 150"),
-    ("offline_grace_ms: 30000", "offline_grace_ms: 150"),
-];
+fn quick_rooms(policy: YamlDoc) -> YamlDoc {
+    policy
+        .set("rooms.chat_required", false)
+        .set("rooms.stall_grace_ms", 150)
+        .set("rooms.offline_grace_ms", 150)
+}
 
 /// A room that goes live through callbacks on A is live on B within a second, in B's list
 /// too; its anchor's unpublish reaching B takes it offline there, and A follows within a
@@ -200,8 +201,8 @@ async fn a_room_state_reached_through_one_replica_holds_on_the_other_within_a_se
     let Some(db) = TestDb::postgres() else {
         return;
     };
-    let a = TestApp::builder(&db).policy_edit(QUICK_ROOMS).start().await;
-    let b = TestApp::builder(&db).policy_edit(QUICK_ROOMS).start().await;
+    let a = TestApp::builder(&db).policy(quick_rooms).start().await;
+    let b = TestApp::builder(&db).policy(quick_rooms).start().await;
     let anchor = "anchor-room-replicas";
     let created = a.create_stream(anchor, "tw").await;
     let stream = created["stream_id"].as_str().unwrap().to_string();
@@ -312,9 +313,8 @@ async fn a_policy_reload_on_one_replica_reaches_the_other_within_a_second() {
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("default.yaml");
-    let shipped =
-        std::fs::read_to_string(crate::support::root().join("policies/default.yaml")).unwrap();
-    std::fs::write(&file, &shipped).unwrap();
+    let shipped = YamlDoc::shipped_policy();
+    shipped.write(&file);
     let a = TestApp::builder(&db)
         .policy_file(file.clone())
         .admin_token("t0ken")
@@ -328,9 +328,7 @@ async fn a_policy_reload_on_one_replica_reaches_the_other_within_a_second() {
     let before = b.state.catalog.load().policy.version.clone();
     assert_eq!(a.state.catalog.load().policy.version, before);
 
-    let edited = shipped.replacen("exploration_rate: 0.03", "exploration_rate: 0.05", 1);
-    assert_ne!(edited, shipped);
-    std::fs::write(&file, edited).unwrap();
+    shipped.set("scoring.exploration_rate", 0.05).write(&file);
     let res = a
         .client
         .post(a.url("/admin/policies/reload"))

@@ -11,6 +11,7 @@ use livesteer::providers::signing::{Grant, issue_origin_token};
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::support::{TestApp, all_providers_dir, root, test_secrets};
 
 const SRS_SECRET: &str = "demo-only-local-srs-secret-00002";
@@ -108,17 +109,11 @@ async fn srs_hooks_drive_the_room(db: TestDb) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_srs_hooks_drive_the_room() {
-    srs_hooks_drive_the_room(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_srs_hooks_drive_the_room() {
-    if let Some(db) = TestDb::postgres() {
-        srs_hooks_drive_the_room(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async srs_hooks_drive_the_room(TestDb) =>
+        sqlite_srs_hooks_drive_the_room, postgres_srs_hooks_drive_the_room
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_callbacks_are_refused_and_change_nothing() {
@@ -287,13 +282,13 @@ async fn generic_callbacks_are_signed() {
     let app = TestApp::builder(&db)
         .providers(all_providers_dir())
         .secrets(secrets)
-        .policy_edit(&[
-            (
-                "  callback_secret_env: {}",
-                "  callback_secret_env: {tencent: TENCENT_CALLBACK_SECRET}",
-            ),
-            ("  chat_required: true", "  chat_required: false"),
-        ])
+        .policy(|p| {
+            p.set(
+                "rooms.callback_secret_env",
+                json!({"tencent": "TENCENT_CALLBACK_SECRET"}),
+            )
+            .set("rooms.chat_required", false)
+        })
         .start()
         .await;
     let created = app.create_stream("anchor-cdn-1", "tw").await;
@@ -355,7 +350,7 @@ async fn generic_callbacks_are_signed() {
 async fn queries_page_and_validate() {
     let db = TestDb::sqlite();
     let app = TestApp::builder(&db)
-        .policy_edit(&[("  chat_required: true", "  chat_required: false")])
+        .policy(|p| p.set("rooms.chat_required", false))
         .start()
         .await;
     for i in 0..5 {
@@ -491,19 +486,19 @@ async fn stats_probes_read_srs_answers_and_dead_providers_are_left_alone() {
         tmp.stop().await;
         (url, handle) =
             serve_fixed(fixture("srs-api-v1-streams.json").replace("STREAM", &stream_id)).await;
-        app_builder = app_builder.policy_edit(&[
-            ("  kinds: [flv, hls, stats]", "  kinds: [stats]"),
-            ("  breaker_failures: 3 ", "  breaker_failures: 2 "),
-            ("  chat_required: true", "  chat_required: false"),
-            (
-                "\"http://127.0.0.1:1985/api/v1/streams?count=1000\"",
-                &format!("\"{url}/api/v1/streams\""),
-            ),
-            (
-                "\"http://127.0.0.1:8088/stat\"",
-                &format!("\"http://{dead}/stat\""),
-            ),
-        ]);
+        app_builder = app_builder.policy(|p| {
+            p.set("probes.kinds", ["stats"])
+                .set("probes.breaker_failures", 2)
+                .set("rooms.chat_required", false)
+                .set(
+                    "probes.stats[provider=local-srs].url",
+                    format!("{url}/api/v1/streams"),
+                )
+                .set(
+                    "probes.stats[provider=local-nginx].url",
+                    format!("http://{dead}/stat"),
+                )
+        });
     }
     drop(std::net::TcpListener::bind(dead)); // keep nothing listening there
     let app = app_builder.start().await;

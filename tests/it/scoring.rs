@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::backends::on_both_backends;
 use crate::support::{
-    Builder, MEDIA_PLAYLIST, Reply, TestApp, TestOrigin, all_providers_dir, test_secrets,
+    Builder, MEDIA_PLAYLIST, Reply, TestApp, TestOrigin, YamlDoc, all_providers_dir, test_secrets,
 };
 use livesteer::store::testing::TestDb;
 
@@ -17,11 +18,11 @@ fn builder(db: &TestDb) -> Builder {
     TestApp::builder(db)
         .providers(all_providers_dir())
         .secrets(test_secrets())
-        .policy_edit(&[
-            ("exploration_rate: 0.03", "exploration_rate: 0"),
-            ("hysteresis_hold_seconds: 5", "hysteresis_hold_seconds: 0"),
-            ("move_share: 0.05", "move_share: 1"),
-        ])
+        .policy(|p| {
+            p.set("scoring.exploration_rate", 0)
+                .set("scoring.hysteresis_hold_seconds", 0)
+                .set("steering.move_share", 1)
+        })
         .admin_token("secret-admin-token")
 }
 
@@ -446,11 +447,9 @@ async fn admin_drain_and_reload() {
     let file = app.state.config.policy_file.clone();
     let good = std::fs::read_to_string(&file).unwrap();
     let version = app.state.catalog.load().policy.version.clone();
-    std::fs::write(
-        &file,
-        good.replace("exploration_rate: 0", "exploration_rate: 7"),
-    )
-    .unwrap();
+    YamlDoc::parse(&good)
+        .set("scoring.exploration_rate", 7)
+        .write(&file);
     let (status, body) = admin(reqwest::Method::POST, "/admin/policies/reload", t).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -473,14 +472,9 @@ async fn admin_drain_and_reload() {
     );
     assert_eq!(app.state.catalog.load().policy.version, version);
     // A good change is picked up by the watcher.
-    std::fs::write(
-        &file,
-        good.replace(
-            "ttl_seconds: 30           # players",
-            "ttl_seconds: 12           # players",
-        ),
-    )
-    .unwrap();
+    YamlDoc::parse(&good)
+        .set("steering.ttl_seconds", 12)
+        .write(&file);
     let summary = livesteer::jobs::run_once(app.state.jobs(), "reload_policy")
         .await
         .unwrap();
@@ -571,14 +565,8 @@ async fn replicas_share_what_they_learn(db: TestDb) {
     c.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_replicas_share_what_they_learn() {
-    replicas_share_what_they_learn(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_replicas_share_what_they_learn() {
-    if let Some(db) = TestDb::postgres() {
-        replicas_share_what_they_learn(db).await;
-    }
-}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async replicas_share_what_they_learn(TestDb) =>
+        sqlite_replicas_share_what_they_learn, postgres_replicas_share_what_they_learn
+);

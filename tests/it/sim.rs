@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use crate::support::root;
+use serde_json::json;
+
+use crate::support::{YamlDoc, root};
 
 const SHORT: &str = "\
 description: a short incident, for tests
@@ -19,6 +21,11 @@ incidents:
 anchors:
   per_region: { tw: 10 }
 ";
+
+/// [`SHORT`], to be changed field by field.
+fn short() -> YamlDoc {
+    YamlDoc::parse(SHORT)
+}
 
 fn simulate(scenario: &str, extra: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
@@ -96,7 +103,7 @@ fn a_seed_replays_exactly_and_the_engine_avoids_the_incident() {
         .expect("the engine avoided the incident");
     assert!(avoid <= 60.0, "{avoid}");
     // Another seed is another world.
-    let c = simulate(&SHORT.replace("seed: 5", "seed: 6"), &["--json"]);
+    let c = simulate(&short().set("seed", 6).to_yaml(), &["--json"]);
     assert_ne!(a.stdout, c.stdout);
 }
 
@@ -124,12 +131,10 @@ fn players_follow_the_steering_ttl() {
 /// avoids it within seconds, and players that fail there move to their next candidate.
 #[test]
 fn an_outage_is_avoided() {
-    let outage = SHORT.replace(
-        "quality: { stall: 0.5, startup_ms: 2000, error: 0.05 }",
-        "quality: { stall: 1, startup_ms: 2000, error: 1 }",
-    );
-    assert_ne!(outage, SHORT);
-    let report = report(&outage);
+    let outage = short()
+        .set("incidents[0].quality.stall", 1)
+        .set("incidents[0].quality.error", 1);
+    let report = report(&outage.to_yaml());
     let outcome = |name: &str| outcome(&report, name);
     let avoid = outcome("engine")["time_to_avoid_seconds"][0]
         .as_f64()
@@ -150,8 +155,8 @@ fn an_outage_is_avoided() {
 
 #[test]
 fn several_seeds_pool_their_worlds() {
-    let one = |seed: &str| report(&SHORT.replace("seed: 5", seed));
-    let (five, six) = (one("seed: 5"), one("seed: 6"));
+    let one = |seed: u64| report(&short().set("seed", seed).to_yaml());
+    let (five, six) = (one(5), one(6));
     let out = simulate(SHORT, &["--json", "--seeds", "2"]);
     assert!(
         out.status.success(),
@@ -419,22 +424,35 @@ fn the_html_report_is_self_contained_and_renders_in_chromium() {
 /// prices unless the scenario's own override them.
 #[test]
 fn the_richer_world_simulates_and_prices_its_sessions() {
-    let world = SHORT
-        .replace(
-            "tw: { sessions_per_second: 20 }",
-            "tw: { sessions_per_second: 20, locality: 0.8, ramps: [{ start_seconds: 0, end_seconds: 200, factor: 1.5 }] }\n  hk: { sessions_per_second: 5 }",
+    let world = short()
+        .insert("regions.tw.locality", 0.8)
+        .insert(
+            "regions.tw.ramps",
+            json!([{"start_seconds": 0, "end_seconds": 200, "factor": 1.5}]),
         )
-        .replace(
-            "quality: { stall: 0.5",
-            "ramp_seconds: 60, repeat: { every_seconds: 160, times: 2 }, quality: { stall: 0.5",
+        .insert("regions.hk", json!({"sessions_per_second": 5}))
+        .insert("incidents[0].ramp_seconds", 60)
+        .insert(
+            "incidents[0].repeat",
+            json!({"every_seconds": 160, "times": 2}),
         )
-        .replace("start_seconds: 100, end_seconds: 250", "start_seconds: 20, end_seconds: 150")
-        .replace(
-            "per_region: { tw: 10 }",
-            "per_region: { tw: 10, hk: 2 }\n  arrivals:\n    - { region: hk, count: 3, from_seconds: 60, until_seconds: 240 }",
+        .set("incidents[0].start_seconds", 20)
+        .set("incidents[0].end_seconds", 150)
+        .insert("anchors.per_region.hk", 2)
+        .insert(
+            "anchors.arrivals",
+            json!([{"region": "hk", "count": 3, "from_seconds": 60, "until_seconds": 240}]),
         )
-        + "shared_capacity:\n  - { provider: alibaba, regions: [tw, hk], sessions: 500 }\ningest_incidents:\n  - { provider: alibaba, region: tw, start_seconds: 100, end_seconds: 200, stall: 0.5 }\n";
-    let r = report(&world);
+        .insert(
+            "shared_capacity",
+            json!([{"provider": "alibaba", "regions": ["tw", "hk"], "sessions": 500}]),
+        )
+        .insert(
+            "ingest_incidents",
+            json!([{"provider": "alibaba", "region": "tw", "start_seconds": 100,
+                    "end_seconds": 200, "stall": 0.5}]),
+        );
+    let r = report(&world.to_yaml());
     let engine = outcome(&r, "engine");
     assert!(engine["sessions"].as_u64().unwrap() > 5_000, "{engine}");
     assert_eq!(engine["time_to_avoid_seconds"].as_array().unwrap().len(), 1);
@@ -448,7 +466,11 @@ fn the_richer_world_simulates_and_prices_its_sessions() {
             "{s}: {cost}"
         );
     }
-    let free = report(&format!("{world}prices: {{ tencent: 0, alibaba: 0 }}\n"));
+    let free = report(
+        &world
+            .insert("prices", json!({"tencent": 0, "alibaba": 0}))
+            .to_yaml(),
+    );
     for s in ["engine", "static", "oracle"] {
         assert_eq!(outcome(&free, s)["cost_per_1000_sessions"], 0.0, "{s}");
     }
@@ -490,11 +512,8 @@ fn a_run_of_some_strategies_gives_their_figures_of_a_run_of_all() {
 /// such figure.
 #[test]
 fn a_drift_is_also_timed_from_twice_the_best_providers_rate() {
-    let drift = SHORT.replace(
-        "quality: { stall: 0.5",
-        "ramp_seconds: 120, quality: { stall: 0.5",
-    );
-    let r = report(&drift);
+    let drift = short().insert("incidents[0].ramp_seconds", 120);
+    let r = report(&drift.to_yaml());
     // Alibaba is the best other (5% stall): Tencent, ramping from 2% stall to 50% stall and 5%
     // errors, is 10% bad 18 s into its ramp.
     let oracle = outcome(&r, "oracle");

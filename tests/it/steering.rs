@@ -22,10 +22,10 @@ fn builder(db: &TestDb, clock: Arc<ManualClock>) -> crate::support::Builder {
     TestApp::builder(db)
         .origin(&TestOrigin::start(Reply::playlist(MEDIA_PLAYLIST)))
         .clock(clock)
-        .policy_edit(&[
-            ("exploration_rate: 0.03", "exploration_rate: 0"),
-            ("hysteresis_hold_seconds: 5", "hysteresis_hold_seconds: 0"),
-        ])
+        .policy(|p| {
+            p.set("scoring.exploration_rate", 0)
+                .set("scoring.hysteresis_hold_seconds", 0)
+        })
         .admin_token("secret-admin-token")
 }
 

@@ -2,10 +2,9 @@
 //! server is reachable (garage style).
 //!
 //! Each `suite_*` function takes a database and knows nothing of the backend; the
-//! `on_both_backends!` lines below turn each into `sqlite_*` and `postgres_*` tests,
-//! each on a fresh database (`livesteer::store::testing::TestDb`), so the tests run in
-//! parallel. PostgreSQL: `TEST_DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/postgres`;
-//! when it is unreachable the `postgres_*` tests print `skipping: …` and pass, except
+//! `on_both_backends!` lines below (`tests/it/backends.rs`) turn each into `sqlite_*` and
+//! `postgres_*` tests, each on a fresh database, so the tests run in parallel. When
+//! PostgreSQL is unreachable the `postgres_*` tests print `skipping: …` and pass, except
 //! with `CI=true`, where they fail.
 
 use std::net::TcpListener;
@@ -13,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use livesteer::store::testing::TestDb;
 use livesteer::store::{Backend, Db, StoreError, StreamRow};
+
+use crate::backends::on_both_backends;
 
 const INIT_MIGRATION: &str = "2026-11-25-000001_init";
 
@@ -28,75 +29,19 @@ fn all_migrations() -> Vec<String> {
     names
 }
 
-/// `#[test] fn $sqlite` and `#[test] fn $postgres` running `$suite(&Db)` on a fresh,
-/// migrated database of each backend.
-macro_rules! on_both_backends {
-    ($suite:ident => $sqlite:ident, $postgres:ident) => {
-        #[test]
-        fn $sqlite() {
-            let db = TestDb::sqlite();
-            assert_eq!(db.backend(), Backend::Sqlite);
-            $suite(&db);
-        }
-
-        #[test]
-        fn $postgres() {
-            if let Some(db) = TestDb::postgres() {
-                assert_eq!(db.backend(), Backend::Postgres);
-                $suite(&db);
-            }
-        }
-    };
-}
-
-on_both_backends!(suite_ping => sqlite_ping, postgres_ping);
-on_both_backends!(suite_upsert_anchor => sqlite_upsert_anchor, postgres_upsert_anchor);
-on_both_backends!(suite_save_get_roundtrip => sqlite_save_get_roundtrip, postgres_save_get_roundtrip);
-on_both_backends!(suite_update_on_conflict => sqlite_update_on_conflict, postgres_update_on_conflict);
-on_both_backends!(suite_large_batch => sqlite_large_batch, postgres_large_batch);
-on_both_backends!(suite_end_stream => sqlite_end_stream, postgres_end_stream);
-on_both_backends!(suite_streams_in_state => sqlite_streams_in_state, postgres_streams_in_state);
-on_both_backends!(suite_policy_version_dedupe => sqlite_policy_version_dedupe, postgres_policy_version_dedupe);
-on_both_backends!(suite_lease_lifecycle => sqlite_lease_lifecycle, postgres_lease_lifecycle);
-on_both_backends!(suite_lease_contention => sqlite_lease_contention, postgres_lease_contention);
-
-// Suites that need more than a migrated `Db`.
-
-#[test]
-fn sqlite_migrations_idempotent() {
-    suite_migrations_idempotent(&TestDb::sqlite_unmigrated());
-}
-
-#[test]
-fn postgres_migrations_idempotent() {
-    if let Some(db) = TestDb::postgres_unmigrated() {
-        suite_migrations_idempotent(&db);
-    }
-}
-
-#[test]
-fn sqlite_concurrent_migrations() {
-    suite_concurrent_migrations(&TestDb::sqlite_unmigrated());
-}
-
-#[test]
-fn postgres_concurrent_migrations() {
-    if let Some(db) = TestDb::postgres_unmigrated() {
-        suite_concurrent_migrations(&db);
-    }
-}
-
-#[test]
-fn sqlite_restart() {
-    suite_restart(&mut TestDb::sqlite());
-}
-
-#[test]
-fn postgres_restart() {
-    if let Some(mut db) = TestDb::postgres() {
-        suite_restart(&mut db);
-    }
-}
+on_both_backends!(suite_ping(&Db) => sqlite_ping, postgres_ping);
+on_both_backends!(suite_upsert_anchor(&Db) => sqlite_upsert_anchor, postgres_upsert_anchor);
+on_both_backends!(suite_save_get_roundtrip(&Db) => sqlite_save_get_roundtrip, postgres_save_get_roundtrip);
+on_both_backends!(suite_update_on_conflict(&Db) => sqlite_update_on_conflict, postgres_update_on_conflict);
+on_both_backends!(suite_large_batch(&Db) => sqlite_large_batch, postgres_large_batch);
+on_both_backends!(suite_end_stream(&Db) => sqlite_end_stream, postgres_end_stream);
+on_both_backends!(suite_streams_in_state(&Db) => sqlite_streams_in_state, postgres_streams_in_state);
+on_both_backends!(suite_policy_version_dedupe(&Db) => sqlite_policy_version_dedupe, postgres_policy_version_dedupe);
+on_both_backends!(suite_lease_lifecycle(&Db) => sqlite_lease_lifecycle, postgres_lease_lifecycle);
+on_both_backends!(suite_lease_contention(&Db) => sqlite_lease_contention, postgres_lease_contention);
+on_both_backends!(suite_migrations_idempotent(&Db, unmigrated) => sqlite_migrations_idempotent, postgres_migrations_idempotent);
+on_both_backends!(suite_concurrent_migrations(&Db, unmigrated) => sqlite_concurrent_migrations, postgres_concurrent_migrations);
+on_both_backends!(suite_restart(TestDb) => sqlite_restart, postgres_restart);
 
 // ---------------------------------------------------------------------------------------
 // The suite
@@ -525,7 +470,7 @@ fn suite_lease_contention(db: &Db) {
     }
 }
 
-fn suite_restart(test_db: &mut TestDb) {
+fn suite_restart(mut test_db: TestDb) {
     let rows = vec![
         stream("s1", "a1", "live", 1_000),
         stream("s2", "a2", "live", 2_000),

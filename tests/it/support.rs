@@ -1,5 +1,5 @@
 //! `TestApp`: livesteer on a real socket (port 0), over a fresh database, with the shipped
-//! files or a test set.
+//! files or a test set; `YamlDoc`: the shipped policy (or a scenario) edited by key path.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,6 +10,7 @@ use livesteer::clock::{Clock, SystemClock};
 use livesteer::config::Config;
 use livesteer::state::AppState;
 use livesteer::store::testing::TestDb;
+use serde::Serialize;
 use serde_json::Value;
 
 pub fn root() -> &'static Path {
@@ -184,16 +185,13 @@ impl Builder {
         self
     }
 
-    /// The shipped policy with each `(from, to)` replaced once, written to a temp file.
-    pub fn policy_edit(mut self, edits: &[(&str, &str)]) -> Self {
-        let mut text = std::fs::read_to_string(&self.policy_file).unwrap();
-        for (from, to) in edits {
-            assert!(text.contains(from), "policy has no {from:?}");
-            text = text.replacen(from, to, 1);
-        }
+    /// The policy so far (the shipped one unless edited or replaced) changed by `edit`,
+    /// written to a temp file: `.policy(|p| p.set("scoring.exploration_rate", 0))`.
+    pub fn policy(mut self, edit: impl FnOnce(YamlDoc) -> YamlDoc) -> Self {
+        let doc = edit(YamlDoc::load(&self.policy_file));
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let file = dir.path().join("default.yaml");
-        std::fs::write(&file, text).unwrap();
+        doc.write(&file);
         self.policy_file = file;
         self.policy_dir = Some(dir);
         self
@@ -212,7 +210,7 @@ impl Builder {
 
     /// No exploration draws, so that play orders are exact.
     pub fn without_exploration(self) -> Self {
-        self.policy_edit(&[("exploration_rate: 0.03", "exploration_rate: 0")])
+        self.policy(|p| p.set("scoring.exploration_rate", 0))
     }
 
     pub fn admin_token(mut self, token: &str) -> Self {
@@ -497,4 +495,229 @@ async fn answer(mut conn: tokio::net::TcpStream, s: Arc<OriginState>) {
     let _ = conn.write_all(res.as_bytes()).await;
     let _ = conn.shutdown().await;
     s.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A YAML file as a value tree, edited by key path: the shipped policy
+/// ([`YamlDoc::shipped_policy`]) or a test's own scenario, changed field by field and written
+/// out (without its comments; the layout is the serializer's).
+///
+/// A path is keys joined by `.`, a list item picked by `[index]` or by `[field=value]` (the
+/// item whose `field` is `value`): `regions[id=tw].cidrs[0]`,
+/// `probes.stats[provider=local-srs].url`.
+/// Every edit panics when what it names is not there ([`YamlDoc::set`] and
+/// [`YamlDoc::remove`]: the key; [`YamlDoc::insert`]: the key's parent, and the key must be
+/// new; [`YamlDoc::push`]: the list), so a renamed key fails the tests that edit it instead
+/// of leaving them on the shipped value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlDoc(Value);
+
+/// One step of a [`YamlDoc`] path.
+#[derive(Debug)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+    Item { field: &'a str, value: &'a str },
+}
+
+impl YamlDoc {
+    pub fn parse(text: &str) -> YamlDoc {
+        // YAML 1.2 booleans: `NO` (Norway, in a country list) stays a string.
+        let options = serde_saphyr::options! { strict_booleans: true };
+        YamlDoc(
+            serde_saphyr::from_str_with_options(text, options)
+                .unwrap_or_else(|e| panic!("not YAML: {e}")),
+        )
+    }
+
+    pub fn load(file: &Path) -> YamlDoc {
+        let text = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        YamlDoc::parse(&text)
+    }
+
+    /// `policies/default.yaml`.
+    pub fn shipped_policy() -> YamlDoc {
+        YamlDoc::load(&root().join("policies/default.yaml"))
+    }
+
+    /// Replaces the value of the existing key (or list item) at `path`.
+    pub fn set(mut self, path: &str, value: impl Serialize) -> YamlDoc {
+        *self.at(path) = to_value(path, value);
+        self
+    }
+
+    /// Adds the key at `path`, which must be new, to its existing parent mapping.
+    pub fn insert(mut self, path: &str, value: impl Serialize) -> YamlDoc {
+        let (parent, key) = self.parent_of(path);
+        let Step::Key(key) = key else {
+            panic!("{path}: insert adds a key; set replaces a list item")
+        };
+        let value = to_value(path, value);
+        let map = parent
+            .as_object_mut()
+            .unwrap_or_else(|| panic!("{path}: the parent is not a mapping"));
+        let old = map.insert(key.to_string(), value);
+        assert!(old.is_none(), "{path} is there already: set it instead");
+        self
+    }
+
+    /// Removes the existing key (or list item) at `path`.
+    pub fn remove(mut self, path: &str) -> YamlDoc {
+        let (parent, last) = self.parent_of(path);
+        let removed = match (last, parent) {
+            (Step::Key(key), Value::Object(map)) => map.remove(key).is_some(),
+            (Step::Index(i), Value::Array(items)) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            (Step::Item { field, value }, Value::Array(items)) => {
+                let before = items.len();
+                items.retain(|item| !matches_item(item, field, value));
+                items.len() + 1 == before
+            }
+            _ => false,
+        };
+        assert!(removed, "{path}: no such key to remove");
+        self
+    }
+
+    /// Appends `value` to the existing list at `path`.
+    pub fn push(mut self, path: &str, value: impl Serialize) -> YamlDoc {
+        let value = to_value(path, value);
+        self.at(path)
+            .as_array_mut()
+            .unwrap_or_else(|| panic!("{path} is not a list"))
+            .push(value);
+        self
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(&self.0).unwrap()
+    }
+
+    pub fn write(&self, file: &Path) {
+        std::fs::write(file, self.to_yaml())
+            .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    }
+
+    /// The node at `path`, which must be there.
+    fn at(&mut self, path: &str) -> &mut Value {
+        let mut node = &mut self.0;
+        for step in steps(path) {
+            node = child(node, &step).unwrap_or_else(|| panic!("{path}: no {step:?} there"));
+        }
+        node
+    }
+
+    /// The node holding the last step of `path` (which must be there), and that step.
+    fn parent_of<'p>(&mut self, path: &'p str) -> (&mut Value, Step<'p>) {
+        let mut steps = steps(path);
+        let last = steps.pop().unwrap();
+        let mut node = &mut self.0;
+        for step in steps {
+            node = child(node, &step).unwrap_or_else(|| panic!("{path}: no {step:?} there"));
+        }
+        (node, last)
+    }
+}
+
+fn to_value(path: &str, value: impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn matches_item(item: &Value, field: &str, value: &str) -> bool {
+    item.get(field).and_then(Value::as_str) == Some(value)
+}
+
+fn child<'v>(node: &'v mut Value, step: &Step) -> Option<&'v mut Value> {
+    match step {
+        Step::Key(key) => node.as_object_mut()?.get_mut(*key),
+        Step::Index(i) => node.as_array_mut()?.get_mut(*i),
+        Step::Item { field, value } => node
+            .as_array_mut()?
+            .iter_mut()
+            .find(|item| matches_item(item, field, value)),
+    }
+}
+
+/// `a.b[2].c[id=x]` → `a`, `b`, `2`, `c`, `id=x`.
+fn steps(path: &str) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let end = inner
+                .find(']')
+                .unwrap_or_else(|| panic!("{path}: no ] after ["));
+            let pick = &inner[..end];
+            steps.push(match pick.split_once('=') {
+                Some((field, value)) => Step::Item { field, value },
+                None => Step::Index(
+                    pick.parse()
+                        .unwrap_or_else(|_| panic!("{path}: [{pick}] is no index")),
+                ),
+            });
+            rest = &inner[end + 1..];
+        } else {
+            let key_rest = if steps.is_empty() {
+                rest
+            } else {
+                rest.strip_prefix('.')
+                    .unwrap_or_else(|| panic!("{path}: a key must follow a ."))
+            };
+            let end = key_rest.find(['.', '[']).unwrap_or(key_rest.len());
+            assert!(end > 0, "{path}: an empty key");
+            steps.push(Step::Key(&key_rest[..end]));
+            rest = &key_rest[end..];
+        }
+    }
+    assert!(!steps.is_empty(), "an empty path");
+    steps
+}
+
+/// The shipped policy, read as a [`YamlDoc`] and written back, is the same policy.
+#[test]
+fn the_shipped_policy_survives_a_yaml_doc_round_trip() {
+    use livesteer::policy::Policy;
+    use livesteer::providers::registry::ProviderFiles;
+
+    let shipped = YamlDoc::shipped_policy();
+    let written = shipped.to_yaml();
+    assert_eq!(YamlDoc::parse(&written), shipped);
+    let ids = ProviderFiles::read_dir(&root().join("providers"))
+        .unwrap()
+        .ids();
+    let path = root().join("policies/default.yaml");
+    let policy = |p: Policy| {
+        let mut v = serde_json::to_value(p).unwrap();
+        v["version"] = Value::Null;
+        v
+    };
+    let original = policy(Policy::load(&path, &ids).unwrap());
+    let round_trip = policy(Policy::parse(&path, &written, &ids).unwrap());
+    assert_eq!(round_trip, original);
+    assert_eq!(original["regions"][6]["countries"][10], "NO");
+    // Each edit lands where its path says.
+    let edited = YamlDoc::parse(&written)
+        .set("scoring.exploration_rate", 0.05)
+        .set("regions[id=tw].cidrs[0]", "168.95.0.0/17")
+        .insert("services.areas[id=mainland].upload_nodes", ["up-cn"])
+        .push("scoring.drained", "tencent")
+        .remove("regions[1]")
+        .remove("geo.trusted_header");
+    let edited = YamlDoc::parse(&edited.to_yaml()).0;
+    assert_eq!(edited["scoring"]["exploration_rate"], 0.05);
+    assert_eq!(edited["regions"][0]["cidrs"][0], "168.95.0.0/17");
+    assert_eq!(edited["regions"][0]["cidrs"][1], "61.216.0.0/14");
+    assert_eq!(edited["services"]["areas"][0]["upload_nodes"][0], "up-cn");
+    assert_eq!(edited["scoring"]["drained"], serde_json::json!(["tencent"]));
+    assert_eq!(edited["regions"][1]["id"], "gulf");
+    assert_eq!(edited["geo"].get("trusted_header"), None);
+    assert_eq!(edited["geo"]["trust_forwarded_for"], false);
+}
+
+#[test]
+#[should_panic(expected = "scoring.exploration_rat: no Key(\"exploration_rat\") there")]
+fn a_yaml_doc_edit_of_a_key_that_is_not_there_fails() {
+    let _ = YamlDoc::shipped_policy().set("scoring.exploration_rat", 0);
 }
