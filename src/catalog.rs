@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::auth::Keys;
 use crate::geo::CountryDb;
 use crate::policy::Policy;
 use crate::providers::Registry;
@@ -31,6 +32,8 @@ pub struct Catalog {
     pub policy: Arc<Policy>,
     pub registry: Registry,
     pub mmdb: Option<CountryDb>,
+    /// The secrets requests are checked with (none when secrets are skipped).
+    pub keys: Keys,
 }
 
 impl Catalog {
@@ -69,10 +72,23 @@ impl Catalog {
             Some(p) => Some(CountryDb::open(p).map_err(|m| Diagnostic::file(policy_file, m))?),
             None => None,
         };
+        // Resolved once, here: no request reads the environment.
+        let keys = match mode {
+            SecretMode::Require => Keys::resolve(&policy, secrets).map_err(|missing| {
+                Diagnostics(
+                    missing
+                        .into_iter()
+                        .map(|m| Diagnostic::file(policy_file, m))
+                        .collect(),
+                )
+            })?,
+            SecretMode::Skip => Keys::default(),
+        };
         Ok(Catalog {
             policy: Arc::new(policy),
             registry,
             mmdb,
+            keys,
         })
     }
 }

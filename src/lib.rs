@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
 pub mod api;
+pub mod auth;
 pub mod callbacks;
 pub mod catalog;
 pub mod cli;

@@ -143,17 +143,11 @@ impl AppState {
         init_provider_series(&catalog);
         let (writer, task) =
             StreamWriter::spawn(db.clone(), Duration::from_millis(config.flush_interval_ms));
-        let directory = crate::directory::Directory::start(
-            &catalog.policy,
-            secrets.as_ref(),
-            db.clone(),
-            Duration::from_millis(config.flush_interval_ms),
-        )
-        .await
-        .context("cannot start the service directory")?;
-        let payments =
-            crate::payments::Ledger::new(&catalog.policy.services, secrets.as_ref(), db.clone())
-                .context("cannot start the payment ledger")?;
+        let directory =
+            Directory::start(db.clone(), Duration::from_millis(config.flush_interval_ms))
+                .await
+                .context("cannot start the service directory")?;
+        let payments = Ledger::new(db.clone());
         let (rooms, _rooms_writer) = crate::rooms::Rooms::start(
             db.clone(),
             Duration::from_millis(config.flush_interval_ms),
@@ -178,8 +172,6 @@ impl AppState {
             secrets: secrets.clone(),
             loaded_files: Mutex::new(fingerprint(&config.providers_dir, &config.policy_file)),
             catalog: catalog.clone(),
-            directory: directory.clone(),
-            payments: payments.clone(),
             signer: signer.clone(),
             scorer: scorer.clone(),
             db: db.clone(),
@@ -295,8 +287,8 @@ impl AppState {
     }
 }
 
-/// Reloads the catalog and what depends on it: the directory's and payment centres' keys, the
-/// signing cache, the rankings.
+/// Reloads the catalog (with the secrets it resolves) and what depends on it: the signing
+/// cache, the rankings.
 struct Reloader {
     providers_dir: std::path::PathBuf,
     policy_file: std::path::PathBuf,
@@ -304,8 +296,6 @@ struct Reloader {
     /// Fingerprint of the files the catalog in force was loaded from.
     loaded_files: Mutex<String>,
     catalog: SharedCatalog,
-    directory: Arc<Directory>,
-    payments: Arc<Ledger>,
     signer: Signer,
     scorer: Arc<Scorer>,
     db: Db,
@@ -338,30 +328,6 @@ impl Reload for Reloader {
                 return Err(d);
             }
         };
-        // The directory's and payment centres' secrets, resolved before anything is swapped.
-        let services = &catalog.policy.services;
-        let service_keys =
-            crate::directory::resolve_heartbeat_keys(services, self.secrets.as_ref()).and_then(
-                |h| {
-                    Ok((
-                        h,
-                        crate::payments::resolve_centre_keys(services, self.secrets.as_ref())?,
-                    ))
-                },
-            );
-        let (heartbeat_keys, centre_keys) = match service_keys {
-            Ok(k) => k,
-            Err(e) => {
-                metrics::counter!(m::POLICY_RELOADS.name, "outcome" => "error").increment(1);
-                metrics::gauge!(m::POLICY_ERRORS.name).set(1.0);
-                tracing::error!(problem = %e, "policy reload refused; the policy in force stays");
-                return Err(
-                    crate::vocab::Diagnostic::file(&self.policy_file, e.to_string()).into(),
-                );
-            }
-        };
-        self.directory.set_keys(heartbeat_keys);
-        self.payments.set_keys(centre_keys);
         let old = self.catalog.load().policy.version.clone();
         let new = catalog.policy.version.clone();
         let file = catalog.policy.source.display().to_string();

@@ -20,17 +20,8 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let given = req
         .headers()
         .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Constant time in the token's length.
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+        .and_then(|v| v.to_str().ok());
+    if crate::auth::bearer::matches(given, token) {
         Ok(())
     } else {
         Err(ApiError::new(

@@ -91,9 +91,9 @@ pub async fn receive(
         Format::NginxRtmp => nginx::parse(&body),
         Format::Generic => {
             let rooms = &catalog.policy.rooms;
-            callbacks::secret_for(rooms, state.secrets.as_ref(), &id).and_then(|secret| {
+            callbacks::secret_for(&catalog.keys, &id).and_then(|secret| {
                 generic::parse(
-                    secret.as_deref(),
+                    secret,
                     header(&req, generic::TIMESTAMP_HEADER),
                     header(&req, generic::SIGNATURE_HEADER),
                     &body,

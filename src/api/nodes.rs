@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::openapi::Error;
+use crate::auth::signed::{self, AuthError};
 use crate::codes::Code;
-use crate::directory::signed::{self, AuthError};
 use crate::directory::{Applied, Heartbeat, HeartbeatError};
 use crate::metrics as m;
 use crate::policy::services::{ServiceKind, check_endpoint};
@@ -121,7 +121,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
     path = "/v1/nodes/heartbeat",
     tag = "services",
     params(("X-Livesteer-Timestamp" = String, Header, description = "Unix seconds of the signature"),
-        ("X-Livesteer-Signature" = String, Header, description = "Hex HMAC-SHA256 of `timestamp.body` with the sender's secret")),
+        ("X-Livesteer-Signature" = String, Header, description = "Hex HMAC-SHA256 of the timestamp, a line feed and the body, with the sender's secret")),
     request_body = HeartbeatBody,
     responses(
         (status = 200, description = "Applied (or older than the last one)", body = HeartbeatAnswer),
@@ -145,7 +145,7 @@ pub async fn heartbeat(
         .map_err(|m| ApiError::new(Code::UnknownService, m))?;
     let catalog = state.catalog.load();
     let services = &catalog.policy.services;
-    let key = state.directory.heartbeat_key(kind).ok_or_else(|| {
+    let key = catalog.keys.heartbeats.get(&kind).ok_or_else(|| {
         refused(
             "heartbeat",
             &AuthError::UnknownSigner(format!(

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use super::nodes::{parse_json, read_body, signature_headers};
 use super::openapi::Error;
+use crate::auth::signed::{self, AuthError};
 use crate::codes::Code;
-use crate::directory::signed::{self, AuthError};
 use crate::metrics as m;
 use crate::payments::{Batch, Ledger, fmt_ms};
 use crate::state::AppState;
@@ -30,7 +30,7 @@ fn refused(endpoint: &'static str, e: &AuthError) -> ApiError {
     path = "/v1/payments/sync",
     tag = "payments",
     params(("X-Livesteer-Timestamp" = String, Header, description = "Unix seconds of the signature"),
-        ("X-Livesteer-Signature" = String, Header, description = "Hex HMAC-SHA256 of `timestamp.body` with the sender's secret")),
+        ("X-Livesteer-Signature" = String, Header, description = "Hex HMAC-SHA256 of the timestamp, a line feed and the body, with the sender's secret")),
     request_body = crate::payments::Batch,
     responses(
         (status = 200, description = "What is stored", body = crate::payments::SyncAnswer),
@@ -48,7 +48,8 @@ pub async fn sync(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, MAX_BATCH_BYTES).await?;
     let batch: Batch = parse_json(&req, &body)?;
-    let key = state.payments.centre_key(&batch.centre).ok_or_else(|| {
+    let catalog = state.catalog.load_full();
+    let key = catalog.keys.centres.get(&batch.centre).ok_or_else(|| {
         refused(
             "payments_sync",
             &AuthError::UnknownSigner(format!(
@@ -59,7 +60,7 @@ pub async fn sync(
     })?;
     let (ts, sig) = signature_headers(&req);
     let now_ms = state.clock.now_ms();
-    let window = state.catalog.load().policy.services.replay_window_seconds;
+    let window = catalog.policy.services.replay_window_seconds;
     signed::verify(&key.bytes, ts, sig, &body, now_ms.div_euclid(1000), window)
         .map_err(|e| refused("payments_sync", &e))?;
     let rows = Ledger::validate(&batch, now_ms).map_err(|e| ApiError::new(e.code, e.message))?;
@@ -143,7 +144,7 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
     path = "/v1/payments/reconcile",
     tag = "payments",
     params(ReconcileQuery, ("X-Livesteer-Timestamp" = Option<String>, Header, description = "Unix seconds of the signature"),
-        ("X-Livesteer-Signature" = Option<String>, Header, description = "Hex HMAC-SHA256 of `timestamp.body` with the sender's secret")),
+        ("X-Livesteer-Signature" = Option<String>, Header, description = "Hex HMAC-SHA256 of the timestamp, a line feed and the raw query string, with the sender's secret (or an admin bearer token)")),
     responses(
         (status = 200, description = "Counts and sums per currency", body = ReconcileAnswer),
         (status = 400, description = "Bad input (see the code)", body = Error),
@@ -164,7 +165,8 @@ pub async fn reconcile(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::new(Code::MissingArgument, "the centre parameter is required"))?
         .to_string();
-    let key = state.payments.centre_key(&centre).ok_or_else(|| {
+    let catalog = state.catalog.load_full();
+    let key = catalog.keys.centres.get(&centre).ok_or_else(|| {
         ApiError::new(
             Code::UnknownCentre,
             format!(
@@ -174,15 +176,15 @@ pub async fn reconcile(
         )
     })?;
     let admin = state.config.admin_token.as_deref().is_some_and(|t| {
-        req.headers()
+        let given = req
+            .headers()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| constant_eq(given.trim().as_bytes(), t.as_bytes()))
+            .and_then(|v| v.to_str().ok());
+        crate::auth::bearer::matches(given, t)
     });
     if !admin {
         let (ts, sig) = signature_headers(&req);
-        let window = state.catalog.load().policy.services.replay_window_seconds;
+        let window = catalog.policy.services.replay_window_seconds;
         signed::verify(
             &key.bytes,
             ts,
@@ -216,11 +218,4 @@ pub async fn reconcile(
         count: totals.iter().map(|t| t.count).sum(),
         currencies: totals,
     }))
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

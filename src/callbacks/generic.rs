@@ -13,11 +13,10 @@
 //! names. The timestamp (unix seconds) must be within `rooms.callback_max_skew_seconds` of
 //! livesteer's clock. `bitrate_kbps` is optional. Unknown fields are refused.
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 
 use super::{Action, Callback, Refusal};
+use crate::auth::signed::Scheme;
 use crate::codes::Code;
 
 /// The header carrying the signing time.
@@ -36,11 +35,7 @@ struct Body {
 
 /// The signature of `body` at `timestamp` (what a CDN-side sender computes).
 pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    Scheme::Callback.sign(secret, timestamp, body)
 }
 
 /// Verifies the signature, then parses the body.
@@ -58,34 +53,10 @@ pub fn parse(
             "no callback secret is configured for this provider (rooms.callback_secret_env)",
         )
     })?;
-    let ts = timestamp
-        .ok_or_else(|| Refusal::new(Code::InvalidTimestamp, "missing X-Livesteer-Timestamp"))?;
-    let sig = signature
-        .ok_or_else(|| Refusal::new(Code::InvalidSignature, "missing X-Livesteer-Signature"))?;
-    let t: i64 = ts
-        .parse()
-        .ok()
-        .filter(|_| ts.len() <= 12 && ts.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidTimestamp,
-                "X-Livesteer-Timestamp is not unix seconds",
-            )
-        })?;
-    if (now_secs - t).abs() > max_skew_secs {
-        return Err(Refusal::new(
-            Code::StaleTimestamp,
-            format!("timestamp {t} is more than {max_skew_secs} s from now ({now_secs})"),
-        ));
-    }
-    let raw = hex::decode(sig.trim())
-        .map_err(|_| Refusal::new(Code::InvalidSignature, "X-Livesteer-Signature is not hex"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&raw)
-        .map_err(|_| Refusal::new(Code::InvalidSignature, "signature does not match the body"))?;
+    let window = u64::try_from(max_skew_secs).unwrap_or(0);
+    Scheme::Callback
+        .verify(secret, timestamp, signature, body, now_secs, window)
+        .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
 
     let b: Body = serde_json::from_slice(body)
         .map_err(|e| Refusal::malformed(format!("invalid JSON body: {e}")))?;

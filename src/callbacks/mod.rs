@@ -21,18 +21,17 @@ pub mod srs;
 
 use serde::Serialize;
 
+use crate::auth::{self, Keys};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::codes::Code;
 use crate::metrics as m;
-use crate::policy::rooms::RoomSettings;
-use crate::providers::signing::TokenError;
+use crate::providers::signing::Grant;
 use crate::providers::{Provider, ProviderKind};
 use crate::rooms::{Evidence, IngestEvent, RoomView, Rooms};
 use crate::signals::{IngestSource, Signal, SignalBus};
 use crate::store::Db;
 use crate::streams::{Stream, StreamState, StreamTable};
-use crate::vocab::Secrets;
 use crate::vocab::ids::is_valid_stream_key;
 
 /// Largest callback body read.
@@ -133,33 +132,14 @@ pub struct Accepted {
     pub room: Option<RoomView>,
 }
 
-/// Shortest generic-callback secret accepted.
-pub const MIN_SECRET_BYTES: usize = 16;
-
-/// The generic-callback HMAC secret of a provider: the value of the variable
-/// `rooms.callback_secret_env` names for it. `Ok(None)` when none is configured; an error
-/// naming the variable when it is unset or too short.
-pub fn secret_for(
-    s: &RoomSettings,
-    secrets: &dyn Secrets,
-    provider: &str,
-) -> Result<Option<Vec<u8>>, Refusal> {
-    let Some(env) = s.callback_secret_env.get(provider) else {
-        return Ok(None);
-    };
-    match secrets.get(env) {
-        Some(v) if v.len() >= MIN_SECRET_BYTES => Ok(Some(v.into_bytes())),
-        Some(v) => Err(Refusal::new(
-            Code::CallbacksNotConfigured,
-            format!(
-                "the callback secret in {env} is {} bytes; at least {MIN_SECRET_BYTES} are needed",
-                v.len()
-            ),
-        )),
-        None => Err(Refusal::new(
-            Code::CallbacksNotConfigured,
-            format!("environment variable {env} (the callback secret of {provider}) is not set"),
-        )),
+/// The generic-callback HMAC secret of a provider, as the catalog resolved it from the variable
+/// `rooms.callback_secret_env` names. `Ok(None)` when none is configured; an error naming the
+/// variable when it is unset or too short.
+pub fn secret_for<'k>(keys: &'k Keys, provider: &str) -> Result<Option<&'k [u8]>, Refusal> {
+    match keys.callbacks.get(provider) {
+        None => Ok(None),
+        Some(Ok(secret)) => Ok(Some(secret)),
+        Some(Err(why)) => Err(Refusal::new(Code::CallbacksNotConfigured, why.clone())),
     }
 }
 
@@ -176,16 +156,6 @@ pub fn token_from_query(query: &str) -> Option<String> {
     url::form_urlencoded::parse(q.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
-}
-
-fn token_refusal(e: TokenError) -> Refusal {
-    match e {
-        TokenError::Expired { .. } => Refusal::new(Code::ExpiredToken, e.to_string()),
-        TokenError::Input(_) => Refusal::malformed(e.to_string()),
-        TokenError::Malformed(_) | TokenError::BadSignature => {
-            Refusal::new(Code::InvalidToken, e.to_string())
-        }
-    }
 }
 
 /// What a callback is checked against and changes: narrow handles on the records, lent by the
@@ -256,37 +226,21 @@ pub async fn handle(
     }
     let now_ms = state.clock.now_ms();
     if !cb.signed {
-        let origin = provider.as_origin().ok_or_else(|| {
-            Refusal::new(
-                Code::UnsignedCallback,
-                format!(
-                    "provider {} takes signed generic callbacks only",
-                    provider.id()
-                ),
-            )
-        })?;
-        let token = cb
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Refusal::new(
-                    Code::MissingToken,
-                    format!(
-                        "the {action_name} of stream {} carries no token argument",
-                        cb.stream
-                    ),
-                )
-            })?;
         // A play URL's token lets a player in; only a push URL's token lets an encoder publish
         // (or report on its publish).
         let grant = match cb.action {
-            Action::Play => crate::providers::signing::Grant::Play,
-            _ => crate::providers::signing::Grant::Publish,
+            Action::Play => Grant::Play,
+            _ => Grant::Publish,
         };
-        origin
-            .verify(grant, &cb.app, &cb.stream, token, now_ms.div_euclid(1000))
-            .map_err(token_refusal)?;
+        auth::verify_origin_token(
+            provider,
+            grant,
+            &cb.app,
+            &cb.stream,
+            cb.token.as_deref(),
+            now_ms.div_euclid(1000),
+        )
+        .map_err(|r| Refusal::new(r.code, r.message))?;
     }
     let stream = find_stream(state, &cb.stream).await?.ok_or_else(|| {
         Refusal::new(
@@ -372,7 +326,6 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn tokens_come_out_of_query_strings() {
@@ -390,19 +343,22 @@ mod tests {
     }
 
     #[test]
-    fn secrets_name_the_missing_variable() {
-        let s = RoomSettings {
-            callback_secret_env: [("tencent".to_string(), "TX_CB".to_string())].into(),
-            ..RoomSettings::default()
+    fn a_provider_without_a_resolved_secret_is_not_configured() {
+        let keys = Keys {
+            callbacks: [
+                ("tencent".to_string(), Err("TX_CB is not set".to_string())),
+                ("alibaba".to_string(), Ok(b"0123456789abcdef".to_vec())),
+            ]
+            .into(),
+            ..Keys::default()
         };
-        let none: HashMap<String, String> = HashMap::new();
-        assert_eq!(secret_for(&s, &none, "alibaba"), Ok(None));
-        let err = secret_for(&s, &none, "tencent").unwrap_err();
+        assert_eq!(secret_for(&keys, "akamai"), Ok(None));
+        let err = secret_for(&keys, "tencent").unwrap_err();
+        assert_eq!(err.code, Code::CallbacksNotConfigured);
         assert!(err.message.contains("TX_CB"), "{err:?}");
-        let short: HashMap<String, String> = [("TX_CB".to_string(), "x".to_string())].into();
-        assert!(secret_for(&s, &short, "tencent").is_err());
-        let ok: HashMap<String, String> =
-            [("TX_CB".to_string(), "0123456789abcdef".to_string())].into();
-        assert!(secret_for(&s, &ok, "tencent").unwrap().is_some());
+        assert_eq!(
+            secret_for(&keys, "alibaba"),
+            Ok(Some(&b"0123456789abcdef"[..]))
+        );
     }
 }

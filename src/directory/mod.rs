@@ -19,7 +19,6 @@
 //! the network; only the jobs (`check_nodes`, `sync_nodes`) and the writer do.
 
 pub mod checks;
-pub mod signed;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,14 +27,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::policy::Policy;
 use crate::policy::services::{ServiceKind, ServicesPolicy, StaticNode};
 use crate::store::{Db, NodeRow};
-use crate::vocab::Secrets;
-pub use signed::{AuthError, Secret};
 pub use writer::NodeWriter;
 
 /// A node that registered through heartbeats, as last heard.
@@ -195,49 +191,30 @@ pub struct Resolution {
 pub struct Directory {
     nodes: RwLock<HashMap<String, Arc<Node>>>,
     checks: RwLock<HashMap<String, Check>>,
-    keys: ArcSwap<BTreeMap<ServiceKind, Secret>>,
     writer: NodeWriter,
     /// Highest `updated_ms` loaded from the database (for `sync_nodes`).
     synced_ms: AtomicI64,
 }
 
 impl Directory {
-    /// Resolves the heartbeat secrets the policy names (failing on any unset variable without
-    /// a demo value), loads the registered nodes from the database and starts the writer.
-    pub async fn start(
-        policy: &Policy,
-        secrets: &dyn Secrets,
-        db: Db,
-        flush_interval: Duration,
-    ) -> anyhow::Result<Directory> {
-        let keys = resolve_heartbeat_keys(&policy.services, secrets)?;
+    /// Loads the registered nodes from the database and starts the writer.
+    pub async fn start(db: Db, flush_interval: Duration) -> anyhow::Result<Directory> {
         let loader = db.clone();
         let rows = tokio::task::spawn_blocking(move || loader.all_nodes()).await??;
-        let dir = Directory::with_keys(keys, NodeWriter::spawn(db, flush_interval).0);
+        let dir = Directory::new(NodeWriter::spawn(db, flush_interval).0);
         let n = dir.merge_rows(&rows);
         tracing::info!(nodes = n, "service directory loaded");
         Ok(dir)
     }
 
-    /// A directory with these keys and writer, and no node yet.
-    pub fn with_keys(keys: BTreeMap<ServiceKind, Secret>, writer: NodeWriter) -> Directory {
+    /// A directory with this writer, and no node yet.
+    pub fn new(writer: NodeWriter) -> Directory {
         Directory {
             nodes: RwLock::default(),
             checks: RwLock::default(),
-            keys: ArcSwap::from_pointee(keys),
             writer,
             synced_ms: AtomicI64::new(i64::MIN),
         }
-    }
-
-    /// The secret nodes of `kind` sign heartbeats with.
-    pub fn heartbeat_key(&self, kind: ServiceKind) -> Option<Secret> {
-        self.keys.load().get(&kind).cloned()
-    }
-
-    /// Replaces the heartbeat secrets (a policy reload resolved them anew).
-    pub fn set_keys(&self, keys: BTreeMap<ServiceKind, Secret>) {
-        self.keys.store(Arc::new(keys));
     }
 
     /// The writer (tests flush it).
@@ -483,27 +460,6 @@ const SYNC_OVERLAP_MS: i64 = 5_000;
 /// Load as a share of capacity in 5% steps: nodes in the same step count as equally loaded.
 fn load_step(load: u64, capacity: u64) -> u64 {
     load.saturating_mul(20) / capacity.max(1)
-}
-
-/// The heartbeat secrets, one per kind the policy names.
-pub fn resolve_heartbeat_keys(
-    services: &ServicesPolicy,
-    secrets: &dyn Secrets,
-) -> anyhow::Result<BTreeMap<ServiceKind, Secret>> {
-    let mut keys = BTreeMap::new();
-    let mut missing = Vec::new();
-    for (kind, r) in &services.heartbeat_secrets {
-        match signed::resolve_secret(r, secrets, &format!("services.heartbeat_secrets.{kind}")) {
-            Ok(s) => {
-                keys.insert(*kind, s);
-            }
-            Err(m) => missing.push(m),
-        }
-    }
-    if !missing.is_empty() {
-        anyhow::bail!("{}", missing.join("; "));
-    }
-    Ok(keys)
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

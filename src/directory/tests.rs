@@ -1,6 +1,6 @@
 //! Selection and health rules, on a real (temporary SQLite) database for the writer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,10 +33,7 @@ fn services() -> ServicesPolicy {
 }
 
 fn directory(db: &TestDb) -> Directory {
-    Directory::with_keys(
-        BTreeMap::new(),
-        NodeWriter::spawn(db.db().clone(), Duration::from_millis(10)).0,
-    )
+    Directory::new(NodeWriter::spawn(db.db().clone(), Duration::from_millis(10)).0)
 }
 
 fn beat(id: &str, kind: ServiceKind, region: &str, load: u64) -> Heartbeat {

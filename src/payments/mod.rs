@@ -12,16 +12,12 @@
 //! **Architecture invariant:** the one request path that waits on the database, by design;
 //! validation happens before, so a bad batch never opens a transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::codes::Code;
-use crate::directory::signed::{self, Secret};
-use crate::policy::services::ServicesPolicy;
 use crate::store::{CurrencyTotal, Db, PaymentOutcome, PaymentRow, StoreError};
-use crate::vocab::Secrets;
 
 /// Most records in one batch.
 pub const MAX_BATCH: usize = 1_000;
@@ -94,30 +90,15 @@ fn invalid(code: Code, message: impl Into<String>) -> Invalid {
     }
 }
 
-/// The ledger: the centres' secrets and the database.
+/// The ledger over the database.
 #[derive(Debug)]
 pub struct Ledger {
-    keys: ArcSwap<BTreeMap<String, Secret>>,
     db: Db,
 }
 
 impl Ledger {
-    /// Resolves every centre's secret (failing on an unset variable without a demo value).
-    pub fn new(services: &ServicesPolicy, secrets: &dyn Secrets, db: Db) -> anyhow::Result<Ledger> {
-        Ok(Ledger {
-            keys: ArcSwap::from_pointee(resolve_centre_keys(services, secrets)?),
-            db,
-        })
-    }
-
-    /// Replaces the centres' secrets (a policy reload resolved them anew).
-    pub fn set_keys(&self, keys: BTreeMap<String, Secret>) {
-        self.keys.store(std::sync::Arc::new(keys));
-    }
-
-    /// The secret a centre signs with, if it is a known centre.
-    pub fn centre_key(&self, centre: &str) -> Option<Secret> {
-        self.keys.load().get(centre).cloned()
+    pub fn new(db: Db) -> Ledger {
+        Ledger { db }
     }
 
     /// Checks a batch and turns it into rows received at `now_ms`.
@@ -287,27 +268,6 @@ impl Ledger {
     ) -> Result<Vec<CurrencyTotal>, StoreError> {
         self.db.reconcile_payments(centre, from_ms, to_ms)
     }
-}
-
-/// Every payment centre's secret, as the policy names them.
-pub fn resolve_centre_keys(
-    services: &ServicesPolicy,
-    secrets: &dyn Secrets,
-) -> anyhow::Result<BTreeMap<String, Secret>> {
-    let mut keys = BTreeMap::new();
-    let mut missing = Vec::new();
-    for (id, r) in &services.payment_centres {
-        match signed::resolve_secret(r, secrets, &format!("services.payment_centres.{id}")) {
-            Ok(s) => {
-                keys.insert(id.clone(), s);
-            }
-            Err(m) => missing.push(m),
-        }
-    }
-    if !missing.is_empty() {
-        anyhow::bail!("{}", missing.join("; "));
-    }
-    Ok(keys)
 }
 
 fn valid_long_id(id: &str) -> bool {

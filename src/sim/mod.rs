@@ -135,6 +135,7 @@ pub fn catalog(
         policy: Arc::new(policy),
         registry: Registry::new(providers, named),
         mmdb: None,
+        keys: Default::default(),
     };
     Ok((catalog, scenario))
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use livesteer::directory::signed;
+use livesteer::auth::signed;
 use livesteer::metrics::{ALL, Kind};
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use livesteer::auth::signed;
 use livesteer::clock::{Clock, ManualClock};
-use livesteer::directory::signed;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};
 

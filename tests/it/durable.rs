@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use livesteer::directory::signed;
+use livesteer::auth::signed;
 use livesteer::store::Db;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};

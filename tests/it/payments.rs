@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use livesteer::directory::signed;
+use livesteer::auth::signed;
 use livesteer::store::Db;
 use livesteer::store::testing::TestDb;
 use serde_json::{Value, json};

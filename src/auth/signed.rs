@@ -1,4 +1,5 @@
-//! Signed requests: how node heartbeats and payment-centre batches prove who sent them.
+//! Signed requests: how node heartbeats, payment-centre batches and CDNs' generic callbacks
+//! prove who sent them.
 //!
 //! The sender shares a secret with livesteer (named by the policy, held in the environment) and
 //! sends two headers:
@@ -12,13 +13,15 @@
 //! than the policy's `services.replay_window_seconds` away from its own clock. A replay inside
 //! the window is harmless by construction: heartbeats older than the last applied one change
 //! nothing, and payment records are idempotent by (centre, payment id).
+//!
+//! Generic callbacks from CDNs ([`Scheme::Callback`]) sign `timestamp "." body` with the same
+//! headers, within the policy's `rooms.callback_max_skew_seconds`; a replayed start or stop
+//! event repeats what the room already knows.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::codes::Code;
-use crate::policy::services::SecretRef;
-use crate::vocab::Secrets;
 
 /// Header carrying the unix time in seconds.
 pub const TIMESTAMP_HEADER: &str = "X-Livesteer-Timestamp";
@@ -64,29 +67,92 @@ impl AuthError {
     }
 }
 
-/// The canonical bytes that are signed: `timestamp`, `\n`, `payload`.
+/// The two HMAC-SHA256 schemes: what separates the timestamp from the payload it signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Node heartbeats and payment-centre requests: `timestamp "\n" payload`.
+    Request,
+    /// CDNs' generic callbacks: `timestamp "." body`.
+    Callback,
+}
+
+impl Scheme {
+    fn separator(self) -> u8 {
+        match self {
+            Scheme::Request => b'\n',
+            Scheme::Callback => b'.',
+        }
+    }
+
+    /// The canonical bytes that are signed: `timestamp`, the separator, `payload`.
+    pub fn canonical(self, timestamp: &str, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(timestamp.len() + 1 + payload.len());
+        out.extend_from_slice(timestamp.as_bytes());
+        out.push(self.separator());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn mac(self, secret: &[u8], timestamp: &str, payload: &[u8]) -> HmacSha256 {
+        // HMAC takes keys of any length.
+        let mut m = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
+        m.update(&self.canonical(timestamp, payload));
+        m
+    }
+
+    /// The hex signature a sender puts in `X-Livesteer-Signature`.
+    pub fn sign(self, secret: &[u8], timestamp: &str, payload: &[u8]) -> String {
+        hex::encode(self.mac(secret, timestamp, payload).finalize().into_bytes())
+    }
+
+    /// Checks the two headers against the payload (the signature in constant time, then the
+    /// timestamp against `window_secs` either way of `now_secs`); returns the signed timestamp
+    /// (unix seconds).
+    pub fn verify(
+        self,
+        secret: &[u8],
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        payload: &[u8],
+        now_secs: i64,
+        window_secs: u64,
+    ) -> Result<i64, AuthError> {
+        verify_scheme(
+            self,
+            secret,
+            timestamp,
+            signature,
+            payload,
+            now_secs,
+            window_secs,
+        )
+    }
+}
+
+/// The canonical bytes of a [`Scheme::Request`].
 pub fn canonical(timestamp: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(timestamp.len() + 1 + payload.len());
-    out.extend_from_slice(timestamp.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(payload);
-    out
+    Scheme::Request.canonical(timestamp, payload)
 }
 
-fn mac(secret: &[u8], timestamp: &str, payload: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length.
-    let mut m = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
-    m.update(&canonical(timestamp, payload));
-    m
-}
-
-/// The hex signature a sender puts in `X-Livesteer-Signature`.
+/// [`Scheme::sign`] for a heartbeat or payment-centre request.
 pub fn sign(secret: &[u8], timestamp: &str, payload: &[u8]) -> String {
-    hex::encode(mac(secret, timestamp, payload).finalize().into_bytes())
+    Scheme::Request.sign(secret, timestamp, payload)
 }
 
-/// Checks the two headers against the payload; returns the signed timestamp (unix seconds).
+/// [`Scheme::verify`] for a heartbeat or payment-centre request.
 pub fn verify(
+    secret: &[u8],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    payload: &[u8],
+    now_secs: i64,
+    window_secs: u64,
+) -> Result<i64, AuthError> {
+    Scheme::Request.verify(secret, timestamp, signature, payload, now_secs, window_secs)
+}
+
+fn verify_scheme(
+    scheme: Scheme,
     secret: &[u8],
     timestamp: Option<&str>,
     signature: Option<&str>,
@@ -103,7 +169,8 @@ pub fn verify(
         .filter(|s| !s.is_empty())
         .ok_or(AuthError::MissingSignature)?;
     let sig = hex::decode(sig).map_err(|_| AuthError::BadSignature)?;
-    mac(secret, ts_text, payload)
+    scheme
+        .mac(secret, ts_text, payload)
         .verify_slice(&sig)
         .map_err(|_| AuthError::BadSignature)?;
     let skew = ts.saturating_sub(now_secs).saturating_abs();
@@ -124,51 +191,6 @@ fn parse_timestamp(text: &str) -> Result<i64, AuthError> {
     }
     text.parse()
         .map_err(|_| AuthError::BadTimestamp(text.to_string()))
-}
-
-/// A secret resolved from the environment (or the policy's demo value while it is unset).
-#[derive(Clone)]
-pub struct Secret {
-    pub bytes: Vec<u8>,
-    /// The variable it came from.
-    pub env: String,
-    /// True when the policy's demo value stands in for an unset variable.
-    pub demo: bool,
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secret")
-            .field("env", &self.env)
-            .field("demo", &self.demo)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Looks the secret a policy entry names up; `what` names the entry in the error.
-pub fn resolve_secret(r: &SecretRef, secrets: &dyn Secrets, what: &str) -> Result<Secret, String> {
-    if let Some(v) = secrets.get(&r.env) {
-        return Ok(Secret {
-            bytes: v.into_bytes(),
-            env: r.env.clone(),
-            demo: false,
-        });
-    }
-    match &r.demo {
-        Some(d) => {
-            tracing::warn!(
-                variable = %r.env,
-                "{what}: using the policy's public demo secret because {} is unset; set it outside a laptop",
-                r.env
-            );
-            Ok(Secret {
-                bytes: d.clone().into_bytes(),
-                env: r.env.clone(),
-                demo: true,
-            })
-        }
-        None => Err(format!("{what}: environment variable {} is not set", r.env)),
-    }
 }
 
 #[cfg(test)]
@@ -270,24 +292,21 @@ mod tests {
     }
 
     #[test]
-    fn secrets_prefer_the_environment_then_the_demo_value() {
-        let r = SecretRef {
-            env: "X_SECRET".into(),
-            demo: Some("demo-only-secret-123".into()),
-        };
-        let env: std::collections::HashMap<String, String> =
-            [("X_SECRET".to_string(), "real".to_string())].into();
-        let s = resolve_secret(&r, &env, "t").unwrap();
-        assert_eq!((s.bytes.as_slice(), s.demo), (b"real".as_slice(), false));
-        let empty = std::collections::HashMap::<String, String>::new();
-        assert!(resolve_secret(&r, &empty, "t").unwrap().demo);
-        let bare = SecretRef {
-            env: "X_SECRET".into(),
-            demo: None,
-        };
+    fn the_callback_scheme_signs_timestamp_dot_body() {
+        let body = br#"{"event":"publish","stream":"s1"}"#;
+        let sig = Scheme::Callback.sign(b"k", "1795000000", body);
+        let mut m = HmacSha256::new_from_slice(b"k").unwrap();
+        m.update(b"1795000000.");
+        m.update(body);
+        assert_eq!(sig, hex::encode(m.finalize().into_bytes()));
         assert_eq!(
-            resolve_secret(&bare, &empty, "heartbeat_secrets.chat").unwrap_err(),
-            "heartbeat_secrets.chat: environment variable X_SECRET is not set"
+            Scheme::Callback.verify(b"k", Some("1795000000"), Some(&sig), body, NOW, 300),
+            Ok(NOW)
+        );
+        // A signature of one scheme is no signature of the other.
+        assert_eq!(
+            verify(b"k", Some("1795000000"), Some(&sig), body, NOW, 300),
+            Err(AuthError::BadSignature)
         );
     }
 }
