@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use rand::{Rng, RngExt};
-use serde::{Deserialize, Serialize};
 
+use super::score::{Drift, Incumbency, Score};
 use super::snapshot::{RegionRank, Snapshot, normal};
 use super::tally::{Pooled, reload_observation};
 use super::window::{Moments, Window};
@@ -15,97 +15,11 @@ use crate::catalog::Catalog;
 use crate::policy::scoring::ScoringSettings;
 use crate::signals::Signal;
 
-/// How a provider scores in one group.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Score {
-    pub provider: String,
-    /// The ranking cost: lower is better.
-    pub cost: f64,
-    /// Standard deviation of the cost estimate (what exploration samples with).
-    pub sigma: f64,
-    /// Reports held in the group's own window (decayed).
-    pub samples: f64,
-    pub rebuffer_ratio: f64,
-    pub startup_seconds: f64,
-    pub error_rate: f64,
-    pub bad_rate: f64,
-    /// Ingest: rate of "not flowing" observations.
-    pub ingest_unhealthy: f64,
-    /// Share of first places in the group lately.
-    pub share: f64,
-}
-
-/// The incumbent of a region, and a challenger that looks better: (provider, since when it has
-/// been confidently better, 0 while only its estimate is).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Incumbency {
-    pub provider: Option<String>,
-    pub challenger: Option<(String, i64)>,
-    /// The incumbent's drift: a one-sided CUSUM of how far its recent cost has stood above
-    /// its cost over the longer past (cost × seconds, see [`Drift`]).
-    #[serde(default)]
-    pub drift: Drift,
-}
-
-/// Change-point detection on an incumbent's decayed cost: a one-sided CUSUM of its recent
-/// cost (the half-life window, less one standard deviation of doubt) over its cost over the
-/// longer past (the ingest half-life) raised by a slack of half the hysteresis margin. Noise
-/// around a steady level sums to nothing; a provider degrading step by step stays above its
-/// own past, and the sum crosses the alarm level long before its estimate is confidently worse
-/// than a challenger known from a handful of reports.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Drift {
-    /// The sum (cost × seconds).
-    pub sum: f64,
-    /// When it was last updated.
-    pub at_ms: i64,
-    /// Whether the sum has crossed the alarm level: a challenger better by the margin on its
-    /// estimate then takes first place after the hold, without the doubt.
-    pub alarm: bool,
-}
-
-impl Drift {
-    /// Adds the incumbent's excess from the last update until `now_ms`: its recent cost less
-    /// one standard deviation (`doubted`) over its longer past's (`past`). The alarm is raised
-    /// at `alarm_seconds` of the slack's worth of excess (never when 0).
-    pub fn update(
-        &mut self,
-        doubted: f64,
-        past: f64,
-        now_ms: i64,
-        margin: f64,
-        alarm_seconds: f64,
-    ) {
-        let dt = if self.at_ms > 0 {
-            ((now_ms - self.at_ms) as f64 / 1000.0).clamp(0.0, 10.0)
-        } else {
-            0.0
-        };
-        self.at_ms = now_ms;
-        let slack = past * (1.0 + margin / 2.0);
-        self.sum = (self.sum + dt * (doubted - slack)).max(0.0);
-        self.alarm = alarm_seconds > 0.0 && self.sum >= past * (margin / 2.0) * alarm_seconds;
-    }
-}
-
 /// Everything the engine has learned.
 #[derive(Debug, Default)]
 pub struct Engine {
-    /// (provider, region) → delivery window.
-    delivery: HashMap<(String, String), Window>,
-    /// provider → delivery window over every region.
-    delivery_provider: HashMap<String, Window>,
-    /// (provider, region) → delivery over a longer past (the ingest half-life), for push
-    /// decisions, which commit for a whole broadcast.
-    history: HashMap<(String, String), Window>,
-    /// provider → the same over every region.
-    history_provider: HashMap<String, Window>,
-    /// (provider, anchor) → ingest window.
-    ingest: HashMap<(String, String), Window>,
-    /// (provider, region) → ingest window over the region's anchors.
-    ingest_region: HashMap<(String, String), Window>,
-    /// provider → ingest window over every anchor.
-    ingest_provider: HashMap<String, Window>,
+    /// This replica's own windows (what it heard), saved for the others.
+    local: Windows,
     /// Where each anchor was last seen going live.
     anchor_region: HashMap<String, String>,
     /// Each anchor's last primary.
@@ -119,8 +33,8 @@ pub struct Engine {
     shares_last_ms: i64,
     /// Drained at run time (on top of the policy's list).
     drained: BTreeSet<String>,
-    /// What the other replicas sharing the database know.
-    remote: Remote,
+    /// What the other replicas sharing the database know, in the same shape.
+    remote: Windows,
     /// The last snapshot, whose decision counters are harvested at the next refresh.
     last: Option<Arc<Snapshot>>,
     last_prune_ms: i64,
@@ -193,15 +107,23 @@ impl WindowKind {
     }
 }
 
-/// The other replicas' windows, and the group windows built from them.
+/// The decayed windows one layer holds: this replica's own, or the other replicas'.
 #[derive(Debug, Default)]
-struct Remote {
+struct Windows {
+    /// (provider, region) → delivery window.
     delivery: HashMap<(String, String), Window>,
+    /// provider → delivery window over every region.
     delivery_provider: HashMap<String, Window>,
+    /// (provider, region) → delivery over a longer past (the ingest half-life), for push
+    /// decisions, which commit for a whole broadcast.
     history: HashMap<(String, String), Window>,
+    /// provider → the same over every region.
     history_provider: HashMap<String, Window>,
+    /// (provider, anchor) → ingest window.
     ingest: HashMap<(String, String), Window>,
+    /// (provider, region) → ingest window over the region's anchors.
     ingest_region: HashMap<(String, String), Window>,
+    /// provider → ingest window over every anchor.
     ingest_provider: HashMap<String, Window>,
 }
 
@@ -425,13 +347,13 @@ impl Engine {
         let key = (provider.to_string(), region.to_string());
         for (map, by_provider, hl) in [
             (
-                &mut self.delivery,
-                &mut self.delivery_provider,
+                &mut self.local.delivery,
+                &mut self.local.delivery_provider,
                 s.half_life_ms,
             ),
             (
-                &mut self.history,
-                &mut self.history_provider,
+                &mut self.local.history,
+                &mut self.local.history_provider,
                 s.ingest_half_life_ms,
             ),
         ] {
@@ -451,7 +373,7 @@ impl Engine {
     ) {
         let x = f64::from(u8::from(!healthy));
         touch(
-            &mut self.ingest,
+            &mut self.local.ingest,
             &(provider.to_string(), anchor.to_string()),
             now_ms,
             hl,
@@ -460,7 +382,7 @@ impl Engine {
         .add(x, weight);
         if let Some(region) = self.anchor_region.get(anchor).cloned() {
             touch(
-                &mut self.ingest_region,
+                &mut self.local.ingest_region,
                 &(provider.to_string(), region),
                 now_ms,
                 hl,
@@ -468,7 +390,7 @@ impl Engine {
             .unhealthy
             .add(x, weight);
         }
-        touch(&mut self.ingest_provider, provider, now_ms, hl)
+        touch(&mut self.local.ingest_provider, provider, now_ms, hl)
             .unhealthy
             .add(x, weight);
     }
@@ -482,10 +404,10 @@ impl Engine {
     ) -> Vec<(WindowKind, String, String, Window)> {
         let mut out = Vec::new();
         for (kind, map) in [
-            (WindowKind::Delivery, &self.delivery),
-            (WindowKind::DeliveryHistory, &self.history),
-            (WindowKind::Ingest, &self.ingest),
-            (WindowKind::IngestRegion, &self.ingest_region),
+            (WindowKind::Delivery, &self.local.delivery),
+            (WindowKind::DeliveryHistory, &self.local.history),
+            (WindowKind::Ingest, &self.local.ingest),
+            (WindowKind::IngestRegion, &self.local.ingest_region),
         ] {
             let hl = kind.half_life_ms(s);
             for ((provider, key), w) in map {
@@ -507,7 +429,7 @@ impl Engine {
         now_ms: i64,
         s: &ScoringSettings,
     ) {
-        let mut r = Remote::default();
+        let mut r = Windows::default();
         for (kind, provider, key, w) in windows {
             let hl = kind.half_life_ms(s);
             let w = w.at(now_ms, hl);
@@ -585,14 +507,14 @@ impl Engine {
         let key = (provider.to_string(), region.to_string());
         let (local, local_provider, remote, remote_provider) = match kind {
             WindowKind::DeliveryHistory => (
-                &self.history,
-                &self.history_provider,
+                &self.local.history,
+                &self.local.history_provider,
                 &self.remote.history,
                 &self.remote.history_provider,
             ),
             _ => (
-                &self.delivery,
-                &self.delivery_provider,
+                &self.local.delivery,
+                &self.local.delivery_provider,
                 &self.remote.delivery,
                 &self.remote.delivery_provider,
             ),
@@ -686,21 +608,21 @@ impl Engine {
         let reg_key = (provider.to_string(), region.to_string());
         let own_key = (provider.to_string(), anchor.to_string());
         let prov = layered(
-            self.ingest_provider.get(provider),
+            self.local.ingest_provider.get(provider),
             r.ingest_provider.get(provider),
             now_ms,
             hl,
         )
         .unhealthy;
         let reg = layered(
-            self.ingest_region.get(&reg_key),
+            self.local.ingest_region.get(&reg_key),
             r.ingest_region.get(&reg_key),
             now_ms,
             hl,
         )
         .unhealthy;
         let own = layered(
-            self.ingest.get(&own_key),
+            self.local.ingest.get(&own_key),
             r.ingest.get(&own_key),
             now_ms,
             hl,
@@ -1008,6 +930,7 @@ impl Engine {
     ) -> HashMap<String, Vec<(String, f64)>> {
         let mut out: HashMap<String, Vec<(String, f64)>> = HashMap::new();
         let keys: BTreeSet<&(String, String)> = self
+            .local
             .ingest
             .keys()
             .chain(self.remote.ingest.keys())
@@ -1032,11 +955,11 @@ impl Engine {
     /// Forgets windows whose evidence has decayed away.
     fn prune(&mut self, now_ms: i64, s: &ScoringSettings) {
         let hl = s.ingest_half_life_ms;
-        self.ingest.retain(|_, w| {
+        self.local.ingest.retain(|_, w| {
             w.decay_to(now_ms, hl);
             w.unhealthy.w >= FORGET_BELOW
         });
-        let live: BTreeSet<&String> = self.ingest.keys().map(|(_, a)| a).collect();
+        let live: BTreeSet<&String> = self.local.ingest.keys().map(|(_, a)| a).collect();
         self.anchor_region.retain(|a, _| live.contains(a));
         self.anchor_primary.retain(|a, _| live.contains(a));
         self.audience.retain(|a, _| live.contains(a));
@@ -1051,7 +974,7 @@ impl Engine {
 
     /// Windows held: (delivery, ingest).
     pub fn sizes(&self) -> (usize, usize) {
-        (self.delivery.len(), self.ingest.len())
+        (self.local.delivery.len(), self.local.ingest.len())
     }
 }
 

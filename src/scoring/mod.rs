@@ -22,11 +22,13 @@
 //! signal bus; the hot path ranks with an immutable [`Snapshot`] the engine rebuilds.
 
 pub mod engine;
+pub mod score;
 pub mod snapshot;
 pub mod tally;
 pub mod window;
 
-pub use engine::{Drift, Engine, Incumbency, Score, WindowKind};
+pub use engine::{Engine, WindowKind};
+pub use score::{Drift, Incumbency, Score};
 pub use snapshot::{Pick, RegionRank, Snapshot};
 pub use tally::ReloadTally;
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::{Rng, RngExt};
 use serde::Serialize;
 
-use super::engine::{Incumbency, Score};
+use super::score::{Incumbency, Score};
 use crate::policy::scoring::RegionControl;
 
 /// One region's ranking.
