@@ -89,9 +89,9 @@ impl StreamReads {
             .read
             .try_get_with(id.to_string(), async move {
                 let key = owned.clone();
-                let row = tokio::task::spawn_blocking(move || db.get_stream(&key))
+                let row = db
+                    .call(move |db| db.get_stream(&key))
                     .await
-                    .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 Ok::<bool, String>(match row {
                     Some(row) => streams.adopt(&row).is_some(),

@@ -280,8 +280,8 @@ impl AppState {
             Err(e) => tracing::error!(error = %e, "service nodes not written before the deadline"),
         }
         self.cluster.leave();
-        let (db, me) = (self.db.clone(), self.instance.clone());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.forget_replica(&me)).await {
+        let me = self.instance.clone();
+        if let Err(e) = self.db.call(move |db| db.forget_replica(&me)).await {
             tracing::warn!(error = %e, "replica not removed from the registry");
         }
     }
@@ -344,8 +344,11 @@ impl Reload for Reloader {
         self.scorer.refresh();
         let db = self.db.clone();
         let (version, now) = (new.clone(), self.clock.now_ms());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = db.record_policy_version(&version, &[file], now) {
+        tokio::spawn(async move {
+            if let Err(e) = db
+                .call(move |db| db.record_policy_version(&version, &[file], now))
+                .await
+            {
                 tracing::warn!(error = %e, "policy version not recorded");
             }
         });

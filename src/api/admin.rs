@@ -162,11 +162,11 @@ async fn set_drained(
             ),
         ));
     }
-    let db = state.db.clone();
     let (provider, now) = (id.to_string(), state.clock.now_ms());
-    tokio::task::spawn_blocking(move || db.save_drain(&provider, drained, now))
+    state
+        .db
+        .call(move |db| db.save_drain(&provider, drained, now))
         .await
-        .map_err(|e| ApiError::new(Code::DatabaseUnavailable, e.to_string()))?
         .map_err(|e| ApiError::new(Code::DatabaseUnavailable, e.to_string()))?;
     state.scorer.apply_drains(&[(id.to_string(), drained)]);
     tracing::warn!(provider = id, drained, "provider drain changed by admin");

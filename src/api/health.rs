@@ -34,10 +34,7 @@ pub async fn healthz() -> HttpResponse {
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let db = state.db.clone();
-    let ping = tokio::task::spawn_blocking(move || db.ping())
-        .await
-        .map_err(|e| ApiError::new(Code::Internal, format!("readiness task failed: {e}")))?;
+    let ping = state.db.call(|db| db.ping()).await;
     let catalog = state.catalog.load();
     match ping {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({

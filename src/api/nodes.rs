@@ -20,7 +20,7 @@ pub const MAX_HEARTBEAT_BYTES: usize = 256 * 1024;
 /// Most rooms one chat heartbeat may list.
 pub const MAX_ROOMS: usize = 10_000;
 
-/// `POST /v1/nodes/heartbeat`, signed with the kind's secret (see `directory::signed`).
+/// `POST /v1/nodes/heartbeat`, signed with the kind's secret (see `auth::signed`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatBody {

@@ -178,16 +178,11 @@ async fn find_stream(
     if let Some(s) = state.streams.get(key) {
         return Ok(Some(s));
     }
-    let db = state.db.clone();
     let owned = key.to_string();
-    let row = tokio::task::spawn_blocking(move || db.get_stream(&owned))
+    let row = state
+        .db
+        .call(move |db| db.get_stream(&owned))
         .await
-        .map_err(|e| {
-            Refusal::new(
-                Code::DatabaseUnavailable,
-                format!("stream lookup failed: {e}"),
-            )
-        })?
         .map_err(|e| Refusal::new(Code::DatabaseUnavailable, e.to_string()))?;
     Ok(row.as_ref().and_then(Stream::from_row).map(|s| {
         if s.state == StreamState::Live {

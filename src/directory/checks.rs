@@ -69,9 +69,8 @@ pub async fn check_nodes(
     let now = clock.now_ms();
     let forgotten = directory.forget_unseen(now - FORGET_AFTER_MS);
     if forgotten > 0 {
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || db.delete_nodes_unseen_since(now - FORGET_AFTER_MS))
-            .await??;
+        db.call(move |db| db.delete_nodes_unseen_since(now - FORGET_AFTER_MS))
+            .await?;
     }
     publish_gauges(directory, policy, now);
     Ok(format!(
@@ -124,8 +123,7 @@ fn one_line(e: &dyn std::error::Error) -> String {
 /// Loads node rows other replicas wrote since the last sync.
 pub async fn sync_nodes(directory: &Directory, db: &Db) -> anyhow::Result<String> {
     let since = directory.sync_from_ms();
-    let db = db.clone();
-    let rows = tokio::task::spawn_blocking(move || db.nodes_updated_since(since)).await??;
+    let rows = db.call(move |db| db.nodes_updated_since(since)).await?;
     let taken = directory.merge_rows(&rows);
     Ok(format!(
         "{} row(s) read, {taken} newer than memory",

@@ -199,8 +199,7 @@ pub struct Directory {
 impl Directory {
     /// Loads the registered nodes from the database and starts the writer.
     pub async fn start(db: Db, flush_interval: Duration) -> anyhow::Result<Directory> {
-        let loader = db.clone();
-        let rows = tokio::task::spawn_blocking(move || loader.all_nodes()).await??;
+        let rows = db.call(|db| db.all_nodes()).await?;
         let dir = Directory::new(NodeWriter::spawn(db, flush_interval).0);
         let n = dir.merge_rows(&rows);
         tracing::info!(nodes = n, "service directory loaded");

@@ -188,11 +188,10 @@ pub async fn run_job(state: Arc<Context>, job: Job) -> anyhow::Result<Option<Str
 }
 
 async fn acquire_lease(state: &Context, name: &'static str) -> anyhow::Result<bool> {
-    let db = state.db.clone();
     let holder = state.instance.clone();
     let now = state.clock.now_ms();
-    Ok(
-        tokio::task::spawn_blocking(move || db.try_acquire_lease(name, &holder, now, LEASE_TTL_MS))
-            .await??,
-    )
+    Ok(state
+        .db
+        .call(move |db| db.try_acquire_lease(name, &holder, now, LEASE_TTL_MS))
+        .await?)
 }

@@ -287,9 +287,7 @@ impl Rooms {
         s: &RoomSettings,
         now_ms: i64,
     ) -> anyhow::Result<(Rooms, tokio::task::JoinHandle<()>)> {
-        let loader = db.clone();
-        let rows =
-            tokio::task::spawn_blocking(move || loader.rooms_not_offline(RESTORE_LIMIT)).await??;
+        let rows = db.call(|db| db.rooms_not_offline(RESTORE_LIMIT)).await?;
         let (writer, task) = RoomWriter::spawn(db, flush_interval);
         let rooms = Rooms::new(writer);
         rooms.restore(&rows, s, now_ms);

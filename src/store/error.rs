@@ -78,6 +78,11 @@ pub enum StoreError {
         cause: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The blocking task running a database call did not finish (it panicked, or the runtime is
+    /// shutting down).
+    #[error("database task failed: {0}")]
+    Task(String),
+
     /// A value could not be encoded as JSON for a TEXT column.
     #[error("{op}: encode JSON: {cause}")]
     Json {

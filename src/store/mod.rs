@@ -38,9 +38,9 @@
 //!
 //! # Calling convention
 //!
-//! All methods are synchronous and block on the database: call them from
-//! `tokio::task::spawn_blocking` (or a dedicated thread), never from the request hot
-//! path, which reads memory only. [`Db`] is a cheap `Clone` over an r2d2 pool.
+//! All methods are synchronous and block on the database: async code calls them through
+//! [`Db::call`] (a blocking thread; a dedicated thread may call them directly), never from the
+//! request hot path, which reads memory only. [`Db`] is a cheap `Clone` over an r2d2 pool.
 //!
 //! Backend-specific code is confined to a few `match`es on [`DbConn`]: upserts (which
 //! diesel's multi-backend does not support, so the same DSL is compiled once per
@@ -246,6 +246,20 @@ impl fmt::Debug for Db {
 }
 
 impl Db {
+    /// Runs `f` with this database on a blocking thread: how async code (handlers, jobs) calls
+    /// the database without holding up the runtime's workers. A task that fails to finish is
+    /// [`StoreError::Task`].
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     /// Connects to the database named by `url` with at most `pool_size` connections
     /// (at least 1). The backend is chosen from the URL scheme (see the module docs);
     /// one connection is opened at once so that a wrong URL or a server that is down
@@ -377,6 +391,21 @@ where
 mod tests {
     use std::collections::BTreeSet;
     use std::path::Path;
+
+    #[tokio::test]
+    async fn call_runs_on_a_blocking_thread_and_reports_a_failed_task() {
+        let db = super::testing::TestDb::sqlite();
+        let db: &super::Db = &db;
+        db.call(|db| db.ping()).await.unwrap();
+        let on_worker = std::thread::current().id();
+        let ran_on = db.call(|_| Ok(std::thread::current().id())).await.unwrap();
+        assert_ne!(ran_on, on_worker);
+        let failed = db
+            .call(|_| -> Result<(), super::StoreError> { panic!("a database call panicked") })
+            .await
+            .unwrap_err();
+        assert!(matches!(failed, super::StoreError::Task(_)), "{failed:?}");
+    }
 
     fn migration_dirs(backend: &str) -> BTreeSet<String> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
