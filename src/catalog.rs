@@ -22,6 +22,17 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog of `policy` over `registry`, without a country database. The simulator
+    /// assembles its world's catalog with it; [`Catalog::load`] adds the database the policy
+    /// names.
+    pub fn new(policy: Policy, registry: Registry) -> Catalog {
+        Catalog {
+            policy: Arc::new(policy),
+            registry,
+            mmdb: None,
+        }
+    }
+
     /// Loads `providers_dir/*.yaml` and `policy_file`, resolving secrets as `mode` says.
     pub fn load(
         providers_dir: &Path,
@@ -58,9 +69,8 @@ impl Catalog {
             None => None,
         };
         Ok(Catalog {
-            policy: Arc::new(policy),
-            registry,
             mmdb,
+            ..Catalog::new(policy, registry)
         })
     }
 }
