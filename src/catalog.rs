@@ -37,6 +37,18 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog of `policy` over `registry`, without a country database or secrets. The simulator
+    /// assembles its world's catalog with it; [`Catalog::load`] adds the database the policy
+    /// names.
+    pub fn new(policy: Policy, registry: Registry) -> Catalog {
+        Catalog {
+            policy: Arc::new(policy),
+            registry,
+            mmdb: None,
+            keys: Keys::default(),
+        }
+    }
+
     /// Loads `providers_dir/*.yaml` and `policy_file`, resolving secrets as `mode` says.
     pub fn load(
         providers_dir: &Path,
@@ -85,10 +97,9 @@ impl Catalog {
             SecretMode::Skip => Keys::default(),
         };
         Ok(Catalog {
-            policy: Arc::new(policy),
-            registry,
             mmdb,
             keys,
+            ..Catalog::new(policy, registry)
         })
     }
 }

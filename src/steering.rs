@@ -198,8 +198,9 @@ impl Signer {
     }
 }
 
-/// Providers in the region's preference order, then the rest by id, filtered by `keep`.
-fn ordered<'c>(
+/// Providers in the region's preference order, then the rest by id, filtered by `keep`: the
+/// order pushes, plays and the simulator's static strategy start from.
+pub fn ordered<'c>(
     catalog: &'c Catalog,
     region: &Region,
     keep: impl Fn(&Arc<dyn Provider>) -> bool,

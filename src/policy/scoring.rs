@@ -134,6 +134,17 @@ pub struct BadSessionSpec {
     pub startup_ms: u64,
 }
 
+impl BadSessionSpec {
+    /// Whether a session (or a report on one) is bad: it failed, or rebuffered above the
+    /// threshold ratio, or took longer than the threshold to start (`startup_ms`, if known).
+    /// The engine scores reports by it and the simulator counts sessions by it.
+    pub fn is_bad(&self, rebuffer_ratio: f64, startup_ms: Option<f64>, error: bool) -> bool {
+        error
+            || rebuffer_ratio > self.rebuffer_ratio
+            || startup_ms.is_some_and(|ms| ms > self.startup_ms as f64)
+    }
+}
+
 impl Default for BadSessionSpec {
     fn default() -> Self {
         Self {

@@ -149,9 +149,9 @@ pub(super) fn is_bad(
     startup_ms: Option<u64>,
     error: bool,
 ) -> bool {
-    error
-        || rebuffer_ratio > settings.bad_session.rebuffer_ratio
-        || startup_ms.is_some_and(|s| s > settings.bad_session.startup_ms)
+    settings
+        .bad_session
+        .is_bad(rebuffer_ratio, startup_ms.map(|ms| ms as f64), error)
 }
 
 fn touch<'m, K, Q>(
@@ -641,12 +641,11 @@ impl Engine {
             .filter(|((r, _), _)| r == region)
             .map(|(_, m)| m.w)
             .sum();
-        if total < 1.0 {
-            return 0.0;
-        }
-        self.shares
+        let count = self
+            .shares
             .get(&(region.to_string(), provider.to_string()))
-            .map_or(0.0, |m| m.w / total)
+            .map_or(0.0, |m| m.w);
+        super::share::of_firsts(count, total)
     }
 
     /// Ranks the push candidates (already filtered to providers that cover the region and take

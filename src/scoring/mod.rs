@@ -15,7 +15,8 @@
 //! - **Hysteresis**: a challenger must be cheaper than the incumbent by the margin for the hold
 //!   time before it takes first place, so noise does not bounce viewers around.
 //! - **Controls**: drains (policy and run time), per-region pins and exclusions, a maximum share
-//!   of first places per provider, and commit shares for contracted volume.
+//!   of first places per provider ([`share`], which the simulator's baselines obey too), and
+//!   commit shares for contracted volume.
 //!
 //! **Architecture invariant:** no I/O and no wall clock: callers pass `now_ms` and an rng, so a
 //! test or the simulator replays exactly. The [`Engine`] is mutated by one consumer of the
@@ -23,6 +24,7 @@
 
 pub mod engine;
 pub mod score;
+pub mod share;
 pub mod snapshot;
 pub mod tally;
 pub mod window;

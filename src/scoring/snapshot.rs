@@ -232,10 +232,10 @@ impl Snapshot {
             }
         }
         let share = |p: &str| rank.score(p).map_or(0.0, |s| s.share);
-        if let Some(&max) = rank.control.max_share.get(ranked[0].0)
-            && share(ranked[0].0) > max
-        {
-            ranked.swap(0, 1);
+        let first = ranked[0].0;
+        if super::share::cap(ranked, rank.control.max_share.get(first).copied(), || {
+            share(first)
+        }) {
             pick = Pick::MaxShare;
         }
         for (p, &target) in &rank.control.commit_share {

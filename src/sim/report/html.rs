@@ -9,7 +9,8 @@
 
 use std::fmt::Write;
 
-use super::{Outcome, Report, Scenario, Strategy};
+use super::{Outcome, Report, SUMMARY_COLUMNS, summary_cells};
+use crate::sim::{Scenario, Strategy};
 
 const STRATEGY_COLOURS: [(&str, &str); 5] = [
     ("engine", "#1f77b4"),
@@ -349,31 +350,17 @@ fn legend(items: &[(String, &str)]) -> String {
 }
 
 fn summary_table(report: &Report) -> String {
-    let mut out = String::from(
-        "<table id=\"summary\"><tr><th>strategy</th><th>sessions</th><th>bad sessions</th><th>mean rebuffer ratio</th><th>mean startup ms</th><th>switches/session</th><th>cost per 1000 sessions</th><th>time to avoid each incident</th></tr>",
-    );
+    let mut out = String::from("<table id=\"summary\"><tr>");
+    for c in SUMMARY_COLUMNS {
+        let _ = write!(out, "<th>{}</th>", esc(c));
+    }
+    out.push_str("</tr>");
     for o in &report.outcomes {
-        let tta: Vec<String> = o
-            .time_to_avoid_seconds
-            .iter()
-            .map(|t| t.map_or("never".into(), |s| format!("{s:.0} s")))
-            .collect();
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.4}</td><td>{:.0}</td><td>{:.3}</td><td>{:.2}</td><td>{}</td></tr>",
-            o.strategy.as_str(),
-            o.sessions,
-            o.bad_session_rate * 100.0,
-            o.mean_rebuffer_ratio,
-            o.mean_startup_ms,
-            o.switches_per_session,
-            o.cost_per_1000_sessions,
-            if tta.is_empty() {
-                "-".into()
-            } else {
-                tta.join(", ")
-            }
-        );
+        out.push_str("<tr>");
+        for c in summary_cells(o) {
+            let _ = write!(out, "<td>{}</td>", esc(&c));
+        }
+        out.push_str("</tr>");
     }
     out.push_str("</table>");
     let ratios: Vec<String> = report
