@@ -461,6 +461,72 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// A counter handle the request thread keeps, with the labels it was made for.
+struct Kept {
+    name: &'static str,
+    labels: Box<[(&'static str, Box<str>)]>,
+    counter: metrics::Counter,
+}
+
+/// Most counter handles a request thread keeps.
+const KEPT_PER_THREAD: usize = 1024;
+
+thread_local! {
+    static KEPT: std::cell::RefCell<std::collections::HashMap<u64, Kept>> =
+        std::cell::RefCell::default();
+}
+
+/// Adds `by` to counter `name` with `labels`, as `metrics::counter!(name, labels…)` does, but
+/// through a handle this thread keeps per name and label values once the recorder is installed:
+/// a hot path's counter then costs a hash of its label values, not new label strings and a
+/// lookup in the recorder's registry.
+pub fn count(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
+    use std::hash::{Hash as _, Hasher as _};
+    let make = || {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, v.to_string()))
+            .collect();
+        metrics::counter!(name, labels)
+    };
+    if HANDLE.get().is_none() {
+        make().increment(by);
+        return;
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    labels.hash(&mut h);
+    let hash = h.finish();
+    KEPT.with_borrow_mut(|kept| {
+        let same = |k: &Kept| {
+            k.name == name
+                && k.labels.len() == labels.len()
+                && k.labels
+                    .iter()
+                    .zip(labels)
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && **v1 == **v2)
+        };
+        match kept.get(&hash).filter(|k| same(k)) {
+            Some(k) => k.counter.increment(by),
+            None => {
+                if kept.len() >= KEPT_PER_THREAD {
+                    kept.clear();
+                }
+                let counter = make();
+                counter.increment(by);
+                kept.insert(
+                    hash,
+                    Kept {
+                        name,
+                        labels: labels.iter().map(|(k, v)| (*k, (*v).into())).collect(),
+                        counter,
+                    },
+                );
+            }
+        }
+    });
+}
+
 fn describe() {
     for d in ALL
         .iter()

@@ -60,22 +60,105 @@ pub enum DecisionError {
 /// Signed URLs are cached by (provider, stream, region, protocol or push, expiry). Expiries are
 /// rounded up to a step so that requests within one step share one signature: a URL is valid for
 /// at least the policy's TTL and at most one step longer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct UrlKey {
-    provider: Arc<str>,
-    stream: Arc<str>,
-    region: Arc<str>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct UrlKey<'a> {
+    provider: &'a str,
+    stream: &'a str,
+    region: &'a str,
     /// `None` for push.
     protocol: Option<Protocol>,
     expires_at: i64,
     /// A variant or rendition playlist, relative to the HLS play URL; `None` for the play URL.
-    variant: Option<Arc<str>>,
+    variant: Option<&'a str>,
+}
+
+/// A signed URL and the key it was signed for, stored under the key's hash: a lookup builds
+/// no owned key, and a hash shared by two keys is told apart here (the later one replaces the
+/// earlier).
+#[derive(Debug)]
+struct Signed {
+    provider: Box<str>,
+    stream: Box<str>,
+    region: Box<str>,
+    protocol: Option<Protocol>,
+    expires_at: i64,
+    variant: Option<Box<str>>,
+    url: Arc<str>,
+}
+
+impl Signed {
+    fn new(key: &UrlKey<'_>, url: Arc<str>) -> Signed {
+        Signed {
+            provider: key.provider.into(),
+            stream: key.stream.into(),
+            region: key.region.into(),
+            protocol: key.protocol,
+            expires_at: key.expires_at,
+            variant: key.variant.map(Into::into),
+            url,
+        }
+    }
+
+    fn is(&self, key: &UrlKey<'_>) -> bool {
+        self.expires_at == key.expires_at
+            && self.protocol == key.protocol
+            && *self.stream == *key.stream
+            && *self.provider == *key.provider
+            && *self.region == *key.region
+            && self.variant.as_deref() == key.variant
+    }
+}
+
+/// Hashes a `u64` that is already a hash: the cache's keys are [`UrlKey`] hashes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Prehash = std::hash::BuildHasherDefault<Prehashed>;
+
+/// Most signed URLs a request thread keeps in front of the shared cache.
+const FRONT_CAPACITY: usize = 4096;
+
+/// A request thread's own copy of the signed URLs it served lately, in front of the shared
+/// cache: a warm lookup takes no lock, no atomic and no epoch. It belongs to one signer and one
+/// generation of it (see [`Signer::clear`]), and is emptied when either changes or it is full.
+#[derive(Default)]
+struct Front {
+    signer: u64,
+    generation: u64,
+    urls: std::collections::HashMap<u64, Arc<Signed>, Prehash>,
+}
+
+thread_local! {
+    static FRONT: std::cell::RefCell<Front> = std::cell::RefCell::default();
+}
+
+/// What the clones of one signer share besides the cache: who it is and how often it was cleared.
+#[derive(Debug)]
+struct Generation {
+    signer: u64,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// Signs through a bounded cache.
 #[derive(Debug, Clone)]
 pub struct Signer {
-    cache: moka::sync::Cache<UrlKey, Arc<str>>,
+    cache: moka::sync::Cache<u64, Arc<Signed>, Prehash>,
+    hasher: std::hash::RandomState,
+    generation: Arc<Generation>,
 }
 
 impl Default for Signer {
@@ -94,17 +177,77 @@ pub fn rounded_expiry(now_secs: i64, ttl_secs: u64) -> i64 {
 
 impl Signer {
     pub fn new(capacity: u64) -> Self {
+        static SIGNERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(std::time::Duration::from_secs(1800))
-                .build(),
+                .build_with_hasher(Prehash::default()),
+            hasher: std::hash::RandomState::new(),
+            generation: Arc::new(Generation {
+                signer: SIGNERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                generation: std::sync::atomic::AtomicU64::new(0),
+            }),
         }
     }
 
     /// Forgets every signed URL (after a reload: keys or endpoints may have changed).
     pub fn clear(&self) {
+        // The shared cache first: a thread that sees the new generation finds it empty.
         self.cache.invalidate_all();
+        self.generation
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The URL signed for `key`, from this thread's front or the shared cache, or signed now
+    /// by `sign` (a failure is not kept: the next request tries again).
+    fn cached(
+        &self,
+        provider: &Arc<dyn Provider>,
+        key: UrlKey<'_>,
+        sign: impl FnOnce() -> Result<String, crate::providers::ProviderError>,
+    ) -> Option<Arc<str>> {
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one(key);
+        let generation = self
+            .generation
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let front = FRONT.with_borrow_mut(|front| {
+            if front.signer != self.generation.signer || front.generation != generation {
+                front.urls.clear();
+                front.signer = self.generation.signer;
+                front.generation = generation;
+            }
+            front
+                .urls
+                .get(&hash)
+                .filter(|s| s.is(&key))
+                .map(|s| s.url.clone())
+        });
+        if front.is_some() {
+            return front;
+        }
+        let signed = match self.cache.get(&hash).filter(|s| s.is(&key)) {
+            Some(hit) => hit,
+            None => {
+                let url = self.keep(provider, sign())?;
+                let signed = Arc::new(Signed::new(&key, url));
+                self.cache.insert(hash, signed.clone());
+                signed
+            }
+        };
+        let url = signed.url.clone();
+        FRONT.with_borrow_mut(|front| {
+            if front.signer == self.generation.signer && front.generation == generation {
+                if front.urls.len() >= FRONT_CAPACITY {
+                    front.urls.clear();
+                }
+                front.urls.insert(hash, signed);
+            }
+        });
+        Some(url)
     }
 
     fn sign(
@@ -116,21 +259,17 @@ impl Signer {
         expires_at: i64,
     ) -> Option<Arc<str>> {
         let key = UrlKey {
-            provider: Arc::from(provider.id()),
-            stream: Arc::from(stream),
-            region: Arc::from(region),
+            provider: provider.id(),
+            stream,
+            region,
             protocol,
             expires_at,
             variant: None,
         };
-        if let Some(hit) = self.cache.get(&key) {
-            return Some(hit);
-        }
-        let signed = match protocol {
+        self.cached(provider, key, || match protocol {
             Some(p) => provider.play_url(stream, region, p, expires_at),
             None => provider.push_url(stream, region, expires_at),
-        };
-        self.keep(provider, key, signed)
+        })
     }
 
     /// `provider`'s signed play URL for `stream` in `region`, valid until `expires_at`.
@@ -162,32 +301,25 @@ impl Signer {
         expires_at: i64,
     ) -> Option<Arc<str>> {
         let key = UrlKey {
-            provider: Arc::from(provider.id()),
-            stream: Arc::from(stream),
-            region: Arc::from(region),
+            provider: provider.id(),
+            stream,
+            region,
             protocol: Some(protocol),
             expires_at,
-            variant: Some(Arc::from(reference)),
+            variant: Some(reference),
         };
-        if let Some(hit) = self.cache.get(&key) {
-            return Some(hit);
-        }
-        let signed = provider.variant_url(stream, region, play_url, reference, expires_at);
-        self.keep(provider, key, signed)
+        self.cached(provider, key, || {
+            provider.variant_url(stream, region, play_url, reference, expires_at)
+        })
     }
 
     fn keep(
         &self,
         provider: &Arc<dyn Provider>,
-        key: UrlKey,
         signed: Result<String, crate::providers::ProviderError>,
     ) -> Option<Arc<str>> {
         match signed {
-            Ok(url) => {
-                let url: Arc<str> = Arc::from(url);
-                self.cache.insert(key, url.clone());
-                Some(url)
-            }
+            Ok(url) => Some(Arc::from(url)),
             Err(e) => {
                 tracing::warn!(provider = provider.id(), error = %e, "signing failed");
                 metrics::counter!(m::SIGNING_ERRORS.name, "provider" => provider.id().to_string())
@@ -406,9 +538,17 @@ pub fn play_candidates<R: rand::Rng + ?Sized>(
         }
     }
     if let Some(first) = out.first() {
-        metrics::counter!(m::DECISIONS.name, "kind" => "play", "provider" => first.provider.clone(),
-            "region" => region.id.clone(), "protocol" => protocol.as_str(), "reason" => reason(&first.provider))
-        .increment(1);
+        m::count(
+            m::DECISIONS.name,
+            &[
+                ("kind", "play"),
+                ("provider", &first.provider),
+                ("region", &region.id),
+                ("protocol", protocol.as_str()),
+                ("reason", reason(&first.provider)),
+            ],
+            1,
+        );
     }
     Ok(PlayDecision {
         candidates: out,
@@ -471,23 +611,31 @@ impl SteeringSession {
     /// (an absent pathway is empty). Region and provider ids are lower-case letters, digits and
     /// `-`, so the value needs no escaping in a URL and no decoder beyond a split.
     pub fn encode(&self) -> String {
-        use std::fmt::Write as _;
         let mut out = String::with_capacity(64 + 24 * self.penalized.len());
-        let _ = write!(
-            out,
-            "{SESSION_VERSION}~{}~{}~{}~{}~{}~{}~{}",
-            self.region,
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends [`SteeringSession::encode`] to `out`.
+    pub fn encode_into(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str(SESSION_VERSION);
+        for field in [
+            self.region.as_str(),
             self.told.as_deref().unwrap_or(""),
             self.on.as_deref().unwrap_or(""),
-            self.since,
-            self.last,
-            self.generation,
-            self.expires_at
+        ] {
+            out.push('~');
+            out.push_str(field);
+        }
+        let _ = write!(
+            out,
+            "~{}~{}~{}~{}",
+            self.since, self.last, self.generation, self.expires_at
         );
         for (pathway, until) in &self.penalized {
             let _ = write!(out, "~{pathway}.{until}");
         }
-        out
     }
 
     /// Reads a `session` query value; `None` for anything malformed (the player then gets a
@@ -1134,6 +1282,94 @@ mod tests {
             clone_priority(&order, &clones, Some("b"), true),
             ["a.2", "b.2", "c", "a", "b"]
         );
+    }
+
+    /// A provider that counts its signatures and tells each one apart.
+    #[derive(Debug)]
+    struct Counting {
+        inner: Arc<dyn Provider>,
+        signed: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Provider for Counting {
+        fn info(&self) -> &crate::providers::ProviderInfo {
+            self.inner.info()
+        }
+        fn play_url(
+            &self,
+            stream: &str,
+            region: &str,
+            _protocol: Protocol,
+            expires_at: i64,
+        ) -> Result<String, crate::providers::ProviderError> {
+            let n = self
+                .signed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(format!(
+                "https://edge.example/{stream}/{region}/{expires_at}?n={n}"
+            ))
+        }
+    }
+
+    #[test]
+    fn signed_urls_are_kept_per_key_and_signer_until_cleared() {
+        let catalog = crate::scoring::tests::catalog();
+        let counting = Arc::new(Counting {
+            inner: catalog.registry.get("tencent").unwrap().clone(),
+            signed: Default::default(),
+        });
+        let p: Arc<dyn Provider> = counting.clone();
+        let signed = || counting.signed.load(std::sync::atomic::Ordering::Relaxed);
+        let signer = Signer::new(100);
+        let a = signer.play_url(&p, "s1", "tw", Protocol::Hls, 600).unwrap();
+        assert_eq!(
+            signer.play_url(&p, "s1", "tw", Protocol::Hls, 600).unwrap(),
+            a
+        );
+        assert_eq!(signed(), 1);
+        // Any other part of the key is another URL.
+        for (stream, region, protocol, expires_at) in [
+            ("s2", "tw", Protocol::Hls, 600),
+            ("s1", "hk", Protocol::Hls, 600),
+            ("s1", "tw", Protocol::Flv, 600),
+            ("s1", "tw", Protocol::Hls, 1200),
+        ] {
+            let other = signer
+                .play_url(&p, stream, region, protocol, expires_at)
+                .unwrap();
+            assert_ne!(other, a);
+        }
+        assert_eq!(signed(), 5);
+        // Another thread shares the cache.
+        let shared = signer.clone();
+        let p2 = p.clone();
+        let b = std::thread::spawn(move || {
+            shared
+                .play_url(&p2, "s1", "tw", Protocol::Hls, 600)
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!((b, signed()), (a.clone(), 5));
+        // Another signer does not.
+        let fresh = Signer::new(100);
+        assert_ne!(
+            fresh.play_url(&p, "s1", "tw", Protocol::Hls, 600).unwrap(),
+            a
+        );
+        assert_eq!(signed(), 6);
+        // Cleared: signed afresh, on this thread and on another.
+        signer.clear();
+        let c = signer.play_url(&p, "s1", "tw", Protocol::Hls, 600).unwrap();
+        assert_ne!(c, a);
+        assert_eq!(signed(), 7);
+        let shared = signer.clone();
+        let d = std::thread::spawn(move || {
+            shared.play_url(&p, "s1", "tw", Protocol::Hls, 600).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!((d, signed()), (c, 7));
     }
 
     #[test]

@@ -11,15 +11,13 @@
 //! one bounded fetch, everyone else is answered from memory; an origin that cannot be had is a
 //! JSON 502 naming it.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::ApiError;
 use super::openapi::Error;
 use super::streams::{hold, live};
-use super::{place, public_base};
+use super::{place, push_public_base};
 use crate::codes::Code;
 use crate::manifests::hls::{self, HlsPlaylist, Pathway};
 use crate::manifests::{self, Limits, OriginTarget};
@@ -145,12 +143,13 @@ pub async fn master(
         .map_err(|e| ApiError::new(Code::OriginUnavailable, e.to_string()))?;
     let steering_uri = |first: &str, expires_at: i64| {
         let session = SteeringSession::start(region, first, *now, expires_at);
-        format!(
-            "{}/v1/steering/hls/{}?session={}",
-            public_base(&req, &state.config),
-            stream.id,
-            session.encode()
-        )
+        let mut uri = String::with_capacity(192);
+        push_public_base(&mut uri, &req, &state.config);
+        uri.push_str("/v1/steering/hls/");
+        uri.push_str(&stream.id);
+        uri.push_str("?session=");
+        session.encode_into(&mut uri);
+        uri
     };
     let body = match origin.as_ref() {
         HlsPlaylist::Media => hls::single_variant(
@@ -178,9 +177,9 @@ pub async fn master(
                                 r,
                                 c.expires_at,
                             )?;
-                            Some((r.to_string(), url.to_string()))
+                            Some(url)
                         })
-                        .collect::<Option<HashMap<_, _>>>()?;
+                        .collect::<Option<Vec<_>>>()?;
                     Some((
                         c,
                         Pathway {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{HttpRequest, web};
 
@@ -234,7 +235,7 @@ pub fn client_ip(
     if trust_forwarded_for
         && let Some(ip) = req
             .headers()
-            .get("x-forwarded-for")
+            .get(&X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse().ok())
@@ -257,7 +258,7 @@ pub fn place<'c>(
         .geo
         .trusted_header
         .as_deref()
-        .and_then(|h| req.headers().get(h))
+        .and_then(|h| header_named(req, h))
         .and_then(|v| v.to_str().ok());
     let ip = client_ip(req, ip, policy.geo.trust_forwarded_for)?;
     crate::geo::resolve(
@@ -277,10 +278,23 @@ pub fn place<'c>(
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` only when the configuration trusts them.
 /// Players resolve nothing relative then (Shaka cannot resolve a relative steering URI).
 pub fn public_base(req: &HttpRequest, config: &crate::config::Config) -> String {
+    let mut out = String::new();
+    push_public_base(&mut out, req, config);
+    out
+}
+
+/// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`, parsed once.
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Appends [`public_base`] to `out`.
+pub fn push_public_base(out: &mut String, req: &HttpRequest, config: &crate::config::Config) {
     if let Some(base) = &config.public_url {
-        return base.clone();
+        out.push_str(base);
+        return;
     }
-    let header = |name: &str| {
+    let header = |name: &HeaderName| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -289,24 +303,61 @@ pub fn public_base(req: &HttpRequest, config: &crate::config::Config) -> String 
             .filter(|v| !v.is_empty())
     };
     let forwarded = |name| header(name).filter(|_| config.trust_forwarded);
-    let scheme = match forwarded("x-forwarded-proto") {
+    let scheme = match forwarded(&X_FORWARDED_PROTO) {
         Some("https") => "https",
         Some("http") => "http",
         _ if req.app_config().secure() => "https",
         _ => "http",
     };
-    let host = forwarded("x-forwarded-host")
+    out.push_str(scheme);
+    out.push_str("://");
+    match forwarded(&X_FORWARDED_HOST)
         .filter(|h| is_host(h))
-        .or_else(|| header("host").filter(|h| is_host(h)))
+        .or_else(|| header(&header::HOST).filter(|h| is_host(h)))
         .or_else(|| {
             req.uri()
                 .authority()
                 .map(|a| a.as_str())
                 .filter(|h| is_host(h))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| req.app_config().host().to_string());
-    format!("{scheme}://{host}")
+        }) {
+        Some(host) => out.push_str(host),
+        None => out.push_str(req.app_config().host()),
+    }
+}
+
+/// A `200 OK` JSON answer that must not be cached (`Cache-Control: no-store`), serialized into
+/// one buffer sized for the viewer routes' answers.
+pub fn json_no_store<T: serde::Serialize>(body: &T) -> actix_web::HttpResponse {
+    let mut buf = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut buf, body) {
+        Ok(()) => actix_web::HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(buf),
+        Err(e) => {
+            actix_web::HttpResponse::from_error(actix_web::error::JsonPayloadError::Serialize(e))
+        }
+    }
+}
+
+/// The value of the request's header `name` (as the policy spells it, any case). The name is
+/// parsed once per thread while it stays the same, not per request.
+fn header_named<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r HeaderValue> {
+    thread_local! {
+        static PARSED: std::cell::RefCell<Option<HeaderName>> = const { std::cell::RefCell::new(None) };
+    }
+    PARSED.with_borrow_mut(|parsed| {
+        if !parsed
+            .as_ref()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case(name))
+        {
+            *parsed = HeaderName::from_bytes(name.as_bytes()).ok();
+        }
+        parsed.as_ref().and_then(|p| req.headers().get(p))
+    })
 }
 
 /// A `Host` value safe to write into a manifest: a name or address and an optional port.

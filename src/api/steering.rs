@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use super::openapi::Error;
 use super::streams::{hold, live};
-use super::{place, public_base};
+use super::{place, push_public_base};
 use crate::catalog::Catalog;
 use crate::codes::Code;
 use crate::state::AppState;
@@ -161,16 +161,15 @@ fn manifest(
         ));
     }
     let generation = answer.session.generation;
-    let reload = format!(
-        "{}/v1/steering/{}/{}?session={}",
-        public_base(req, &state.config),
-        match flavour {
-            Flavour::Hls => "hls",
-            Flavour::Dash => "dash",
-        },
-        stream.id,
-        answer.session.encode()
-    );
+    let mut reload = String::with_capacity(192);
+    push_public_base(&mut reload, req, &state.config);
+    reload.push_str(match flavour {
+        Flavour::Hls => "/v1/steering/hls/",
+        Flavour::Dash => "/v1/steering/dash/",
+    });
+    reload.push_str(&stream.id);
+    reload.push_str("?session=");
+    answer.session.encode_into(&mut reload);
     let (priority, clones) = match flavour {
         Flavour::Hls if generation > 0 => {
             let clones = steering::pathway_clones(
@@ -196,9 +195,7 @@ fn manifest(
         service_location_priority: matches!(flavour, Flavour::Dash).then_some(&priority),
         pathway_clones: &clones,
     };
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(body))
+    Ok(super::json_no_store(&body))
 }
 
 /// A steering manifest: HLS Content Steering's JSON, or DASH-IF's with its own priority key.

@@ -297,9 +297,7 @@ pub async fn play(
         q.client_ip.as_deref(),
         &[],
     )?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(answer))
+    Ok(super::json_no_store(&answer))
 }
 
 /// `POST /v1/streams/{id}/switch`: a player stalling on a provider.
@@ -460,16 +458,17 @@ fn answer(
         candidates: decision.candidates,
         pick: decision.pick,
         ttl_seconds: catalog.policy.delivery.answer_ttl_seconds,
-        steering: format!(
-            "{}/v1/steering/{}/{}",
-            super::public_base(req, &state.config),
-            if protocol == Protocol::Dash {
-                "dash"
+        steering: {
+            let mut url = String::with_capacity(96);
+            super::push_public_base(&mut url, req, &state.config);
+            url.push_str(if protocol == Protocol::Dash {
+                "/v1/steering/dash/"
             } else {
-                "hls"
-            },
-            stream.id
-        ),
+                "/v1/steering/hls/"
+            });
+            url.push_str(&stream.id);
+            url
+        },
     })
 }
 

@@ -36,6 +36,74 @@ pub struct Ladder {
     playlist: MasterPlaylist,
     /// What [`Ladder::references`] answers, found once.
     references: Vec<String>,
+    /// One pathway's copy of the renditions and variants, written once when the playlist is
+    /// read, with holes for the pathway's id and signed URIs; `None` for a playlist whose text
+    /// holds a NUL (the holes' mark), which is written afresh per pathway.
+    template: Option<Vec<Piece>>,
+}
+
+/// A piece of a pathway's copy of the ladder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// Written as is.
+    Text(String),
+    /// The pathway id, as [`clean`] writes it.
+    Id,
+    /// The pathway's URI for the reference of that index in [`Ladder::references`], as
+    /// [`clean`] writes it.
+    Uri(usize),
+}
+
+/// What marks a hole in a template: `\0P\0` for the pathway id, `\0U<index>\0` for a URI.
+const HOLE: char = '\0';
+
+/// The pieces of one pathway's copy of `playlist`'s renditions and variants.
+fn template(playlist: &MasterPlaylist, references: &[String]) -> Option<Vec<Piece>> {
+    let holes = Named {
+        id: format!("{HOLE}P{HOLE}"),
+        uris: references
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.clone(), format!("{HOLE}U{i}{HOLE}")))
+            .collect(),
+    };
+    let mut plain = String::new();
+    let none = Named {
+        id: String::new(),
+        uris: HashMap::new(),
+    };
+    copy(&mut plain, playlist, &none);
+    if plain.contains(HOLE) {
+        return None;
+    }
+    let mut text = String::new();
+    copy(&mut text, playlist, &holes);
+    let mut pieces = Vec::new();
+    for (i, part) in text.split(HOLE).enumerate() {
+        if i % 2 == 0 {
+            if !part.is_empty() {
+                pieces.push(Piece::Text(part.to_string()));
+            }
+        } else if part == "P" {
+            pieces.push(Piece::Id);
+        } else {
+            pieces.push(Piece::Uri(part.strip_prefix('U')?.parse().ok()?));
+        }
+    }
+    Some(pieces)
+}
+
+/// One pathway's copy of the renditions and variants of `p`.
+fn copy(out: &mut String, p: &MasterPlaylist, path: &Named) {
+    for m in &p.alternatives {
+        media(out, m, path);
+    }
+    for v in p.variants.iter().filter(|v| !v.is_i_frame) {
+        variant(out, v, path);
+    }
+    for v in p.variants.iter().filter(|v| v.is_i_frame) {
+        variant(out, v, path);
+    }
 }
 
 /// Tags `m3u8-rs` parses by name in a multivariant playlist: one left among the unknown tags
@@ -136,9 +204,11 @@ impl Ladder {
             }
         }
         let references = references(&playlist);
+        let template = template(&playlist, &references);
         Ok(Ladder {
             playlist,
             references,
+            template,
         })
     }
 
@@ -167,14 +237,49 @@ fn references(p: &MasterPlaylist) -> Vec<String> {
 }
 
 /// One pathway of a `master.m3u8`: a provider id and every reference of the ladder
-/// ([`Ladder::references`]) as that provider's signed, absolute URL.
+/// ([`Ladder::references`]), in the same order, as that provider's signed, absolute URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pathway {
     pub id: String,
-    pub uris: HashMap<String, String>,
+    pub uris: Vec<std::sync::Arc<str>>,
 }
 
 impl Pathway {
+    /// The pathway's URI for the reference of index `i`, or the reference itself.
+    fn uri_at<'a>(&'a self, references: &'a [String], i: usize) -> &'a str {
+        self.uris
+            .get(i)
+            .map_or(references[i].as_str(), |u| u.as_ref())
+    }
+
+    /// The pathway's URI for `reference`, or `reference` itself (one on another host).
+    fn uri<'a>(&'a self, references: &'a [String], reference: &'a str) -> &'a str {
+        references
+            .iter()
+            .position(|r| r == reference)
+            .map_or(reference, |i| self.uri_at(references, i))
+    }
+
+    /// The same pathway with its URIs by reference.
+    fn named(&self, references: &[String]) -> Named {
+        Named {
+            id: self.id.clone(),
+            uris: references
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.clone(), self.uri_at(references, i).to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// A pathway with its URIs by reference: what a copy of the ladder is written from.
+struct Named {
+    id: String,
+    uris: HashMap<String, String>,
+}
+
+impl Named {
     fn uri<'a>(&'a self, reference: &'a str) -> &'a str {
         self.uris.get(reference).map_or(reference, String::as_str)
     }
@@ -223,7 +328,7 @@ pub fn replicate(ladder: &Ladder, steering_uri: &str, pathways: &[Pathway]) -> S
         let _ = write!(out, "#EXT-X-SESSION-DATA:DATA-ID=\"{}\"", clean(&d.data_id));
         match &d.field {
             SessionDataField::Value(v) => quoted(&mut out, "VALUE", v),
-            SessionDataField::Uri(u) => quoted(&mut out, "URI", first.uri(u)),
+            SessionDataField::Uri(u) => quoted(&mut out, "URI", first.uri(&ladder.references, u)),
         }
         if let Some(l) = &d.language {
             quoted(&mut out, "LANGUAGE", l);
@@ -239,7 +344,7 @@ pub fn replicate(ladder: &Ladder, steering_uri: &str, pathways: &[Pathway]) -> S
             clean(&k.method.to_string())
         );
         if let Some(u) = &k.uri {
-            quoted(&mut out, "URI", first.uri(u));
+            quoted(&mut out, "URI", first.uri(&ladder.references, u));
         }
         if let Some(iv) = &k.iv {
             let _ = write!(out, ",IV={}", clean(iv));
@@ -253,14 +358,19 @@ pub fn replicate(ladder: &Ladder, steering_uri: &str, pathways: &[Pathway]) -> S
         out.push('\n');
     }
     for path in pathways {
-        for m in &p.alternatives {
-            media(&mut out, m, path);
-        }
-        for v in p.variants.iter().filter(|v| !v.is_i_frame) {
-            variant(&mut out, v, path);
-        }
-        for v in p.variants.iter().filter(|v| v.is_i_frame) {
-            variant(&mut out, v, path);
+        match &ladder.template {
+            Some(pieces) => {
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Id => out.push_str(&clean(&path.id)),
+                        Piece::Uri(i) => {
+                            out.push_str(&clean(path.uri_at(&ladder.references, *i)));
+                        }
+                    }
+                }
+            }
+            None => copy(&mut out, p, &path.named(&ladder.references)),
         }
     }
     out
@@ -285,11 +395,11 @@ pub fn single_variant(candidates: &[Candidate], steering_uri: &str, bandwidth_bp
 }
 
 /// A rendition group of one pathway.
-fn group(id: &str, pathway: &Pathway) -> String {
+fn group(id: &str, pathway: &Named) -> String {
     format!("{id}@{}", pathway.id)
 }
 
-fn media(out: &mut String, m: &AlternativeMedia, path: &Pathway) {
+fn media(out: &mut String, m: &AlternativeMedia, path: &Named) {
     use m3u8_rs::AlternativeMediaType as T;
     let _ = write!(
         out,
@@ -331,7 +441,7 @@ fn media(out: &mut String, m: &AlternativeMedia, path: &Pathway) {
     out.push('\n');
 }
 
-fn variant(out: &mut String, v: &VariantStream, path: &Pathway) {
+fn variant(out: &mut String, v: &VariantStream, path: &Named) {
     out.push_str(if v.is_i_frame {
         "#EXT-X-I-FRAME-STREAM-INF:"
     } else {
@@ -483,14 +593,25 @@ s1_lo/index.m3u8
             uris: ladder
                 .references()
                 .iter()
-                .map(|r| {
-                    (
-                        r.to_string(),
-                        format!("https://{id}.example/hls/{r}?sig={id}"),
-                    )
-                })
+                .map(|r| format!("https://{id}.example/hls/{r}?sig={id}").into())
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_template_writes_what_each_copy_would() {
+        let l = ladder(LADDER);
+        assert!(l.template.is_some());
+        let paths = [pathway("a", &l), pathway("b", &l)];
+        let uri = "https://steer.example/v1/steering/hls/s1?session=x";
+        let unprepared = Ladder {
+            template: None,
+            ..l.clone()
+        };
+        assert_eq!(
+            replicate(&l, uri, &paths),
+            replicate(&unprepared, uri, &paths)
+        );
     }
 
     #[test]
