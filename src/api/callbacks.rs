@@ -68,7 +68,8 @@ pub async fn receive(
     provider_id: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let catalog = state.catalog.load();
+    // One catalog for the whole callback: the provider, its secret and the checks agree.
+    let catalog = state.catalog.load_full();
     let Some(provider) = catalog.registry.get(&provider_id).cloned() else {
         let why = if catalog.registry.known_ids().contains(provider_id.as_str()) {
             format!("provider {:?} is disabled", provider_id.as_str())
@@ -103,8 +104,6 @@ pub async fn receive(
             })
         }
     };
-    drop(catalog);
-    let catalog = state.catalog.load_full();
     let records = callbacks::Records {
         catalog: &catalog,
         streams: &state.streams,

@@ -117,21 +117,29 @@ impl Scheme {
         now_secs: i64,
         window_secs: u64,
     ) -> Result<i64, AuthError> {
-        verify_scheme(
-            self,
-            secret,
-            timestamp,
-            signature,
-            payload,
-            now_secs,
-            window_secs,
-        )
+        let ts_text = timestamp
+            .map(str::trim)
+            .ok_or(AuthError::MissingTimestamp)?;
+        let ts = parse_timestamp(ts_text)?;
+        let sig = signature
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::MissingSignature)?;
+        let sig = hex::decode(sig).map_err(|_| AuthError::BadSignature)?;
+        self.mac(secret, ts_text, payload)
+            .verify_slice(&sig)
+            .map_err(|_| AuthError::BadSignature)?;
+        let skew = ts.saturating_sub(now_secs).saturating_abs();
+        if skew > i64::try_from(window_secs).unwrap_or(i64::MAX) {
+            return Err(AuthError::Stale {
+                timestamp: ts,
+                now: now_secs,
+                skew,
+                window: window_secs,
+            });
+        }
+        Ok(ts)
     }
-}
-
-/// The canonical bytes of a [`Scheme::Request`].
-pub fn canonical(timestamp: &str, payload: &[u8]) -> Vec<u8> {
-    Scheme::Request.canonical(timestamp, payload)
 }
 
 /// [`Scheme::sign`] for a heartbeat or payment-centre request.
@@ -149,40 +157,6 @@ pub fn verify(
     window_secs: u64,
 ) -> Result<i64, AuthError> {
     Scheme::Request.verify(secret, timestamp, signature, payload, now_secs, window_secs)
-}
-
-fn verify_scheme(
-    scheme: Scheme,
-    secret: &[u8],
-    timestamp: Option<&str>,
-    signature: Option<&str>,
-    payload: &[u8],
-    now_secs: i64,
-    window_secs: u64,
-) -> Result<i64, AuthError> {
-    let ts_text = timestamp
-        .map(str::trim)
-        .ok_or(AuthError::MissingTimestamp)?;
-    let ts = parse_timestamp(ts_text)?;
-    let sig = signature
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or(AuthError::MissingSignature)?;
-    let sig = hex::decode(sig).map_err(|_| AuthError::BadSignature)?;
-    scheme
-        .mac(secret, ts_text, payload)
-        .verify_slice(&sig)
-        .map_err(|_| AuthError::BadSignature)?;
-    let skew = ts.saturating_sub(now_secs).saturating_abs();
-    if skew > i64::try_from(window_secs).unwrap_or(i64::MAX) {
-        return Err(AuthError::Stale {
-            timestamp: ts,
-            now: now_secs,
-            skew,
-            window: window_secs,
-        });
-    }
-    Ok(ts)
 }
 
 fn parse_timestamp(text: &str) -> Result<i64, AuthError> {

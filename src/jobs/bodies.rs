@@ -32,9 +32,8 @@ pub fn scores_horizon_ms(s: &crate::policy::scoring::ScoringSettings) -> i64 {
 /// replicas sharing a database rank with what all of them heard, and a restart forgets nothing.
 pub(super) async fn persist_scores(state: Arc<Context>) -> anyhow::Result<String> {
     let now = state.clock.now_ms();
-    let catalog = state.catalog.load();
     let rows = state.scorer.own_windows(&state.instance, now)?;
-    let horizon = scores_horizon_ms(&catalog.policy.scoring);
+    let horizon = scores_horizon_ms(&state.catalog.load().policy.scoring);
     // Forgetting what every replica saved long ago is work for one replica.
     let tidy = acquire_lease(&state, TIDY_LEASE).await?;
     let db = state.db.clone();
