@@ -135,6 +135,11 @@ pub struct SeedRun {
 /// One strategy's outcomes over several worlds: sessions pooled, each incident's time to avoid
 /// the worst of the worlds (`None` if any world never avoided it).
 pub(super) fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Outcome>) -> Outcome {
+    let outcomes: Vec<&Outcome> = outcomes.collect();
+    // One world's figures as they are: weighing and dividing back would round them.
+    if let [one] = outcomes[..] {
+        return one.clone();
+    }
     let mut out = Outcome {
         strategy,
         sessions: 0,
@@ -149,7 +154,7 @@ pub(super) fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Ou
         regions: BTreeMap::new(),
         timeline: Timeline::default(),
     };
-    for (k, o) in outcomes.enumerate() {
+    for (k, o) in outcomes.into_iter().enumerate() {
         let n = o.sessions as f64;
         out.sessions += o.sessions;
         out.simulated_sessions += o.simulated_sessions;
