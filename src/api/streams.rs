@@ -64,8 +64,8 @@ pub struct PlayAnswer {
     pub region_source: RegionSource,
     pub protocol: Protocol,
     pub candidates: Vec<Candidate>,
-    /// Why the first candidate is first: `ranked`, `anchor`, `max_share`, `commit`, `explore`
-    /// or `static`.
+    /// Why the first candidate is first: `ranked`, `challenger`, `anchor`, `max_share`,
+    /// `commit`, `overflow`, `explore` or `static`.
     pub pick: Pick,
     /// How long the player may reuse this answer.
     pub ttl_seconds: u64,

@@ -64,6 +64,13 @@ pub struct ScoringSpec {
     /// takes first place after the hold, without `challenger_sigmas` of doubt (0: off).
     #[serde(default = "d_drift_alarm")]
     pub drift_alarm_seconds: Spanned<f64>,
+    /// Overflow: a provider whose recent cost stands confidently above the best other
+    /// provider's by the margin (an edge past its capacity, or failing) sheds new sessions to
+    /// the next in order with headroom: its share of the new sessions it would get halves every
+    /// this many seconds while it does, and grows back over ten times as long once it no longer
+    /// does (0: off).
+    #[serde(default = "d_overflow")]
+    pub overflow_seconds: Spanned<f64>,
     /// Ingest evidence forgets more slowly than delivery: an anchor's uplink to a CDN is a
     /// property of the anchor's network, and "how smoothly this anchor's uploads reached each
     /// CDN before" spans broadcasts. Push decisions rank delivery over this longer past too.
@@ -221,6 +228,7 @@ impl Default for ScoringSpec {
             challenger_sigmas: d_challenger_sigmas(),
             challenger_share: d_challenger_share(),
             drift_alarm_seconds: d_drift_alarm(),
+            overflow_seconds: d_overflow(),
             ingest_half_life_seconds: d_ingest_half_life(),
             ingest_viewer_weight: d_viewer_weight(),
             ingest_margin: d_ingest_margin(),
@@ -262,6 +270,9 @@ fn d_challenger_share() -> Spanned<f64> {
 }
 fn d_drift_alarm() -> Spanned<f64> {
     unspanned(30.0)
+}
+fn d_overflow() -> Spanned<f64> {
+    unspanned(0.0)
 }
 fn d_ingest_half_life() -> Spanned<f64> {
     unspanned(3600.0)
@@ -338,6 +349,8 @@ pub struct ScoringSettings {
     pub challenger_share: f64,
     /// 0: drift detection off.
     pub drift_alarm_seconds: f64,
+    /// 0: overflow off.
+    pub overflow_seconds: f64,
     pub ingest_viewer_weight: f64,
     pub ingest_margin: f64,
     pub drained: Vec<String>,
@@ -476,6 +489,14 @@ impl ScoringSettings {
             "drift_alarm_seconds",
             errs,
         );
+        let overflow = range(
+            path,
+            &s.overflow_seconds,
+            0.0,
+            3_600.0,
+            "overflow_seconds",
+            errs,
+        );
         let w = &s.weights;
         for (name, v) in [
             ("weights.rebuffer_ratio", w.rebuffer_ratio),
@@ -597,6 +618,7 @@ impl ScoringSettings {
             challenger_sigmas: sigmas,
             challenger_share: canary,
             drift_alarm_seconds: drift_alarm,
+            overflow_seconds: overflow,
             ingest_viewer_weight: viewer,
             ingest_margin,
             drained,

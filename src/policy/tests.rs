@@ -176,3 +176,15 @@ fn segment_realtime_factor_defaults_to_one_and_a_half_and_is_bounded() {
         ]
     );
 }
+
+#[test]
+fn overflow_seconds_is_bounded() {
+    let on = format!("{GOOD}scoring:\n  overflow_seconds: 60\n");
+    let p = Policy::parse(Path::new("p.yaml"), &on, &ids(&["a", "b"])).unwrap();
+    assert_eq!(p.scoring.overflow_seconds, 60.0);
+    let errs = errors(&format!("{GOOD}scoring:\n  overflow_seconds: -1\n"));
+    assert_eq!(
+        errs,
+        ["policies/x.yaml:10: scoring.overflow_seconds is -1, must be from 0 to 3600"]
+    );
+}

@@ -31,6 +31,8 @@ pub struct Engine {
     /// (region, provider) → decayed count of first places.
     shares: HashMap<(String, String), Moments>,
     shares_last_ms: i64,
+    /// (provider, region) → its admission: the share of new sessions it takes (overflow).
+    admit: HashMap<(String, String), Admission>,
     /// Drained at run time (on top of the policy's list).
     drained: BTreeSet<String>,
     /// What the other replicas sharing the database know, in the same shape.
@@ -60,6 +62,75 @@ impl Audience {
                 self.regions.insert(region.to_string(), 1.0);
             }
         }
+    }
+}
+
+/// A provider's admission in a region: the share of the new sessions it would be first for
+/// that it takes, the throughput its players get with headroom, and when they were last
+/// updated.
+#[derive(Debug, Clone, Copy)]
+struct Admission {
+    share: f64,
+    /// The highest mean log throughput its players measured over the longer past lately: what
+    /// they get with headroom. It follows that mean down with the longer half-life, so a
+    /// provider shedding for long is not soon taken for one with room again.
+    base: f64,
+    at_ms: i64,
+}
+
+/// The least admission share: a provider shedding sessions still takes a few, so that its
+/// recovery shows.
+const ADMIT_FLOOR: f64 = 0.05;
+
+/// Reloads' worth of throughput below which the recent window says nothing about headroom.
+const ADMIT_EVIDENCE: f64 = 3.0;
+
+impl Admission {
+    fn new(past: f64, now_ms: i64) -> Self {
+        Admission {
+            share: 1.0,
+            base: past,
+            at_ms: now_ms,
+        }
+    }
+
+    /// Moves the share over the time since the last update: halving every `tau` seconds while
+    /// the players' recent throughput (`recent`, log) stands below the base by more than the
+    /// margin with two standard deviations of doubt, growing back by a tenth every `tau`
+    /// seconds while it stands within the margin with the same doubt, held in between. The base
+    /// takes the longer past's mean (`past`) when higher, else follows it down with the
+    /// half-life `hl_ms`. Whether the provider is over its capacity.
+    fn update(
+        &mut self,
+        recent: &Moments,
+        past: f64,
+        margin: f64,
+        now_ms: i64,
+        tau: f64,
+        hl_ms: f64,
+    ) -> bool {
+        let dt_ms = (now_ms - self.at_ms).max(0) as f64;
+        let dt = (dt_ms / 1000.0).min(10.0);
+        self.at_ms = now_ms;
+        if past > self.base {
+            self.base = past;
+        } else if hl_ms > 0.0 {
+            self.base += (past - self.base) * (1.0 - 0.5f64.powf(dt_ms / hl_ms));
+        }
+        if recent.w < ADMIT_EVIDENCE {
+            return false;
+        }
+        let mean = recent.sum / recent.w;
+        let sd = (recent.variance().unwrap_or(1.0) / recent.w).sqrt();
+        let drop = self.base - mean;
+        let limit = (1.0 + margin / 3.0).ln();
+        let over = drop - 2.0 * sd > limit;
+        if over {
+            self.share = (self.share * 0.5f64.powf(dt / tau)).max(ADMIT_FLOOR);
+        } else if drop + 2.0 * sd < limit {
+            self.share = (self.share + dt / (10.0 * tau)).min(1.0);
+        }
+        over
     }
 }
 
@@ -176,6 +247,8 @@ where
 /// One delivery observation, added to a window with a weight.
 struct Obs {
     rebuffer_ratio: Option<f64>,
+    /// The log of a measured throughput (bits per second).
+    throughput: Option<f64>,
     startup_s: Option<f64>,
     error: Option<bool>,
     bad: bool,
@@ -188,6 +261,9 @@ impl Obs {
         }
         if let Some(s) = self.startup_s {
             w.startup.add(s, weight);
+        }
+        if let Some(t) = self.throughput {
+            w.throughput.add(t, weight);
         }
         if let Some(e) = self.error {
             w.error.add(f64::from(u8::from(e)), weight);
@@ -224,6 +300,7 @@ impl Engine {
                 let bad = is_bad(s, ratio, *startup_ms, *error);
                 let obs = Obs {
                     rebuffer_ratio: (total > 0).then_some(ratio),
+                    throughput: None,
                     startup_s: startup_ms.map(|ms| ms as f64 / 1000.0),
                     error: Some(*error),
                     bad,
@@ -246,6 +323,7 @@ impl Engine {
             } => {
                 let obs = Obs {
                     rebuffer_ratio: None,
+                    throughput: None,
                     startup_s: None,
                     error: None,
                     bad: true,
@@ -268,6 +346,7 @@ impl Engine {
                 {
                     let obs = Obs {
                         rebuffer_ratio: Some(ratio),
+                        throughput: (*throughput_bps > 0).then(|| (*throughput_bps as f64).ln()),
                         startup_s: None,
                         error: None,
                         bad,
@@ -285,6 +364,7 @@ impl Engine {
                 // longer past of push decisions included. Nothing about an anchor's upload.
                 let obs = Obs {
                     rebuffer_ratio: None,
+                    throughput: None,
                     startup_s: None,
                     error: Some(true),
                     bad: true,
@@ -330,6 +410,7 @@ impl Engine {
             self.add_to_delivery(provider, region, now_ms, s, |w| {
                 w.rebuffer.merge(&pool.rebuffer);
                 w.bad.merge(&pool.bad);
+                w.throughput.merge(&pool.throughput);
             });
         }
     }
@@ -576,6 +657,7 @@ impl Engine {
             bad_rate,
             ingest_unhealthy: 0.0,
             share: self.share(region, provider),
+            admit: 1.0,
         }
     }
 
@@ -818,12 +900,7 @@ impl Engine {
                 .iter()
                 .map(|p| {
                     let mut sc = self.delivery_score(p, &region.id, now_ms, s);
-                    let price = catalog
-                        .registry
-                        .get(p)
-                        .and_then(|p| p.info().cost_per_gb)
-                        .unwrap_or(0.0);
-                    sc.cost += s.weights.cost_per_gb * price;
+                    sc.cost += s.weights.cost_per_gb * price(catalog, p);
                     sc
                 })
                 .collect();
@@ -840,6 +917,9 @@ impl Engine {
                     .total_cmp(&b.cost)
                     .then(pref(&a.provider).cmp(&pref(&b.provider)))
             });
+            if s.overflow_seconds > 0.0 {
+                self.overflow(&region.id, &mut scores, now_ms, s);
+            }
             // The incumbent's recent cost against its longer past, for the drift alarm.
             let past = self
                 .incumbents
@@ -892,6 +972,54 @@ impl Engine {
         ));
         self.last = Some(snap.clone());
         snap
+    }
+
+    /// Updates each provider's admission in `region` from the throughput its players measured
+    /// lately against what they got over the longer past (the push decisions' window), and
+    /// writes it into the scores. An edge past its capacity gives every player less: the
+    /// provider sheds new sessions to the next in order with headroom (see
+    /// [`super::snapshot::Snapshot::rank`]) and steering moves some of its players, until its
+    /// players' throughput comes back within the margin, so that the overflow goes to the best
+    /// provider with room and the full one stays about as good as it was.
+    fn overflow(&mut self, region: &str, scores: &mut [Score], now_ms: i64, s: &ScoringSettings) {
+        for sc in scores.iter_mut() {
+            let key = (sc.provider.clone(), region.to_string());
+            let recent = layered(
+                self.local.delivery.get(&key),
+                self.remote.delivery.get(&key),
+                now_ms,
+                s.half_life_ms,
+            )
+            .throughput;
+            let past = layered(
+                self.local.history.get(&key),
+                self.remote.history.get(&key),
+                now_ms,
+                s.ingest_half_life_ms,
+            )
+            .throughput;
+            let known = self.admit.get(&key).copied();
+            if past.w < ADMIT_EVIDENCE && known.is_none() {
+                continue;
+            }
+            let past = match known {
+                Some(a) if past.w < ADMIT_EVIDENCE => a.base,
+                _ => past.sum / past.w,
+            };
+            let mut a = known.unwrap_or(Admission::new(past, now_ms));
+            let over = a.update(
+                &recent,
+                past,
+                s.hysteresis_margin,
+                now_ms,
+                s.overflow_seconds,
+                s.ingest_half_life_ms,
+            );
+            sc.admit = a.share;
+            if a.share < 1.0 || over || known.is_some() {
+                self.admit.insert(key, a);
+            }
+        }
     }
 
     /// Folds the last snapshot's decision counters into the decayed shares.
@@ -975,6 +1103,15 @@ impl Engine {
     pub fn sizes(&self) -> (usize, usize) {
         (self.local.delivery.len(), self.local.ingest.len())
     }
+}
+
+/// A provider's price per GB (0 when the provider file gives none).
+fn price(catalog: &Catalog, provider: &str) -> f64 {
+    catalog
+        .registry
+        .get(provider)
+        .and_then(|p| p.info().cost_per_gb)
+        .unwrap_or(0.0)
 }
 
 /// Reorders `scores` (sorted by cost) so that the incumbent stays first unless the best

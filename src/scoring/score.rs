@@ -21,6 +21,9 @@ pub struct Score {
     pub ingest_unhealthy: f64,
     /// Share of first places in the group lately.
     pub share: f64,
+    /// Share of the new sessions it would get first place for that it takes (1 but while it
+    /// overflows, see [`super::engine::Engine::refresh`]); the rest go to the next in order.
+    pub admit: f64,
 }
 
 /// The incumbent of a region, and a challenger that looks better: (provider, since when it has

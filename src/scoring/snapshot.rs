@@ -89,6 +89,9 @@ pub enum Pick {
     Explore,
     /// The region's challenger, on its canary share.
     Challenger,
+    /// The first in order is shedding new sessions (past its capacity, or failing): the next
+    /// with headroom.
+    Overflow,
     /// No scores for this region: the policy's order.
     Static,
 }
@@ -102,6 +105,7 @@ impl Pick {
             Pick::Commit => "commit",
             Pick::Explore => "explore",
             Pick::Challenger => "challenger",
+            Pick::Overflow => "overflow",
             Pick::Static => "static",
         }
     }
@@ -251,6 +255,30 @@ impl Snapshot {
             }
         }
         let Some(rng) = rng else { return pick };
+        // Overflow: each in order takes the session with its admission share, the first that
+        // does goes first (the last resort when none does: the one admitting most). A draw is
+        // made only while the first in order sheds sessions.
+        let admit = |p: &str| rank.score(p).map_or(1.0, |s| s.admit);
+        if admit(ranked[0].0) < 1.0 {
+            let mut taken = None;
+            for (i, r) in ranked.iter().enumerate() {
+                let a = admit(r.0);
+                if a >= 1.0 || rng.random::<f64>() < a {
+                    taken = Some(i);
+                    break;
+                }
+            }
+            let i = taken.unwrap_or_else(|| {
+                (0..ranked.len())
+                    .max_by(|&a, &b| admit(ranked[a].0).total_cmp(&admit(ranked[b].0)))
+                    .unwrap_or(0)
+            });
+            if i != 0 {
+                let r = ranked.remove(i);
+                ranked.insert(0, r);
+                return Pick::Overflow;
+            }
+        }
         if let Some((challenger, _)) = &rank.incumbency.challenger
             && self.challenger_share > 0.0
             && let Some(pos) = ranked.iter().position(|r| r.0 == challenger)

@@ -27,6 +27,8 @@ pub struct Pooled {
     pub rebuffer: Moments,
     /// Weighted bad sessions (0 or 1).
     pub bad: Moments,
+    /// Weighted log throughputs, as [`super::window::Window::throughput`] sums them.
+    pub throughput: Moments,
 }
 
 /// One attributed reload as a delivery observation: (rebuffer ratio, bad, weight), or `None`
@@ -101,6 +103,9 @@ impl ReloadTally {
         if let Some((ratio, bad, weight)) = obs {
             pool.rebuffer.add(ratio, weight);
             pool.bad.add(f64::from(u8::from(bad)), weight);
+            if throughput_bps > 0 {
+                pool.throughput.add((throughput_bps as f64).ln(), weight);
+            }
         }
     }
 
@@ -123,6 +128,7 @@ impl ReloadTally {
                             sum.reloads += pool.reloads;
                             sum.rebuffer.merge(&pool.rebuffer);
                             sum.bad.merge(&pool.bad);
+                            sum.throughput.merge(&pool.throughput);
                         }
                         None => out.push((provider.clone(), region.clone(), pool)),
                     }
@@ -166,6 +172,8 @@ mod tests {
         assert!((tw.rebuffer.w - 1.5).abs() < 1e-9, "{tw:?}");
         assert!((tw.rebuffer.sum - 0.75).abs() < 1e-9, "{tw:?}");
         assert!((tw.bad.sum - 1.0).abs() < 1e-9, "{tw:?}");
+        let logs = 500_000f64.ln() + 0.5 * 2_500_000f64.ln();
+        assert!((tw.throughput.sum - logs).abs() < 1e-9, "{tw:?}");
         // A reload that covers nothing counts as a reload and weighs nothing.
         assert_eq!(pools[2].2.rebuffer.w, 0.0);
         assert!(
@@ -210,7 +218,11 @@ mod tests {
         assert_eq!(a.len(), 2, "delivery and its longer past: {a:?}");
         for (x, y) in a.iter().zip(&b) {
             assert_eq!((x.0, &x.1, &x.2), (y.0, &y.1, &y.2));
-            for (m, n) in [(&x.3.rebuffer, &y.3.rebuffer), (&x.3.bad, &y.3.bad)] {
+            for (m, n) in [
+                (&x.3.rebuffer, &y.3.rebuffer),
+                (&x.3.bad, &y.3.bad),
+                (&x.3.throughput, &y.3.throughput),
+            ] {
                 assert!(
                     (m.w - n.w).abs() < 1e-9 && (m.sum - n.sum).abs() < 1e-9,
                     "{x:?} {y:?}"

@@ -62,6 +62,9 @@ struct World {
     rng: SmallRng,
     now_ms: i64,
     truth: HashMap<&'static str, Truth>,
+    /// When set, each session's player also reloads steering once, measuring this throughput
+    /// (bits per second) on its provider.
+    throughput: Option<HashMap<&'static str, u64>>,
     snapshot: std::sync::Arc<Snapshot>,
 }
 
@@ -80,6 +83,7 @@ impl World {
                 .into_iter()
                 .map(|(p, bad, startup_ms)| (p, Truth { bad, startup_ms }))
                 .collect(),
+            throughput: None,
             snapshot,
         }
     }
@@ -127,6 +131,18 @@ impl World {
             };
             self.engine
                 .apply(&signal, self.now_ms, &self.catalog.policy.scoring);
+            if let Some(tp) = self.throughput.as_ref().map(|t| t[p]) {
+                let reload = Signal::Reload {
+                    provider: p.to_string(),
+                    region: TW.to_string(),
+                    anchor_id: None,
+                    covered_ms: 30_000,
+                    throughput_bps: tp,
+                    needed_bps: 2_500_000,
+                };
+                self.engine
+                    .apply(&reload, self.now_ms, &self.catalog.policy.scoring);
+            }
         }
     }
 
@@ -285,6 +301,7 @@ fn score(provider: &str, cost: f64, sigma: f64) -> Score {
         error_rate: 0.0,
         bad_rate: 0.0,
         ingest_unhealthy: 0.0,
+        admit: 1.0,
         share: 0.0,
     }
 }
@@ -849,4 +866,67 @@ fn an_anchors_poor_uplink_is_remembered_at_its_next_broadcast() {
         &mut SmallRng::seed_from_u64(seed()),
     );
     assert_ne!(r[0].provider, "tencent", "{r:#?}");
+}
+
+fn with_overflow(w: &mut World, seconds: f64) {
+    let mut policy = (*w.catalog.policy).clone();
+    policy.scoring.overflow_seconds = seconds;
+    w.catalog.policy = std::sync::Arc::new(policy);
+}
+
+/// The incumbent's admission share now, and the share of the next `secs` of new sessions that
+/// overflowed to another provider.
+fn overflowed(w: &mut World, secs: u64) -> (f64, f64) {
+    let admit = w.snapshot.region(TW).unwrap().order[0].admit;
+    let mut over = 0u32;
+    let mut total = 0u32;
+    for _ in 0..secs * 2 {
+        for _ in 0..SESSIONS_PER_SECOND / 2 {
+            let (_, pick) = w.snapshot.rank(TW, None, &CARRIERS, &mut w.rng);
+            over += u32::from(pick == Pick::Overflow);
+            total += 1;
+        }
+        w.now_ms += 500;
+        w.snapshot = w.engine.refresh(w.now_ms, &w.catalog);
+    }
+    (admit, f64::from(over) / f64::from(total))
+}
+
+#[test]
+fn an_incumbent_past_its_capacity_sheds_new_sessions_and_takes_them_back_with_room() {
+    for overflow in [20.0, 0.0] {
+        let mut w = steady();
+        with_overflow(&mut w, overflow);
+        w.throughput = Some(CARRIERS.iter().map(|p| (*p, 6_000_000)).collect());
+        w.run(600);
+        assert_eq!(w.first(), "tencent");
+        let (admit, over) = overflowed(&mut w, 10);
+        assert_eq!(
+            (admit, over),
+            (1.0, 0.0),
+            "room everywhere: nothing overflows"
+        );
+        // Tencent's edge is full: its players measure a third less throughput, still enough
+        // for the bitrate (no stall shows in their reports yet).
+        w.throughput.as_mut().unwrap().insert("tencent", 4_000_000);
+        w.run(60);
+        assert_eq!(w.first(), "tencent", "a full incumbent keeps first place");
+        let (admit, over) = overflowed(&mut w, 30);
+        if overflow > 0.0 {
+            assert!(
+                admit < 0.5,
+                "admission {admit:.2} after a minute past capacity"
+            );
+            assert!(over > 0.4, "{over:.2} of new sessions overflowed");
+        } else {
+            assert_eq!((admit, over), (1.0, 0.0), "overflow off");
+            continue;
+        }
+        // Room again: the share grows back (a tenth every `overflow_seconds`).
+        w.throughput.as_mut().unwrap().insert("tencent", 6_000_000);
+        w.run(300);
+        let (admit, over) = overflowed(&mut w, 10);
+        assert_eq!(admit, 1.0, "admission after five minutes with room");
+        assert_eq!(over, 0.0);
+    }
 }

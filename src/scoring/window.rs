@@ -72,6 +72,11 @@ pub struct Window {
     pub bad: Moments,
     /// Ingest: per-observation "not flowing" (0 or 1).
     pub unhealthy: Moments,
+    /// Per steering reload: the throughput the player measured, as its natural log (bits per
+    /// second), weighed as the reload's rebuffer evidence is. An edge past its capacity shows
+    /// here first: every player's share of it falls.
+    #[serde(default)]
+    pub throughput: Moments,
     /// When the sums were last decayed, unix ms.
     pub last_ms: i64,
 }
@@ -90,6 +95,7 @@ impl Window {
                 &mut self.error,
                 &mut self.bad,
                 &mut self.unhealthy,
+                &mut self.throughput,
             ] {
                 m.scale(f);
             }
@@ -113,6 +119,7 @@ impl Window {
         self.error.merge(&o.error);
         self.bad.merge(&o.bad);
         self.unhealthy.merge(&o.unhealthy);
+        self.throughput.merge(&o.throughput);
     }
 
     /// Reports held (decayed), the delivery side.

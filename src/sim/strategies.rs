@@ -294,6 +294,14 @@ impl<'a> Runner<'a> {
                     now_ms / 1000,
                     &mut self.rng,
                 );
+                // The reload's evidence reaches the engine as the server's pool folds it in (a
+                // failover's switch is the player's own call, which the viewers make).
+                for signal in &answer.evidence {
+                    if matches!(signal, Signal::Reload { .. }) {
+                        self.engine
+                            .apply(signal, now_ms, &self.catalog.policy.scoring);
+                    }
+                }
                 (self.ixs(answer.priority), answer.session)
             }
             Strategy::Random => {
