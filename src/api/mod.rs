@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::middleware::ErrorHandlers;
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
@@ -57,27 +57,27 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     // (`cors`): players and web apps call them from pages on other origins.
                     .service(
                         web::resource("/streams/{id}/play")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::get().to(streams::play)),
                     )
                     .service(
                         web::resource("/steering/hls/{id}")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::get().to(steering::hls)),
                     )
                     .service(
                         web::resource("/steering/dash/{id}")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::get().to(steering::dash)),
                     )
                     .service(
                         web::resource("/streams/{id}/master.m3u8")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::get().to(master::master)),
                     )
                     .service(
                         web::resource("/streams/{id}/manifest.mpd")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::get().to(mpd::mpd)),
                     )
                     .service(web::resource("/streams").route(web::post().to(streams::create)))
@@ -87,7 +87,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     )
                     .service(
                         web::resource("/resolve")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::get().to(resolve::get))
                             .route(web::post().to(resolve::post)),
                     )
@@ -103,7 +103,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     )
                     .service(
                         web::resource("/streams/{id}/switch")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::post().to(streams::switch)),
                     )
                     .service(
@@ -128,12 +128,12 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(
                         web::resource("/qos")
                             .app_data(web::PayloadConfig::new(qos::MAX_BODY_BYTES))
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::post().to(qos::ingest)),
                     )
                     .service(
                         web::resource("/cmcd")
-                            .wrap(from_fn(cors::viewer))
+                            .wrap(cors::Viewer)
                             .route(web::get().to(cmcd::ingest))
                             .route(web::post().to(cmcd::ingest)),
                     ),
@@ -157,12 +157,12 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             // HTTPDNS-compatible answers (DNSPod D+ and Alibaba EMAS shapes).
             .service(
                 web::resource("/d")
-                    .wrap(from_fn(cors::viewer))
+                    .wrap(cors::Viewer)
                     .route(web::get().to(httpdns::dnspod)),
             )
             .service(
                 web::resource("/{account}/d")
-                    .wrap(from_fn(cors::viewer))
+                    .wrap(cors::Viewer)
                     .route(web::get().to(httpdns::alibaba)),
             );
     }
