@@ -239,14 +239,14 @@ fn playlist(body: web::Bytes) -> HttpResponse {
     )
 }
 
-/// The playlists this thread wrote lately, one per (stream, region): a viewer's playlist is
-/// a function of the catalog (its providers, keys and policy), the origin's fetched ladder, the
-/// public base of its URIs, the stream, the region, the second it starts the steering session
-/// in, and the play candidates in their order (each signed URL and expiry). A request whose
-/// inputs are all the same as the kept playlist's copies its bytes instead of signing the
-/// variant URLs and writing the ladder again. A reload (a new catalog), an origin refetch (a
-/// new ladder), a new expiry step (new candidate URLs) or the next second each miss and
-/// replace the entry.
+/// The playlists this thread wrote lately, one per (stream, region, play order): a viewer's
+/// playlist is a function of the catalog (its providers, keys and policy), the origin's fetched
+/// ladder, the public base of its URIs, the stream, the region, the second it starts the
+/// steering session in, and the play candidates in their order (each signed URL and expiry). A
+/// request whose inputs are all the same as the kept playlist's copies its bytes instead of
+/// signing the variant URLs and writing the ladder again. A reload (a new catalog), an origin
+/// refetch (a new ladder), a new expiry step (new candidate URLs) or the next second each miss
+/// and replace the entry.
 pub(crate) mod rendered {
     use std::cell::RefCell;
     use std::collections::HashMap;
@@ -303,10 +303,15 @@ pub(crate) mod rendered {
         static KEPT: RefCell<HashMap<u64, Entry>> = RefCell::new(HashMap::new());
     }
 
+    /// One entry per (stream, region, play order): viewers drawn into different orders (an
+    /// exploration draw, a challenger's canary share) do not evict each other's playlist.
     fn slot(k: &Key<'_>) -> u64 {
         let mut h = std::hash::DefaultHasher::new();
         k.stream.hash(&mut h);
         k.region.hash(&mut h);
+        for c in k.candidates {
+            c.provider.hash(&mut h);
+        }
         h.finish()
     }
 
@@ -319,7 +324,7 @@ pub(crate) mod rendered {
         })
     }
 
-    /// Keeps `body`, written from `k`, in place of its (stream, region)'s last one.
+    /// Keeps `body`, written from `k`, in place of its (stream, region, order)'s last one.
     pub(crate) fn put(k: &Key<'_>, body: Bytes) {
         KEPT.with_borrow_mut(|kept| {
             let slot = slot(k);
@@ -505,6 +510,14 @@ s1_lo/index.m3u8
             }),
             None
         );
+        // The other play order gets its own entry: both are kept.
+        let key_rev = rendered::Key {
+            candidates: &reversed,
+            ..key
+        };
+        let (rev_body, _) = ladder_playlist(&signer, &key_rev, ladder(&origin)).unwrap();
+        rendered::put(&key_rev, rev_body.clone());
+        assert_eq!(rendered::get(&key_rev), Some(rev_body));
         // Still kept for its own inputs; replaced by the next second's.
         assert_eq!(rendered::get(&key), Some(fresh.clone()));
         let next = rendered::Key {
