@@ -330,17 +330,21 @@ pub fn push_public_base(out: &mut String, req: &HttpRequest, config: &crate::con
 pub fn json_no_store<T: serde::Serialize>(body: &T) -> actix_web::HttpResponse {
     let mut buf = Vec::with_capacity(1024);
     match serde_json::to_writer(&mut buf, body) {
-        Ok(()) => actix_web::HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ))
-            .body(buf),
+        Ok(()) => no_store(buf.into(), HeaderValue::from_static("application/json")),
         Err(e) => {
             actix_web::HttpResponse::from_error(actix_web::error::JsonPayloadError::Serialize(e))
         }
     }
+}
+
+/// A `200 OK` answer of `body` as `content_type`, with `Cache-Control: no-store`, its header
+/// values set on the response head, without the builder.
+pub fn no_store(body: web::Bytes, content_type: HeaderValue) -> actix_web::HttpResponse {
+    let mut res = actix_web::HttpResponse::with_body(actix_web::http::StatusCode::OK, body);
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    res.map_into_boxed_body()
 }
 
 /// The value of the request's header `name` (as the policy spells it, any case). The name is
