@@ -64,8 +64,8 @@ pub struct ScoringSpec {
     /// takes first place after the hold, without `challenger_sigmas` of doubt (0: off).
     #[serde(default = "d_drift_alarm")]
     pub drift_alarm_seconds: Spanned<f64>,
-    /// Overflow: a provider whose recent cost stands confidently above the best other
-    /// provider's by the margin (an edge past its capacity, or failing) sheds new sessions to
+    /// Overflow: a provider whose players' throughput has fallen below what it gave with room
+    /// by more than a third of the margin (an edge past its capacity) sheds new sessions to
     /// the next in order with headroom: its share of the new sessions it would get halves every
     /// this many seconds while it does, and grows back over ten times as long once it no longer
     /// does (0: off).
@@ -272,7 +272,7 @@ fn d_drift_alarm() -> Spanned<f64> {
     unspanned(30.0)
 }
 fn d_overflow() -> Spanned<f64> {
-    unspanned(0.0)
+    unspanned(60.0)
 }
 fn d_ingest_half_life() -> Spanned<f64> {
     unspanned(3600.0)

@@ -255,13 +255,24 @@ impl Snapshot {
             }
         }
         let Some(rng) = rng else { return pick };
-        // Overflow: each in order takes the session with its admission share, the first that
-        // does goes first (the last resort when none does: the one admitting most). A draw is
-        // made only while the first in order sheds sessions.
+        // Overflow: each in order takes the session with its admission share, the first that does goes first (the last resort when none
+        // does: the one of them admitting most). A draw is made only while the first in order
+        // sheds sessions.
         let admit = |p: &str| rank.score(p).map_or(1.0, |s| s.admit);
         if admit(ranked[0].0) < 1.0 {
+            // Never to a provider this anchor's upload reaches poorly: overflow is for room, not
+            // for a carrier the stream may not be flowing on.
+            let upload_poor = |p: &str| {
+                anchor
+                    .and_then(|a| self.anchor_ingest.get(a))
+                    .is_some_and(|extra| extra.iter().any(|(q, _)| q == p))
+            };
+            let near = |i: usize| i == 0 || !upload_poor(ranked[i].0);
             let mut taken = None;
             for (i, r) in ranked.iter().enumerate() {
+                if !near(i) {
+                    continue;
+                }
                 let a = admit(r.0);
                 if a >= 1.0 || rng.random::<f64>() < a {
                     taken = Some(i);
@@ -270,6 +281,7 @@ impl Snapshot {
             }
             let i = taken.unwrap_or_else(|| {
                 (0..ranked.len())
+                    .filter(|&i| near(i))
                     .max_by(|&a, &b| admit(ranked[a].0).total_cmp(&admit(ranked[b].0)))
                     .unwrap_or(0)
             });
