@@ -220,7 +220,8 @@ impl Snapshot {
     ) -> Pick {
         let mut pick = Pick::Ranked;
         // This anchor's upload reaches some providers worse than its peers' do.
-        if let Some(extra) = anchor.and_then(|a| self.anchor_ingest.get(a)) {
+        let poor_upload = anchor.and_then(|a| self.anchor_ingest.get(a));
+        if let Some(extra) = poor_upload {
             for r in ranked.iter_mut() {
                 if let Some((_, e)) = extra.iter().find(|(p, _)| p == r.0) {
                     r.1 += e;
@@ -255,18 +256,15 @@ impl Snapshot {
             }
         }
         let Some(rng) = rng else { return pick };
-        // Overflow: each in order takes the session with its admission share, the first that does goes first (the last resort when none
-        // does: the one of them admitting most). A draw is made only while the first in order
-        // sheds sessions.
+        // Overflow: each in order takes the session with its admission share, the first that
+        // does goes first (the last resort when none does: the one of them admitting most). A
+        // draw is made only while the first in order sheds sessions.
         let admit = |p: &str| rank.score(p).map_or(1.0, |s| s.admit);
         if admit(ranked[0].0) < 1.0 {
             // Never to a provider this anchor's upload reaches poorly: overflow is for room, not
             // for a carrier the stream may not be flowing on.
-            let upload_poor = |p: &str| {
-                anchor
-                    .and_then(|a| self.anchor_ingest.get(a))
-                    .is_some_and(|extra| extra.iter().any(|(q, _)| q == p))
-            };
+            let upload_poor =
+                |p: &str| poor_upload.is_some_and(|extra| extra.iter().any(|(q, _)| q == p));
             let near = |i: usize| i == 0 || !upload_poor(ranked[i].0);
             let mut taken = None;
             for (i, r) in ranked.iter().enumerate() {

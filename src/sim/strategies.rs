@@ -81,6 +81,14 @@ pub(super) struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
+    /// The policy's region the world's region `r` is.
+    fn region(&self, r: Ix) -> &'a crate::policy::Region {
+        self.catalog
+            .policy
+            .region(&self.world.regions[r])
+            .expect("known region")
+    }
+
     pub(super) fn new(
         strategy: Strategy,
         catalog: &'a Catalog,
@@ -276,11 +284,7 @@ impl<'a> Runner<'a> {
     ) -> (Vec<Ix>, SteeringSession) {
         match self.strategy {
             Strategy::Engine => {
-                let r = self
-                    .catalog
-                    .policy
-                    .region(&self.world.regions[region])
-                    .expect("known region");
+                let r = self.region(region);
                 let current = (current != NONE).then(|| self.world.providers[current].as_str());
                 let answer = steering::steer(
                     self.catalog,
@@ -374,11 +378,7 @@ impl<'a> Runner<'a> {
         let nr = self.world.regions.len();
         match self.strategy {
             Strategy::Engine => {
-                let r = self
-                    .catalog
-                    .policy
-                    .region(&self.world.regions[region])
-                    .expect("known region");
+                let r = self.region(region);
                 match steering::play_candidates(
                     self.catalog,
                     &self.signer,
