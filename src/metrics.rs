@@ -84,7 +84,7 @@ pub const DECISIONS: Def = Def {
     kind: Kind::Counter,
     unit: Unit::None,
     labels: &["kind", "provider", "region", "protocol", "reason"],
-    help: "Providers chosen: kind=push for each push target, kind=play for the first play candidate. Reason for play: the pick (ranked, challenger, explore, anchor, max_share, commit, overflow, static) switch (a switching player's provider was moved last) or unsigned (the ranked first could not be signed); for push: anchor_first (primary) or backup, uncovered (no provider covers the region), drained (every candidate is drained).",
+    help: "Providers chosen: kind=push for each push target, kind=play for the first play candidate. Reason for play: the pick (ranked, challenger, explore, anchor, max_share, commit, overflow, static) switch (a switching player's provider was moved last) or unsigned (the ranked first could not be signed); for push: anchor_first (primary) or backup, uncovered (no provider covers the region), drained (every candidate is drained), moved (each target of a live stream moved when its app asked again).",
 };
 
 /// Signing failures.

@@ -106,6 +106,20 @@ impl Scorer {
         )
     }
 
+    /// Whether a live stream should move, its app asking again (see
+    /// [`steering::push_recheck`]).
+    pub fn recheck_push(
+        &self,
+        catalog: &Catalog,
+        signer: &Signer,
+        region: &Region,
+        stream: &Stream,
+        now_ms: i64,
+    ) -> Result<Option<PushPlan>, DecisionError> {
+        let mut engine = self.engine();
+        steering::push_recheck(catalog, signer, &mut engine, region, stream, now_ms)
+    }
+
     /// Ranked, signed play candidates (see [`steering::play_candidates`]), from the snapshot.
     #[allow(clippy::too_many_arguments)]
     pub fn rank_play(

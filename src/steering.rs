@@ -367,24 +367,7 @@ pub fn push_plan<R: rand::Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<PushPlan, DecisionError> {
     let policy = &catalog.policy;
-    let mut candidates = ordered(catalog, region, |p| {
-        p.info().covers(&region.id) && p.info().takes_ingest(&region.id)
-    });
-    let mut why = String::from("anchor first");
-    // The `reason` label of the push decisions: anchor_first (or backup), uncovered, drained.
-    let mut fallback: Option<&'static str> = None;
-    if candidates.is_empty() {
-        fallback = Some("uncovered");
-        // Nobody covers the region: any provider that takes ingest, in the default order.
-        candidates = ordered(catalog, policy.default_region(), |p| {
-            p.info().takes_ingest(&region.id)
-        });
-        why = format!(
-            "no provider covers region {}; anchor first over the default region's providers",
-            region.id
-        );
-    }
-    let ids: Vec<String> = candidates.iter().map(|p| p.id().to_string()).collect();
+    let (ids, mut why, mut fallback) = push_candidates(catalog, region);
     let mut ranked = engine.ingest_rank(anchor, &region.id, &ids, now_ms, &policy.scoring, rng);
     if ranked.is_empty() {
         // Every candidate is drained: push anyway rather than not at all.
@@ -395,11 +378,127 @@ pub fn push_plan<R: rand::Rng + ?Sized>(
             .map(|id| engine.delivery_score(id, &region.id, now_ms, &policy.scoring))
             .collect();
     }
+    sign_push(
+        catalog, signer, region, stream, &ranked, &why, fallback, now_ms,
+    )
+}
+
+/// The app asking again, during a broadcast, where `stream` should be pushed (see
+/// [`Engine::ingest_recheck`]): `Some` plan, signed, when the stream should move, with the
+/// push decisions counted (reason `moved`); `None` when it stays where it is.
+pub fn push_recheck(
+    catalog: &Catalog,
+    signer: &Signer,
+    engine: &mut Engine,
+    region: &Region,
+    stream: &Stream,
+    now_ms: i64,
+) -> Result<Option<PushPlan>, DecisionError> {
+    let (ids, why, _) = push_candidates(catalog, region);
+    let Some(ranked) = engine.ingest_recheck(
+        &stream.anchor_id,
+        &region.id,
+        &stream.providers,
+        &ids,
+        now_ms,
+        &catalog.policy.scoring,
+    ) else {
+        return Ok(None);
+    };
+    let why = format!(
+        "{why}, asked again: moved from {}",
+        stream.providers.join(", ")
+    );
+    sign_push(
+        catalog,
+        signer,
+        region,
+        &stream.id,
+        &ranked,
+        &why,
+        Some("moved"),
+        now_ms,
+    )
+    .map(Some)
+}
+
+/// The stream's current push targets, signed again (a new expiry), in the order they were
+/// given: what an app asking again is told when its stream stays where it is. Providers the
+/// catalog no longer holds are left out.
+pub fn push_targets(
+    catalog: &Catalog,
+    signer: &Signer,
+    region: &Region,
+    stream: &Stream,
+    now_ms: i64,
+) -> Vec<PushTarget> {
+    let expires_at = rounded_expiry(
+        now_ms.div_euclid(1000),
+        catalog.policy.ingest.url_ttl_seconds,
+    );
+    stream
+        .providers
+        .iter()
+        .filter_map(|id| catalog.registry.get(id))
+        .filter_map(|p| {
+            let url = signer.sign(p, &stream.id, &region.id, None, expires_at)?;
+            Some((p.id().to_string(), url.to_string()))
+        })
+        .enumerate()
+        .map(|(i, (provider, url))| PushTarget {
+            provider,
+            url,
+            expires_at,
+            role: if i == 0 { "primary" } else { "backup" },
+        })
+        .collect()
+}
+
+/// Who may take `region`'s pushes, in the policy's order: the providers that cover it and
+/// take ingest, else (nobody covers it) any that takes ingest, in the default region's order.
+/// With the start of the reason and the decisions' `reason` label when it is a fallback.
+fn push_candidates(
+    catalog: &Catalog,
+    region: &Region,
+) -> (Vec<String>, String, Option<&'static str>) {
+    let mut candidates = ordered(catalog, region, |p| {
+        p.info().covers(&region.id) && p.info().takes_ingest(&region.id)
+    });
+    let mut why = String::from("anchor first");
+    let mut fallback = None;
+    if candidates.is_empty() {
+        fallback = Some("uncovered");
+        candidates = ordered(catalog, catalog.policy.default_region(), |p| {
+            p.info().takes_ingest(&region.id)
+        });
+        why = format!(
+            "no provider covers region {}; anchor first over the default region's providers",
+            region.id
+        );
+    }
+    let ids = candidates.iter().map(|p| p.id().to_string()).collect();
+    (ids, why, fallback)
+}
+
+/// Signs the first `1 + backups` of `ranked` that can be signed as push targets, counting each
+/// decision; `fallback` is the decisions' `reason` label when not `anchor_first`/`backup`.
+#[allow(clippy::too_many_arguments)]
+fn sign_push(
+    catalog: &Catalog,
+    signer: &Signer,
+    region: &Region,
+    stream: &str,
+    ranked: &[crate::scoring::Score],
+    why: &str,
+    fallback: Option<&'static str>,
+    now_ms: i64,
+) -> Result<PushPlan, DecisionError> {
+    let policy = &catalog.policy;
     let expires_at = rounded_expiry(now_ms.div_euclid(1000), policy.ingest.url_ttl_seconds);
     let want = 1 + policy.ingest.backups;
     let mut targets = Vec::with_capacity(want);
     let mut primary_score = None;
-    for score in &ranked {
+    for score in ranked {
         if targets.len() == want {
             break;
         }

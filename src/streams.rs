@@ -99,6 +99,12 @@ pub struct StreamTable {
     inner: RwLock<HashMap<String, Arc<Stream>>>,
 }
 
+/// Whether `cur`, ended, must stay so against a newer live `row`: a stream moved on one replica
+/// while another ended it is ended.
+fn ends_stay(cur: &Stream, row: &Stream) -> bool {
+    cur.state == StreamState::Ended && row.state != StreamState::Ended
+}
+
 impl StreamTable {
     /// A stream by key.
     pub fn get(&self, id: &str) -> Option<Arc<Stream>> {
@@ -110,6 +116,21 @@ impl StreamTable {
         let s = Arc::new(stream);
         self.write().insert(s.id.clone(), s.clone());
         s
+    }
+
+    /// Replaces a live stream with a newer version of it (its push targets moved); `None` when
+    /// memory holds it ended by now (an ended stream stays ended).
+    pub fn replace_live(&self, stream: Stream) -> Option<Arc<Stream>> {
+        let mut map = self.write();
+        if map
+            .get(&stream.id)
+            .is_some_and(|cur| cur.state == StreamState::Ended)
+        {
+            return None;
+        }
+        let s = Arc::new(stream);
+        map.insert(s.id.clone(), s.clone());
+        Some(s)
     }
 
     /// Marks a stream ended; `None` if unknown, the stream as it was if already ended.
@@ -131,7 +152,7 @@ impl StreamTable {
         let s = Stream::from_row(row)?;
         let mut map = self.write();
         if let Some(cur) = map.get(&s.id)
-            && cur.updated_ms >= s.updated_ms
+            && (cur.updated_ms >= s.updated_ms || ends_stay(cur, &s))
         {
             return Some(cur.clone());
         }
@@ -150,7 +171,7 @@ impl StreamTable {
         };
         let mut map = self.write();
         match map.get(&s.id) {
-            Some(cur) if cur.updated_ms >= s.updated_ms => return false,
+            Some(cur) if cur.updated_ms >= s.updated_ms || ends_stay(cur, &s) => return false,
             None if s.state == StreamState::Ended => return false,
             _ => {}
         }
@@ -227,3 +248,45 @@ impl Persist for StreamRow {
 /// The streams' writer: creates and ends are committed before they are acknowledged
 /// ([`WriteBehind::commit`], group commit).
 pub type StreamWriter = WriteBehind<StreamRow>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(providers: &[&str], updated_ms: i64) -> Stream {
+        Stream {
+            id: "s1".into(),
+            anchor_id: "a1".into(),
+            region: "tw".into(),
+            providers: providers.iter().map(|p| p.to_string()).collect(),
+            state: StreamState::Live,
+            reason: String::new(),
+            started_ms: 1_000,
+            ended_ms: None,
+            updated_ms,
+        }
+    }
+
+    /// A move replaces a live stream, from a request or from another replica's row; nothing
+    /// makes an ended stream live again.
+    #[test]
+    fn a_moved_stream_replaces_a_live_one_and_never_an_ended_one() {
+        let t = StreamTable::default();
+        t.put(live(&["a", "b"], 1_000));
+        let moved = t.replace_live(live(&["c", "b"], 2_000)).unwrap();
+        assert_eq!(moved.providers, ["c", "b"]);
+        assert!(t.merge(&live(&["d", "b"], 3_000).to_row()));
+        assert_eq!(t.get("s1").unwrap().providers, ["d", "b"]);
+
+        t.end("s1", 4_000, "ended by the app").unwrap();
+        assert!(t.replace_live(live(&["e", "b"], 5_000)).is_none());
+        assert!(!t.merge(&live(&["e", "b"], 5_000).to_row()));
+        let adopted = t.adopt(&live(&["e", "b"], 5_000).to_row()).unwrap();
+        assert_eq!(adopted.state, StreamState::Ended);
+        let now = t.get("s1").unwrap();
+        assert_eq!(
+            (now.state, now.providers.clone()),
+            (StreamState::Ended, vec!["d".to_string(), "b".to_string()])
+        );
+    }
+}

@@ -102,6 +102,9 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                             .route(web::get().to(streams::show)),
                     )
                     .service(
+                        web::resource("/streams/{id}/push").route(web::post().to(streams::push)),
+                    )
+                    .service(
                         web::resource("/streams/{id}/switch")
                             .wrap(cors::Viewer)
                             .route(web::post().to(streams::switch)),

@@ -173,6 +173,7 @@ impl Modify for AdminToken {
         streams::create,
         streams::show,
         streams::delete,
+        streams::push,
         streams::play,
         streams::switch,
         master::master,

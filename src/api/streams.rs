@@ -41,6 +41,25 @@ pub struct Created {
     pub reason: String,
     /// Where viewers ask for play URLs.
     pub play: String,
+    /// Ask again (`POST /v1/streams/{id}/push`) this many seconds from now whether the stream
+    /// should move, and again after each answer; 0: never.
+    pub ask_again_seconds: u64,
+}
+
+/// `POST /v1/streams/{id}/push`: where the stream should be pushed now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PushAnswer {
+    pub stream_id: String,
+    pub region: String,
+    /// The targets, signed again: the new ones when `moved`, else those the stream has.
+    pub push: Vec<PushTarget>,
+    /// Whether the targets changed. The app starts pushing to the new targets and, once they
+    /// take the stream, stops pushing to the ones no longer listed; viewers follow through
+    /// their play answers and steering.
+    pub moved: bool,
+    pub reason: String,
+    /// When to ask again; 0: never.
+    pub ask_again_seconds: u64,
 }
 
 /// `GET /v1/streams/{id}/play`.
@@ -157,6 +176,82 @@ pub async fn create(
         region_source: source,
         push: plan.targets,
         reason: plan.reason,
+        ask_again_seconds: catalog.policy.ingest.ask_again_seconds,
+    }))
+}
+
+/// Asks again, during a broadcast, where a live stream should be pushed: it moves when a push
+/// set chosen now would serve the anchor's audience better than its own by the ingest margin
+/// (a first push made before anything was known, or an upload that has since failed); the
+/// move is committed before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{id}/push",
+    tag = "streams",
+    params(("id" = String, Path, description = "The stream id")),
+    responses(
+        (status = 200, description = "The push targets now", body = PushAnswer),
+        (status = 400, description = "Bad input (see the code)", body = Error),
+        (status = 404, description = "`unknown_stream`, or `not_found` for a malformed path", body = Error),
+        (status = 410, description = "`stream_ended`", body = Error),
+        (status = 503, description = "`database_unavailable` (the stream stays where it was) or `no_provider`", body = Error),
+    )
+)]
+pub async fn push(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    hold(&state, &id).await;
+    let cur = live(&state, &id)?;
+    let catalog = state.catalog.load();
+    let region = catalog
+        .policy
+        .region(&cur.region)
+        .unwrap_or_else(|| catalog.policy.default_region());
+    let now_ms = state.clock.now_ms();
+    let ask_again_seconds = catalog.policy.ingest.ask_again_seconds;
+    let plan = state
+        .scorer
+        .recheck_push(&catalog, &state.signer, region, &cur, now_ms)
+        .map_err(|e| ApiError::new(Code::NoProvider, e.to_string()))?;
+    let Some(plan) = plan else {
+        return Ok(HttpResponse::Ok().json(PushAnswer {
+            stream_id: cur.id.clone(),
+            region: region.id.clone(),
+            push: crate::steering::push_targets(&catalog, &state.signer, region, &cur, now_ms),
+            moved: false,
+            reason: format!("stays on {}", cur.providers.join(", ")),
+            ask_again_seconds,
+        }));
+    };
+    let moved = Stream {
+        providers: plan.targets.iter().map(|t| t.provider.clone()).collect(),
+        reason: plan.reason.clone(),
+        updated_ms: now_ms.max(cur.updated_ms + 1),
+        ..cur.as_ref().clone()
+    };
+    // Committed before memory and the answer, as a new stream is; an ended stream is never
+    // made live again, in the database or in memory.
+    state
+        .writer
+        .commit(moved.to_row())
+        .await
+        .map_err(not_stored)?;
+    let Some(stream) = state.streams.replace_live(moved) else {
+        return Err(ApiError::new(
+            Code::StreamEnded,
+            format!("stream {:?} has ended", cur.id),
+        ));
+    };
+    tracing::info!(stream = %stream.id, from = ?cur.providers, to = ?stream.providers,
+        "stream moved");
+    Ok(HttpResponse::Ok().json(PushAnswer {
+        stream_id: stream.id.clone(),
+        region: region.id.clone(),
+        push: plan.targets,
+        moved: true,
+        reason: plan.reason,
+        ask_again_seconds,
     }))
 }
 

@@ -63,6 +63,9 @@ pub struct IngestSettings {
     pub backups: usize,
     /// How long a signed push URL stays valid.
     pub url_ttl_seconds: u64,
+    /// How long after a push answer the app asks again whether its stream should move
+    /// (`POST /v1/streams/{id}/push`); 0: never.
+    pub ask_again_seconds: u64,
 }
 
 /// Delivery (play) knobs.
@@ -303,6 +306,7 @@ impl Policy {
             strategy: raw.ingest.strategy,
             backups: raw.ingest.backups.value,
             url_ttl_seconds: raw.ingest.url_ttl_seconds.value,
+            ask_again_seconds: raw.ingest.ask_again_seconds.value,
         };
         if ingest.backups > 8 {
             errs.push(Diagnostic::spanned(
@@ -319,6 +323,16 @@ impl Policy {
             "ingest.url_ttl_seconds",
             &mut errs,
         );
+        if ingest.ask_again_seconds != 0 && !(10..=86_400).contains(&ingest.ask_again_seconds) {
+            errs.push(Diagnostic::spanned(
+                path,
+                &raw.ingest.ask_again_seconds,
+                format!(
+                    "ingest.ask_again_seconds is {}, must be 0 (never) or from 10 to 86400",
+                    ingest.ask_again_seconds
+                ),
+            ));
+        }
 
         let d = &raw.delivery;
         let protocols: Vec<Protocol> = d.protocols.value.clone();

@@ -170,6 +170,9 @@ pub struct IngestSpec {
     /// Lifetime of a signed push URL.
     #[serde(default = "default_push_ttl")]
     pub url_ttl_seconds: Spanned<u64>,
+    /// How long after a push answer the app asks again (0: never).
+    #[serde(default = "default_ask_again")]
+    pub ask_again_seconds: Spanned<u64>,
 }
 
 impl Default for IngestSpec {
@@ -178,6 +181,7 @@ impl Default for IngestSpec {
             strategy: default_strategy(),
             backups: default_backups(),
             url_ttl_seconds: default_push_ttl(),
+            ask_again_seconds: default_ask_again(),
         }
     }
 }
@@ -236,6 +240,9 @@ fn default_backups() -> Spanned<usize> {
 }
 fn default_push_ttl() -> Spanned<u64> {
     unspanned(86_400)
+}
+fn default_ask_again() -> Spanned<u64> {
+    unspanned(0)
 }
 fn default_protocols() -> Spanned<Vec<Protocol>> {
     unspanned(vec![

@@ -71,6 +71,12 @@ pub struct ScoringSpec {
     /// does (0: off).
     #[serde(default = "d_overflow")]
     pub overflow_seconds: Spanned<f64>,
+    /// Price: among providers within this share of the best's cost (quality alone), the cheaper
+    /// (the provider files' `cost_per_gb`) ranks first, in plays and pushes; a provider worse by
+    /// more never passes a better one on price. Price never moves a region's first place by
+    /// itself: it decides who takes it when it moves (0: off).
+    #[serde(default = "d_price_tolerance")]
+    pub price_tolerance: Spanned<f64>,
     /// Ingest evidence forgets more slowly than delivery: an anchor's uplink to a CDN is a
     /// property of the anchor's network, and "how smoothly this anchor's uploads reached each
     /// CDN before" spans broadcasts. Push decisions rank delivery over this longer past too.
@@ -229,6 +235,7 @@ impl Default for ScoringSpec {
             challenger_share: d_challenger_share(),
             drift_alarm_seconds: d_drift_alarm(),
             overflow_seconds: d_overflow(),
+            price_tolerance: d_price_tolerance(),
             ingest_half_life_seconds: d_ingest_half_life(),
             ingest_viewer_weight: d_viewer_weight(),
             ingest_margin: d_ingest_margin(),
@@ -273,6 +280,9 @@ fn d_drift_alarm() -> Spanned<f64> {
 }
 fn d_overflow() -> Spanned<f64> {
     unspanned(60.0)
+}
+fn d_price_tolerance() -> Spanned<f64> {
+    unspanned(0.0)
 }
 fn d_ingest_half_life() -> Spanned<f64> {
     unspanned(3600.0)
@@ -351,6 +361,8 @@ pub struct ScoringSettings {
     pub drift_alarm_seconds: f64,
     /// 0: overflow off.
     pub overflow_seconds: f64,
+    /// 0: price preference off.
+    pub price_tolerance: f64,
     pub ingest_viewer_weight: f64,
     pub ingest_margin: f64,
     pub drained: Vec<String>,
@@ -497,6 +509,7 @@ impl ScoringSettings {
             "overflow_seconds",
             errs,
         );
+        let price_tolerance = range(path, &s.price_tolerance, 0.0, 1.0, "price_tolerance", errs);
         let w = &s.weights;
         for (name, v) in [
             ("weights.rebuffer_ratio", w.rebuffer_ratio),
@@ -619,6 +632,7 @@ impl ScoringSettings {
             challenger_share: canary,
             drift_alarm_seconds: drift_alarm,
             overflow_seconds: overflow,
+            price_tolerance,
             ingest_viewer_weight: viewer,
             ingest_margin,
             drained,

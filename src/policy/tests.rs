@@ -188,3 +188,34 @@ fn overflow_seconds_is_bounded() {
         ["policies/x.yaml:10: scoring.overflow_seconds is -1, must be from 0 to 3600"]
     );
 }
+
+#[test]
+fn ask_again_seconds_is_never_or_bounded() {
+    let p = Policy::parse(Path::new("p.yaml"), GOOD, &ids(&["a", "b"])).unwrap();
+    assert_eq!(
+        p.ingest.ask_again_seconds, 0,
+        "never, unless the policy says"
+    );
+    let on = format!("{GOOD}ingest:\n  ask_again_seconds: 120\n");
+    let p = Policy::parse(Path::new("p.yaml"), &on, &ids(&["a", "b"])).unwrap();
+    assert_eq!(p.ingest.ask_again_seconds, 120);
+    let errs = errors(&format!("{GOOD}ingest:\n  ask_again_seconds: 5\n"));
+    assert_eq!(
+        errs,
+        [
+            "policies/x.yaml:10: ingest.ask_again_seconds is 5, must be 0 (never) or from 10 to 86400"
+        ]
+    );
+}
+
+#[test]
+fn price_tolerance_is_bounded() {
+    let on = format!("{GOOD}scoring:\n  price_tolerance: 0.1\n");
+    let p = Policy::parse(Path::new("p.yaml"), &on, &ids(&["a", "b"])).unwrap();
+    assert_eq!(p.scoring.price_tolerance, 0.1);
+    let errs = errors(&format!("{GOOD}scoring:\n  price_tolerance: 2\n"));
+    assert_eq!(
+        errs,
+        ["policies/x.yaml:10: scoring.price_tolerance is 2, must be from 0 to 1"]
+    );
+}

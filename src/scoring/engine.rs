@@ -35,6 +35,9 @@ pub struct Engine {
     admit: HashMap<(String, String), Admission>,
     /// Drained at run time (on top of the policy's list).
     drained: BTreeSet<String>,
+    /// Each provider's price per GB, as the catalog had it at the last refresh (for the price
+    /// preference of pushes, which are decided between refreshes).
+    prices: HashMap<String, f64>,
     /// What the other replicas sharing the database know, in the same shape.
     remote: Windows,
     /// The last snapshot, whose decision counters are harvested at the next refresh.
@@ -658,6 +661,7 @@ impl Engine {
             ingest_unhealthy: 0.0,
             share: self.share(region, provider),
             admit: 1.0,
+            priced: 0.0,
         }
     }
 
@@ -756,63 +760,8 @@ impl Engine {
     ) -> Vec<Score> {
         self.anchor_region
             .insert(anchor.to_string(), region.to_string());
-        let mut audience: Vec<(String, f64)> = self
-            .audience
-            .get(anchor)
-            .map(|a| {
-                let f = 0.5f64.powf((now_ms - a.last_ms).max(0) as f64 / s.ingest_half_life_ms);
-                a.regions
-                    .iter()
-                    .map(|(r, w)| (r.clone(), w * f))
-                    .filter(|(_, w)| *w >= FORGET_BELOW)
-                    .collect()
-            })
-            .unwrap_or_default();
-        match audience.iter_mut().find(|(r, _)| r == region) {
-            Some((_, w)) => *w += s.prior_weight,
-            None => audience.push((region.to_string(), s.prior_weight)),
-        }
-        // A fixed order, so that sums (and ties) replay exactly.
-        audience.sort_by(|a, b| a.0.cmp(&b.0));
-        let total: f64 = audience.iter().map(|(_, w)| w).sum::<f64>().max(1e-9);
-        // A candidate's cost over the audience, from its cost in each audience region.
-        let over_audience = |c: &[f64]| -> f64 {
-            audience
-                .iter()
-                .zip(c)
-                .map(|((_, aw), c)| aw * c)
-                .sum::<f64>()
-                / total
-        };
-        // Per candidate: its score at home (for the admin view and the reason), and its cost
-        // for each audience region with the upload penalty added.
-        let mut scored: Vec<(Score, Vec<f64>)> = candidates
-            .iter()
-            .filter(|p| !self.is_drained(s, p))
-            .map(|p| {
-                let mut sc = self.history_score(p, region, now_ms, s);
-                let (unhealthy, _, evidence) = self.ingest_estimate(p, anchor, region, now_ms, s);
-                let w = s.weights.ingest_unhealthy;
-                let upload = w * unhealthy;
-                let per_region: Vec<f64> = audience
-                    .iter()
-                    .map(|(r, _)| {
-                        let c = if r == region {
-                            sc.cost
-                        } else {
-                            self.history_score(p, r, now_ms, s).cost
-                        };
-                        c + upload
-                    })
-                    .collect();
-                sc.ingest_unhealthy = unhealthy;
-                sc.cost = over_audience(&per_region);
-                let var = w * w * (unhealthy * (1.0 - unhealthy)).max(1e-4)
-                    / (evidence + s.prior_weight).max(1e-9);
-                sc.sigma = (sc.sigma * sc.sigma + var).sqrt();
-                (sc, per_region)
-            })
-            .collect();
+        let plan = self.push_costs(anchor, region, candidates, now_ms, s);
+        let mut scored = plan.scored;
         // A stream's primary is a commitment: rank by the pessimistic cost (one standard
         // deviation worse), so a provider known from a handful of reports does not win on luck.
         // Stable: ties keep the policy's order.
@@ -847,35 +796,163 @@ impl Engine {
                 per_region.iter_mut().for_each(|c| *c += d);
             }
         }
-        let mut best: Vec<f64> = scored.first().map(|f| f.1.clone()).unwrap_or_default();
-        for k in 1..scored.len() {
-            let gain = |c: &[f64]| -> f64 {
-                audience
-                    .iter()
-                    .zip(c.iter().zip(&best))
-                    .map(|((_, aw), (c, b))| aw * (b - c).max(0.0))
-                    .sum()
-            };
-            let pick = (k..scored.len())
-                .min_by(|&a, &b| {
-                    gain(&scored[b].1)
-                        .total_cmp(&gain(&scored[a].1))
-                        .then(over_audience(&scored[a].1).total_cmp(&over_audience(&scored[b].1)))
-                })
-                .unwrap_or(k);
-            let chosen = scored.remove(pick);
-            for (b, c) in best.iter_mut().zip(&chosen.1) {
-                *b = b.min(*c);
-            }
-            scored.insert(k, chosen);
-        }
+        plan.audience.order_backups(&mut scored);
         scored.into_iter().map(|(sc, ..)| sc).collect()
+    }
+
+    /// Whether a live stream of `anchor` pushed to `current` should move, asked again during
+    /// its broadcast: the push set [`Engine::ingest_rank`] would choose now on expected costs
+    /// (no draws), when it serves the anchor's audience better than `current` does by the
+    /// ingest margin, with a standard deviation of doubt on the delivery of every provider it
+    /// adds. `None` keeps the stream where it is. A first push made before anything was known
+    /// (a new anchor, a cold start) or one whose upload has since failed is corrected this
+    /// way, and a stream is not moved for noise: a move costs the anchor a reconnect.
+    pub fn ingest_recheck(
+        &mut self,
+        anchor: &str,
+        region: &str,
+        current: &[String],
+        candidates: &[String],
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> Option<Vec<Score>> {
+        self.anchor_region
+            .insert(anchor.to_string(), region.to_string());
+        let plan = self.push_costs(anchor, region, candidates, now_ms, s);
+        let mut scored = plan.scored;
+        let a = &plan.audience;
+        let held: Vec<&[f64]> = scored
+            .iter()
+            .filter(|(sc, _)| current.contains(&sc.provider))
+            .map(|(_, c)| c.as_slice())
+            .collect();
+        let now_cost = a.cost_of(&held);
+        scored.sort_by(|a, b| (a.0.cost + a.0.sigma).total_cmp(&(b.0.cost + b.0.sigma)));
+        a.order_backups(&mut scored);
+        scored.truncate(current.len().max(1));
+        if scored.iter().all(|(sc, _)| current.contains(&sc.provider)) {
+            return None;
+        }
+        // The doubt is on delivery: an upload nobody has seen is as unknown on every provider.
+        let doubted: Vec<Vec<f64>> = scored
+            .iter()
+            .map(|(sc, c)| {
+                let d = if current.contains(&sc.provider) {
+                    0.0
+                } else {
+                    self.history_score(&sc.provider, region, now_ms, s).sigma
+                };
+                c.iter().map(|c| c + d).collect()
+            })
+            .collect();
+        let new_cost = a.cost_of(&doubted.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        if new_cost >= now_cost * (1.0 - s.ingest_margin) || new_cost.is_nan() {
+            return None;
+        }
+        if let Some(first) = scored.first() {
+            self.anchor_primary
+                .insert(anchor.to_string(), first.0.provider.clone());
+        }
+        Some(scored.into_iter().map(|(sc, ..)| sc).collect())
+    }
+
+    /// Where `anchor`'s viewers watch from lately, and each candidate's cost for it: its score
+    /// at home (for the admin view and the reason) with `cost` over the audience, and its cost
+    /// in each audience region, the upload penalty added, in the audience's order.
+    fn push_costs(
+        &self,
+        anchor: &str,
+        region: &str,
+        candidates: &[String],
+        now_ms: i64,
+        s: &ScoringSettings,
+    ) -> PushCosts {
+        let mut audience: Vec<(String, f64)> = self
+            .audience
+            .get(anchor)
+            .map(|a| {
+                let f = 0.5f64.powf((now_ms - a.last_ms).max(0) as f64 / s.ingest_half_life_ms);
+                a.regions
+                    .iter()
+                    .map(|(r, w)| (r.clone(), w * f))
+                    .filter(|(_, w)| *w >= FORGET_BELOW)
+                    .collect()
+            })
+            .unwrap_or_default();
+        match audience.iter_mut().find(|(r, _)| r == region) {
+            Some((_, w)) => *w += s.prior_weight,
+            None => audience.push((region.to_string(), s.prior_weight)),
+        }
+        // A fixed order, so that sums (and ties) replay exactly.
+        audience.sort_by(|a, b| a.0.cmp(&b.0));
+        let weights = Weights(audience.iter().map(|(_, w)| *w).collect());
+        let mut scored: Vec<(Score, Vec<f64>)> = candidates
+            .iter()
+            .filter(|p| !self.is_drained(s, p))
+            .map(|p| {
+                let mut sc = self.history_score(p, region, now_ms, s);
+                let (unhealthy, _, evidence) = self.ingest_estimate(p, anchor, region, now_ms, s);
+                let w = s.weights.ingest_unhealthy;
+                let upload = w * unhealthy;
+                let per_region: Vec<f64> = audience
+                    .iter()
+                    .map(|(r, _)| {
+                        let c = if r == region {
+                            sc.cost
+                        } else {
+                            self.history_score(p, r, now_ms, s).cost
+                        };
+                        c + upload
+                    })
+                    .collect();
+                sc.ingest_unhealthy = unhealthy;
+                sc.cost = weights.over(&per_region);
+                let var = w * w * (unhealthy * (1.0 - unhealthy)).max(1e-4)
+                    / (evidence + s.prior_weight).max(1e-9);
+                sc.sigma = (sc.sigma * sc.sigma + var).sqrt();
+                (sc, per_region)
+            })
+            .collect();
+        // Price: per audience region, among the candidates within the tolerance of the best
+        // there, the cheaper.
+        if s.price_tolerance > 0.0 && !self.prices.is_empty() {
+            let prices: Vec<f64> = scored
+                .iter()
+                .map(|(sc, _)| self.prices.get(&sc.provider).copied().unwrap_or(0.0))
+                .collect();
+            for r in 0..weights.0.len() {
+                let costs: Vec<f64> = scored.iter().map(|(_, c)| c[r]).collect();
+                let extra = price_preference(&costs, &prices, s.price_tolerance);
+                for ((sc, c), e) in scored.iter_mut().zip(extra) {
+                    c[r] += e;
+                    sc.priced += e * weights.0[r];
+                }
+            }
+            let total: f64 = weights.0.iter().sum::<f64>().max(1e-9);
+            for (sc, c) in scored.iter_mut() {
+                sc.cost = weights.over(c);
+                sc.priced /= total;
+            }
+        }
+        PushCosts {
+            audience: weights,
+            scored,
+        }
     }
 
     /// Builds the snapshot the hot path ranks with, moving incumbents where a challenger has
     /// been better by the margin for the hold time.
     pub fn refresh(&mut self, now_ms: i64, catalog: &Catalog) -> Arc<Snapshot> {
         let s = &catalog.policy.scoring;
+        if s.price_tolerance > 0.0 {
+            self.prices = catalog
+                .registry
+                .iter()
+                .map(|p| (p.id().to_string(), price(catalog, p.id())))
+                .collect();
+        } else {
+            self.prices.clear();
+        }
         self.harvest(now_ms, s);
         if now_ms - self.last_prune_ms > 60_000 {
             self.prune(now_ms, s);
@@ -904,6 +981,18 @@ impl Engine {
                     sc
                 })
                 .collect();
+            let for_price = price_preference(
+                &scores.iter().map(|sc| sc.cost).collect::<Vec<_>>(),
+                &eligible
+                    .iter()
+                    .map(|p| price(catalog, p))
+                    .collect::<Vec<_>>(),
+                s.price_tolerance,
+            );
+            for (sc, extra) in scores.iter_mut().zip(&for_price) {
+                sc.cost += extra;
+                sc.priced = *extra;
+            }
             // Ties keep the policy's preference order.
             let pref = |p: &str| {
                 region
@@ -926,8 +1015,14 @@ impl Engine {
                 .get(&region.id)
                 .and_then(|inc| inc.provider.as_deref())
                 .and_then(|p| {
-                    let now = scores.iter().find(|sc| sc.provider == p)?;
-                    let past = self.history_score(p, &region.id, now_ms, s).cost;
+                    let at = scores.iter().position(|sc| sc.provider == p)?;
+                    let now = &scores[at];
+                    // Against its past with the same price preference: price is no drift.
+                    let extra = eligible
+                        .iter()
+                        .position(|e| *e == p)
+                        .map_or(0.0, |i| for_price[i]);
+                    let past = self.history_score(p, &region.id, now_ms, s).cost + extra;
                     Some((now.cost - now.sigma, past))
                 });
             let inc = self.incumbents.entry(region.id.clone()).or_default();
@@ -1103,6 +1198,75 @@ impl Engine {
     pub fn sizes(&self) -> (usize, usize) {
         (self.local.delivery.len(), self.local.ingest.len())
     }
+}
+
+/// A push decision's inputs: the audience's weights per region and each candidate's costs.
+struct PushCosts {
+    audience: Weights,
+    scored: Vec<(Score, Vec<f64>)>,
+}
+
+/// How many of an anchor's viewers watch from each region (its own region counted as
+/// `prior_weight` viewers), in a fixed order.
+struct Weights(Vec<f64>);
+
+impl Weights {
+    /// A cost per region averaged over the audience.
+    fn over(&self, c: &[f64]) -> f64 {
+        let total: f64 = self.0.iter().sum::<f64>().max(1e-9);
+        self.0.iter().zip(c).map(|(w, c)| w * c).sum::<f64>() / total
+    }
+
+    /// What a push set costs the audience: each region served by the best of the set.
+    fn cost_of(&self, set: &[&[f64]]) -> f64 {
+        let best: Vec<f64> = (0..self.0.len())
+            .map(|r| set.iter().map(|c| c[r]).fold(f64::INFINITY, f64::min))
+            .collect();
+        self.over(&best)
+    }
+
+    /// Orders `scored[1..]` (the primary first) one at a time: the one that lowers the
+    /// audience's best cost most; among those that add nothing, the cheapest over the audience.
+    fn order_backups(&self, scored: &mut Vec<(Score, Vec<f64>)>) {
+        let mut best: Vec<f64> = scored.first().map(|f| f.1.clone()).unwrap_or_default();
+        for k in 1..scored.len() {
+            let gain = |c: &[f64]| -> f64 {
+                self.0
+                    .iter()
+                    .zip(c.iter().zip(&best))
+                    .map(|(aw, (c, b))| aw * (b - c).max(0.0))
+                    .sum()
+            };
+            let pick = (k..scored.len())
+                .min_by(|&a, &b| {
+                    gain(&scored[b].1)
+                        .total_cmp(&gain(&scored[a].1))
+                        .then(self.over(&scored[a].1).total_cmp(&self.over(&scored[b].1)))
+                })
+                .unwrap_or(k);
+            let chosen = scored.remove(pick);
+            for (b, c) in best.iter_mut().zip(&chosen.1) {
+                *b = b.min(*c);
+            }
+            scored.insert(k, chosen);
+        }
+    }
+}
+
+/// What the price preference adds to each cost: up to `tolerance` of the best (lowest) cost,
+/// in proportion to the provider's price against the dearest's, so that among providers within
+/// the tolerance of the best the cheaper ranks first, and one worse by more never passes a
+/// better one on price. Nothing when the tolerance is 0 or every price is 0.
+fn price_preference(costs: &[f64], prices: &[f64], tolerance: f64) -> Vec<f64> {
+    let dearest = prices.iter().copied().fold(0.0, f64::max);
+    let best = costs.iter().copied().fold(f64::INFINITY, f64::min);
+    if tolerance <= 0.0 || dearest <= 0.0 || !best.is_finite() {
+        return vec![0.0; costs.len()];
+    }
+    prices
+        .iter()
+        .map(|p| tolerance * best.max(0.0) * p / dearest)
+        .collect()
 }
 
 /// A provider's price per GB (0 when the provider file gives none).

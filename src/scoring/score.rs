@@ -24,6 +24,9 @@ pub struct Score {
     /// Share of the new sessions it would get first place for that it takes (1 but while it
     /// overflows, see [`super::engine::Engine::refresh`]); the rest go to the next in order.
     pub admit: f64,
+    /// The price preference's part of `cost` (`scoring.price_tolerance`; 0 when off): `cost`
+    /// less this is the provider's quality.
+    pub priced: f64,
 }
 
 /// The incumbent of a region, and a challenger that looks better: (provider, since when it has

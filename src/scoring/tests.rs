@@ -302,6 +302,7 @@ fn score(provider: &str, cost: f64, sigma: f64) -> Score {
         bad_rate: 0.0,
         ingest_unhealthy: 0.0,
         admit: 1.0,
+        priced: 0.0,
         share: 0.0,
     }
 }
@@ -929,4 +930,131 @@ fn an_incumbent_past_its_capacity_sheds_new_sessions_and_takes_them_back_with_ro
         assert_eq!(admit, 1.0, "admission after five minutes with room");
         assert_eq!(over, 0.0);
     }
+}
+
+/// Asked again during a broadcast, a stream pushed where its audience is served poorly moves
+/// to the push set that serves it best, and one pushed well stays; a stream is not moved for
+/// a difference within the ingest margin.
+#[test]
+fn asking_again_moves_a_poorly_pushed_stream_and_keeps_a_well_pushed_one() {
+    let (mut e, s, now) = two_regions();
+    let candidates: Vec<String> = ["tencent", "alibaba", "local-srs"]
+        .map(String::from)
+        .to_vec();
+    let set = |a: &[&str]| a.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    // An anchor of Taiwan pushed to the two providers that serve Taiwan worst.
+    let moved = e
+        .ingest_recheck(
+            "anchor-tw",
+            TW,
+            &set(&["local-srs", "alibaba"]),
+            &candidates,
+            now,
+            &s,
+        )
+        .expect("moves");
+    let to: Vec<&str> = moved.iter().map(|sc| sc.provider.as_str()).collect();
+    assert_eq!(to, ["tencent", "alibaba"], "{moved:#?}");
+    // On Taiwan's best and second best, it stays; on the best and the worst, too: its viewers
+    // play the best, and the backup's difference is within the margin.
+    for kept in [&["tencent", "alibaba"][..], &["tencent", "local-srs"][..]] {
+        let r = e.ingest_recheck("anchor-tw-2", TW, &set(kept), &candidates, now, &s);
+        assert!(r.is_none(), "{kept:?}: {r:#?}");
+    }
+    // A drained provider is no carrier to stay on.
+    let mut drained = s.clone();
+    drained.drained = vec!["tencent".into()];
+    let r = e.ingest_recheck(
+        "anchor-tw-3",
+        TW,
+        &set(&["tencent", "local-srs"]),
+        &candidates,
+        now,
+        &drained,
+    );
+    let to: Vec<&str> = r.iter().flatten().map(|sc| sc.provider.as_str()).collect();
+    assert_eq!(to, ["alibaba", "local-srs"]);
+    // An anchor whose upload to Tencent fails is moved off it at its next question.
+    let mut now = now;
+    for _ in 0..120 {
+        now += 1_000;
+        for p in ["tencent", "alibaba", "local-srs"] {
+            e.apply(&ingest(p, "anchor-tw-4", p != "tencent"), now, &s);
+        }
+    }
+    let r = e
+        .ingest_recheck(
+            "anchor-tw-4",
+            TW,
+            &set(&["tencent", "local-srs"]),
+            &candidates,
+            now,
+            &s,
+        )
+        .expect("moves off the failing upload");
+    assert_eq!(r[0].provider, "alibaba", "{r:#?}");
+    assert!(r.iter().all(|sc| sc.provider != "tencent"), "{r:#?}");
+}
+
+/// The world's policy with `tolerance` from now on, the engine keeping what it learned.
+fn with_price_tolerance_kept(w: &mut World, tolerance: f64) {
+    let mut policy = (*w.catalog.policy).clone();
+    policy.scoring.price_tolerance = tolerance;
+    w.catalog.policy = std::sync::Arc::new(policy);
+}
+
+/// The world's policy with `tolerance`, from the start (a fresh engine).
+fn with_price_tolerance(w: &mut World, tolerance: f64) {
+    let mut policy = (*w.catalog.policy).clone();
+    policy.scoring.price_tolerance = tolerance;
+    w.catalog.policy = std::sync::Arc::new(policy);
+    w.engine = Engine::new();
+    w.snapshot = w.engine.refresh(w.now_ms, &w.catalog);
+}
+
+/// Among providers as good as the best within the policy's tolerance, the cheaper is first (in
+/// plays and pushes); a provider better by more than the hysteresis margin takes first place
+/// however dear, and price alone never moves first place.
+#[test]
+fn among_equals_the_cheaper_goes_first_and_price_never_beats_quality() {
+    // Tencent (0.034 per GB) and local-srs (free) alike; Alibaba and local-nginx poor.
+    let alike = || {
+        World::new([
+            ("tencent", 0.03, 800),
+            ("alibaba", 0.2, 900),
+            ("local-srs", 0.03, 800),
+            ("local-nginx", 0.2, 1000),
+        ])
+    };
+    let candidates: Vec<String> = CARRIERS.map(String::from).to_vec();
+    let mut w = alike();
+    with_price_tolerance(&mut w, 0.1);
+    let firsts = w.run(600);
+    assert!(firsts.iter().all(|f| f == "local-srs"), "{firsts:?}");
+    let s = w.catalog.policy.scoring.clone();
+    let mut rng = SmallRng::seed_from_u64(seed());
+    let push = w
+        .engine
+        .ingest_rank("anchor-price", TW, &candidates, w.now_ms, &s, &mut rng);
+    assert_eq!(push[0].provider, "local-srs", "{push:#?}");
+    // Without it, the policy's first of the two (no data yet) is first.
+    let mut w = alike();
+    with_price_tolerance(&mut w, 0.0);
+    assert_eq!(w.run(5).last().unwrap(), "tencent");
+    // Price alone never moves first place: turned on with Tencent first, it stays.
+    with_price_tolerance_kept(&mut w, 0.1);
+    let firsts = w.run(300);
+    assert!(firsts.iter().all(|f| f == "tencent"), "{firsts:?}");
+    // Free local-srs first while nothing is known; Tencent, plainly better, takes first place
+    // from it whatever the price.
+    let mut w = World::new([
+        ("tencent", 0.01, 700),
+        ("alibaba", 0.2, 900),
+        ("local-srs", 0.06, 1500),
+        ("local-nginx", 0.2, 1000),
+    ]);
+    with_price_tolerance(&mut w, 0.1);
+    assert_eq!(w.first(), "local-srs");
+    w.run(600);
+    assert_eq!(w.first(), "tencent");
 }

@@ -43,6 +43,7 @@ use rand::{RngExt, SeedableRng};
 use crate::catalog::Catalog;
 use crate::scoring::snapshot::normal;
 use crate::signals::{IngestSource, Signal};
+use crate::streams::Stream;
 
 pub use report::{Outcome, RegionOutcome, Report, SeedRun, Timeline};
 pub use scenario::{Quality, Scenario};
@@ -214,6 +215,7 @@ fn run_one(
             catalog,
             world,
             new_stream(&stream_id, a, world, providers),
+            0.0,
             broadcasts.random::<f64>() * scenario.anchors.broadcast_seconds * 2.0,
         )));
     }
@@ -281,8 +283,28 @@ fn run_one(
                         catalog,
                         world,
                         new_stream(&stream_id, a, world, providers),
+                        t,
                         t + len.max(60.0),
                     ));
+                }
+            }
+        }
+        // Apps ask again where to push their live broadcasts, as the push answer says.
+        let ask_again = catalog.policy.ingest.ask_again_seconds as f64;
+        if ask_again > 0.0 && strategy == Strategy::Engine {
+            for (i, a) in anchors.iter().enumerate() {
+                let Some(l) = &mut live[i] else { continue };
+                if t - l.asked_s < ask_again {
+                    continue;
+                }
+                l.asked_s = t;
+                if let Some(providers) = runner.repush(a, &l.stream, now) {
+                    let stream = Stream {
+                        providers,
+                        ..l.stream.as_ref().clone()
+                    };
+                    *l = Live::new(catalog, world, stream, t, l.until_s);
+                    viewers.restream(i, l);
                 }
             }
         }

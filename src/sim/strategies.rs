@@ -251,6 +251,32 @@ impl<'a> Runner<'a> {
             .collect()
     }
 
+    /// The engine's app asking again, during a broadcast, where `stream` should be pushed
+    /// (`steering::push_recheck`, as the server answers it): the new targets when it should
+    /// move. The baselines never move a stream.
+    pub(super) fn repush(
+        &mut self,
+        anchor: &Anchor,
+        stream: &Stream,
+        now_ms: i64,
+    ) -> Option<Vec<String>> {
+        if self.strategy != Strategy::Engine {
+            return None;
+        }
+        let region = self.region(anchor.region);
+        steering::push_recheck(
+            self.catalog,
+            &self.signer,
+            &mut self.engine,
+            region,
+            stream,
+            now_ms,
+        )
+        .ok()
+        .flatten()
+        .map(|p| p.targets.into_iter().map(|t| t.provider).collect())
+    }
+
     pub(super) fn play(
         &mut self,
         region: Ix,

@@ -421,6 +421,18 @@ impl<'s> Viewers<'s> {
         }
     }
 
+    /// A broadcast moved to other push targets mid-stream (its app asked again): its players
+    /// take the new stream and carriers; one on a provider no longer carrying it moves at its
+    /// next reload (the app keeps pushing to the old targets until the new ones take it).
+    pub(super) fn restream(&mut self, anchor: usize, live: &Live) {
+        for s in self.slots.iter_mut().flatten() {
+            if s.anchor == anchor && s.stream.id == live.stream.id {
+                s.stream = Arc::clone(&live.stream);
+                s.carriers = live.carriers[s.region].clone();
+            }
+        }
+    }
+
     /// The player's beacon at a reload, once its stint has reported: how the segment since
     /// (what the stint's first report did not cover) played.
     fn beacon(&mut self, runner: &mut Runner, s: &Session, now: i64) {

@@ -373,11 +373,19 @@ pub(super) struct Live {
     /// session.
     pub(super) carriers: Vec<Vec<Ix>>,
     pub(super) until_s: f64,
+    /// When its app last asked where to push it (s).
+    pub(super) asked_s: f64,
 }
 
 impl Live {
-    /// A broadcast of `stream`, pushed to its `providers`, on air until `until_s`.
-    pub(super) fn new(catalog: &Catalog, world: &World, stream: Stream, until_s: f64) -> Live {
+    /// A broadcast of `stream`, pushed to its `providers` at `asked_s`, on air until `until_s`.
+    pub(super) fn new(
+        catalog: &Catalog,
+        world: &World,
+        stream: Stream,
+        asked_s: f64,
+        until_s: f64,
+    ) -> Live {
         let on = stream
             .providers
             .iter()
@@ -399,6 +407,7 @@ impl Live {
             on,
             carriers,
             until_s,
+            asked_s,
         }
     }
 }

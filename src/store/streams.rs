@@ -126,7 +126,13 @@ impl Db {
                         streams::updated_ms.eq(excluded(streams::updated_ms)),
                     ));
                 let not_older = streams::updated_ms.le(excluded(streams::updated_ms));
-                diesel::query_dsl::methods::FilterDsl::filter(upsert, not_older).execute($c)
+                // An ended stream is never made live again (a stream moved on one replica
+                // while another ended it stays ended).
+                let stays_ended = streams::state
+                    .ne(STATE_ENDED)
+                    .or(excluded(streams::state).eq(STATE_ENDED));
+                diesel::query_dsl::methods::FilterDsl::filter(upsert, not_older.and(stays_ended))
+                    .execute($c)
             }};
         }
 

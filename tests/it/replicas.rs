@@ -420,3 +420,81 @@ async fn a_rooms_inputs_spread_over_three_replicas_make_it_live_on_all() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A stream moved to other push targets on one replica (its app asked again) plays from the
+/// new targets on the other within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_moved_on_one_replica_plays_from_its_new_targets_on_the_other() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let start = || {
+        TestApp::builder(&db)
+            .providers(crate::support::all_providers_dir())
+            .secrets(crate::support::test_secrets())
+            .policy(|p| {
+                p.set("scoring.exploration_rate", 0)
+                    .set("ingest.ask_again_seconds", 60)
+            })
+            .start()
+    };
+    let a = start().await;
+    let b = start().await;
+    let created = a.create_stream("anchor-replica-moved", "tw").await;
+    let id = created["stream_id"].as_str().unwrap().to_string();
+    let pushed: Vec<String> = created["push"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["provider"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(status_within_a_second(&b, &id, 200).await.0, 200);
+    // A's players rebuffer on both providers the stream is pushed to.
+    let reports: Vec<serde_json::Value> = pushed
+        .iter()
+        .flat_map(|p| {
+            let id = &id;
+            (0..200).map(move |_| {
+                serde_json::json!({
+                    "stream_id": id, "provider": p, "region": "tw", "protocol": "hls",
+                    "played_ms": 30000, "rebuffer_ms": 6000, "rebuffer_count": 1, "startup_ms": 900
+                })
+            })
+        })
+        .collect();
+    assert_eq!(a.post("/v1/qos", serde_json::json!(reports)).await.0, 200);
+    let moved = within(Duration::from_secs(5), async || {
+        a.state.scorer.delivery_score(&pushed[1], "tw").samples > 150.0
+    })
+    .await;
+    assert!(moved.is_some(), "the reports never all reached A's engine");
+    let (status, answer) = a
+        .post(&format!("/v1/streams/{id}/push"), serde_json::json!({}))
+        .await;
+    assert_eq!(
+        (status, &answer["moved"]),
+        (200, &serde_json::json!(true)),
+        "{answer}"
+    );
+    let now_on = answer["push"].clone();
+    let now_on: Vec<&str> = now_on
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["provider"].as_str().unwrap())
+        .collect();
+    let path = format!("/v1/streams/{id}");
+    let seen = within(Duration::from_secs(1), async || {
+        b.get(&path).await.1["providers"] == serde_json::json!(now_on)
+    })
+    .await;
+    assert!(seen.is_some(), "B still has {}", b.get(&path).await.1);
+    let (_, play) = b
+        .get(&format!("/v1/streams/{id}/play?region=tw&protocol=rtmp"))
+        .await;
+    for c in play["candidates"].as_array().unwrap() {
+        assert!(now_on.contains(&c["provider"].as_str().unwrap()), "{play}");
+    }
+    b.stop().await;
+    a.stop().await;
+}

@@ -570,3 +570,97 @@ on_both_backends!(
     async replicas_share_what_they_learn(TestDb) =>
         sqlite_replicas_share_what_they_learn, postgres_replicas_share_what_they_learn
 );
+
+/// A live stream whose push targets turn out poor for its audience moves when its app asks
+/// again: the move is committed before the answer, play answers follow it, a stream that is
+/// fine stays, and an ended stream is not moved back to life.
+async fn asking_again_moves_a_poorly_pushed_stream(db: TestDb) {
+    let app = builder(&db)
+        .policy(|p| p.set("ingest.ask_again_seconds", 60))
+        .start()
+        .await;
+    let created = app.create_stream("anchor-ask-again", "tw").await;
+    assert_eq!(created["ask_again_seconds"], 60, "{created}");
+    let id = created["stream_id"].as_str().unwrap().to_string();
+    let pushed: Vec<String> = providers_of(&created["push"]);
+    assert_eq!(pushed.len(), 2, "{created}");
+    let path = format!("/v1/streams/{id}/push");
+
+    // Nothing learned since: it stays, with its targets signed again.
+    let (status, same) = app.post(&path, json!({})).await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same["moved"], false, "{same}");
+    assert_eq!(providers_of(&same["push"]), pushed);
+    assert_eq!(same["push"][0]["role"], "primary");
+    assert_eq!(same["ask_again_seconds"], 60);
+
+    // Its viewers rebuffer on both of its providers.
+    let mut batch = reports(&id, &pushed[0], 200, 6000);
+    batch.extend(reports(&id, &pushed[1], 200, 6000));
+    assert_eq!(app.post("/v1/qos", json!(batch)).await.0, 200);
+    let applied =
+        eventually(async || app.state.scorer.delivery_score(&pushed[1], "tw").samples > 150.0)
+            .await;
+    assert!(applied, "the reports never all reached the engine");
+
+    let (status, moved) = app.post(&path, json!({})).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["moved"], true, "{moved}");
+    let now_on = providers_of(&moved["push"]);
+    assert_eq!(now_on.len(), 2, "{moved}");
+    assert!(now_on.iter().any(|p| !pushed.contains(p)), "{moved}");
+    assert!(
+        moved["push"][0]["url"].as_str().unwrap().contains(&id),
+        "{moved}"
+    );
+    // Committed, shown and played from.
+    let row = db.get_stream(&id).unwrap().unwrap();
+    for p in &now_on {
+        assert!(row.providers.contains(p.as_str()), "{}", row.providers);
+    }
+    let (_, shown) = app.get(&format!("/v1/streams/{id}")).await;
+    assert_eq!(shown["providers"], json!(now_on), "{shown}");
+    let (_, play) = app
+        .get(&format!("/v1/streams/{id}/play?region=tw&protocol=rtmp"))
+        .await;
+    let playing = providers_of(&play["candidates"]);
+    assert!(
+        playing.iter().all(|p| now_on.contains(p)),
+        "{playing:?} against {now_on:?}"
+    );
+    // Asked again at once, it stays where it went.
+    let (_, again) = app.post(&path, json!({})).await;
+    assert_eq!(again["moved"], false, "{again}");
+    assert_eq!(providers_of(&again["push"]), now_on);
+
+    // Ended: 410; unknown: 404.
+    assert_eq!(app.delete(&format!("/v1/streams/{id}")).await.0, 200);
+    let (status, body) = app.post(&path, json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("stream_ended"))
+    );
+    let (status, body) = app.post("/v1/streams/s0000/push", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown_stream"))
+    );
+    let row = db.get_stream(&id).unwrap().unwrap();
+    assert_eq!(row.state, "ended");
+    app.stop().await;
+}
+
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async asking_again_moves_a_poorly_pushed_stream(TestDb) =>
+        sqlite_asking_again_moves_a_poorly_pushed_stream,
+        postgres_asking_again_moves_a_poorly_pushed_stream
+);
+
+fn providers_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["provider"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -36,6 +36,7 @@ on_both_backends!(suite_update_on_conflict(&Db) => sqlite_update_on_conflict, po
 on_both_backends!(suite_large_batch(&Db) => sqlite_large_batch, postgres_large_batch);
 on_both_backends!(suite_end_stream(&Db) => sqlite_end_stream, postgres_end_stream);
 on_both_backends!(suite_streams_in_state(&Db) => sqlite_streams_in_state, postgres_streams_in_state);
+on_both_backends!(suite_ended_stays_ended(&Db) => sqlite_ended_stays_ended, postgres_ended_stays_ended);
 on_both_backends!(suite_policy_version_dedupe(&Db) => sqlite_policy_version_dedupe, postgres_policy_version_dedupe);
 on_both_backends!(suite_lease_lifecycle(&Db) => sqlite_lease_lifecycle, postgres_lease_lifecycle);
 on_both_backends!(suite_lease_contention(&Db) => sqlite_lease_contention, postgres_lease_contention);
@@ -197,16 +198,16 @@ fn suite_update_on_conflict(db: &Db) {
     let v1 = stream("s1", "a1", "live", 1_000);
     db.save_streams(std::slice::from_ref(&v1)).unwrap();
 
-    // Every column changes.
+    // Every column changes (a live stream moved to other targets, even its region and anchor).
     let v2 = StreamRow {
         id: "s1".to_string(),
         anchor_id: "a9".to_string(),
         region: "sa-east".to_string(),
         providers: StreamRow::encode_providers(&["cloudfront"]),
-        state: "ended".to_string(),
+        state: "live".to_string(),
         reason: "switched: aliyun timeout".to_string(),
         started_ms: 1_001,
-        ended_ms: Some(2_000),
+        ended_ms: None,
         updated_ms: 2_000,
     };
     assert_eq!(db.save_streams(std::slice::from_ref(&v2)).unwrap(), 1);
@@ -217,20 +218,26 @@ fn suite_update_on_conflict(db: &Db) {
     db.save_streams(std::slice::from_ref(&v2)).unwrap();
     db.save_streams(std::slice::from_ref(&v2)).unwrap();
     assert_eq!(db.get_stream("s1").unwrap().unwrap(), v2);
-    assert_eq!(db.streams_in_state("ended", 10).unwrap().len(), 1);
+    assert_eq!(db.streams_in_state("live", 10).unwrap().len(), 1);
 
     // An older snapshot does not overwrite a newer row.
     assert_eq!(db.save_streams(&[v1]).unwrap(), 0);
     assert_eq!(db.get_stream("s1").unwrap().unwrap(), v2);
 
-    // None overwrites with NULL (back to live).
+    // NULL is overwritten (ended), and the end is final: a newer live row is refused.
     let v3 = StreamRow {
-        state: "live".to_string(),
-        ended_ms: None,
+        state: "ended".to_string(),
+        ended_ms: Some(3_000),
         updated_ms: 3_000,
         ..v2.clone()
     };
     assert_eq!(db.save_streams(std::slice::from_ref(&v3)).unwrap(), 1);
+    assert_eq!(db.get_stream("s1").unwrap().unwrap(), v3);
+    let revived = StreamRow {
+        updated_ms: 3_500,
+        ..v2.clone()
+    };
+    assert_eq!(db.save_streams(&[revived]).unwrap(), 0);
     assert_eq!(db.get_stream("s1").unwrap().unwrap(), v3);
 
     // A mixed batch: one stale row, one new, one update; the stale one is skipped.
@@ -330,6 +337,37 @@ fn suite_streams_in_state(db: &Db) {
     db.end_stream("s-a", 9_000).unwrap();
     assert_eq!(ids("live", 100), ["s-b", "s-b2", "s-c"]);
     assert_eq!(ids("ended", 100), ["s-e", "s-f", "s-a"]);
+}
+
+/// A live stream's newer version (its push targets moved) replaces it; an ended stream is
+/// never made live again by a newer live version (moved on one replica, ended on another).
+fn suite_ended_stays_ended(db: &Db) {
+    db.save_streams(&[stream("s-m", "a1", "live", 1_000)])
+        .unwrap();
+    let mut moved = stream("s-m", "a1", "live", 1_000);
+    moved.providers = StreamRow::encode_providers(&["tencent", "akamai"]);
+    moved.updated_ms = 2_000;
+    db.save_streams(&[moved.clone()]).unwrap();
+    let row = db.get_stream("s-m").unwrap().unwrap();
+    assert_eq!(
+        (row.providers.as_str(), row.updated_ms),
+        (moved.providers.as_str(), 2_000)
+    );
+
+    let mut ended = moved.clone();
+    ended.state = "ended".into();
+    ended.ended_ms = Some(3_000);
+    ended.updated_ms = 3_000;
+    db.save_streams(&[ended]).unwrap();
+    let mut again = moved.clone();
+    again.providers = StreamRow::encode_providers(&["akamai", "aliyun"]);
+    again.updated_ms = 4_000;
+    db.save_streams(&[again]).unwrap();
+    let row = db.get_stream("s-m").unwrap().unwrap();
+    assert_eq!(
+        (row.state.as_str(), row.providers.as_str(), row.updated_ms),
+        ("ended", moved.providers.as_str(), 3_000)
+    );
 }
 
 fn suite_policy_version_dedupe(db: &Db) {
