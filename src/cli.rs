@@ -337,7 +337,9 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| format!("{v:.2}x {k}"))
             .collect();
-        println!("\nengine bad-session rate: {}", ratios.join(", "));
+        if !ratios.is_empty() {
+            println!("\nengine bad-session rate: {}", ratios.join(", "));
+        }
         let ranges: Vec<String> = report
             .ratio_ranges()
             .iter()

@@ -498,6 +498,12 @@ fn a_run_of_some_strategies_gives_their_figures_of_a_run_of_all() {
     for s in ["engine", "oracle"] {
         assert_eq!(outcome(&some, s), outcome(&all, s), "{s}");
     }
+    // The engine alone has nothing to be compared with: no ratio line, not an empty one.
+    let out = simulate(SHORT, &["--strategies", "engine"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("| engine |"), "{text}");
+    assert!(!text.contains("bad-session rate"), "{text}");
     let out = simulate(SHORT, &["--strategies", "engine,psychic"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

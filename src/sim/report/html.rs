@@ -368,11 +368,14 @@ fn summary_table(report: &Report) -> String {
         .iter()
         .map(|(k, v)| format!("{v:.2}× {k}"))
         .collect();
-    let _ = write!(
-        out,
-        "<p>engine bad-session rate: {}</p>",
-        esc(&ratios.join(", "))
-    );
+    // Without the engine, or with nothing to compare it to, there is no ratio to show.
+    if !ratios.is_empty() {
+        let _ = write!(
+            out,
+            "<p>engine bad-session rate: {}</p>",
+            esc(&ratios.join(", "))
+        );
+    }
     out
 }
 
