@@ -148,6 +148,10 @@ pub enum WindowKind {
     IngestRegion,
     /// (provider, region) delivery over the longer past push decisions look at.
     DeliveryHistory,
+    /// (provider, region) ingest over the region's anchors as the ingest itself shows it
+    /// (origin callbacks, probes), over the recent past (the delivery half-life): an outage
+    /// of the region's uploads shows here first.
+    IngestRegionRecent,
 }
 
 impl WindowKind {
@@ -157,13 +161,14 @@ impl WindowKind {
             WindowKind::Ingest => "ingest",
             WindowKind::IngestRegion => "ingest_region",
             WindowKind::DeliveryHistory => "delivery_history",
+            WindowKind::IngestRegionRecent => "ingest_region_recent",
         }
     }
 
     /// How fast this kind of window forgets.
     pub fn half_life_ms(self, s: &ScoringSettings) -> f64 {
         match self {
-            WindowKind::Delivery => s.half_life_ms,
+            WindowKind::Delivery | WindowKind::IngestRegionRecent => s.half_life_ms,
             WindowKind::Ingest | WindowKind::IngestRegion | WindowKind::DeliveryHistory => {
                 s.ingest_half_life_ms
             }
@@ -176,6 +181,7 @@ impl WindowKind {
             "ingest" => Some(WindowKind::Ingest),
             "ingest_region" => Some(WindowKind::IngestRegion),
             "delivery_history" => Some(WindowKind::DeliveryHistory),
+            "ingest_region_recent" => Some(WindowKind::IngestRegionRecent),
             _ => None,
         }
     }
@@ -197,6 +203,8 @@ struct Windows {
     ingest: HashMap<(String, String), Window>,
     /// (provider, region) → ingest window over the region's anchors.
     ingest_region: HashMap<(String, String), Window>,
+    /// (provider, region) → the same over the recent past (the delivery half-life).
+    ingest_region_recent: HashMap<(String, String), Window>,
     /// provider → ingest window over every anchor.
     ingest_provider: HashMap<String, Window>,
 }
@@ -208,6 +216,15 @@ fn layered(local: Option<&Window>, remote: Option<&Window>, now_ms: i64, hl: f64
         w.merge(r, now_ms, hl);
     }
     w
+}
+
+/// Where an observation of an upload comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// A viewer's session on the stream, weighed `ingest_viewer_weight`.
+    ByViewer,
+    /// The ingest itself: an origin callback or a probe.
+    AtIngest,
 }
 
 /// The stretch of playback one attributed steering reload counts as a whole report for.
@@ -316,7 +333,7 @@ impl Engine {
                     if let Some(audience) = self.audience.get_mut(a) {
                         audience.add(region, now_ms, ihl);
                     }
-                    self.add_ingest(provider, a, !bad, s.ingest_viewer_weight, now_ms, ihl);
+                    self.add_ingest(provider, a, !bad, Seen::ByViewer, now_ms, s);
                 }
             }
             Signal::Switch {
@@ -333,7 +350,7 @@ impl Engine {
                 };
                 self.add_delivery(provider, region, &obs, s.switch_weight, now_ms, s);
                 if let Some(a) = anchor_id {
-                    self.add_ingest(provider, a, false, s.ingest_viewer_weight, now_ms, ihl);
+                    self.add_ingest(provider, a, false, Seen::ByViewer, now_ms, s);
                 }
             }
             Signal::Reload {
@@ -382,7 +399,7 @@ impl Engine {
                 anchor_id,
                 healthy,
                 ..
-            } => self.add_ingest(provider, anchor_id, *healthy, 1.0, now_ms, ihl),
+            } => self.add_ingest(provider, anchor_id, *healthy, Seen::AtIngest, now_ms, s),
         }
     }
 
@@ -451,10 +468,15 @@ impl Engine {
         provider: &str,
         anchor: &str,
         healthy: bool,
-        weight: f64,
+        seen: Seen,
         now_ms: i64,
-        hl: f64,
+        s: &ScoringSettings,
     ) {
+        let hl = s.ingest_half_life_ms;
+        let weight = match seen {
+            Seen::ByViewer => s.ingest_viewer_weight,
+            Seen::AtIngest => 1.0,
+        };
         let x = f64::from(u8::from(!healthy));
         touch(
             &mut self.local.ingest,
@@ -465,14 +487,23 @@ impl Engine {
         .unhealthy
         .add(x, weight);
         if let Some(region) = self.anchor_region.get(anchor).cloned() {
-            touch(
-                &mut self.local.ingest_region,
-                &(provider.to_string(), region),
-                now_ms,
-                hl,
-            )
-            .unhealthy
-            .add(x, weight);
+            let key = (provider.to_string(), region);
+            touch(&mut self.local.ingest_region, &key, now_ms, hl)
+                .unhealthy
+                .add(x, weight);
+            // Lately, only what the ingest itself shows: a viewer's bad session may be the
+            // edge's doing (a crowd past an edge's capacity stalls every stream on it), and is
+            // no outage of the uploads.
+            if seen == Seen::AtIngest {
+                touch(
+                    &mut self.local.ingest_region_recent,
+                    &key,
+                    now_ms,
+                    s.half_life_ms,
+                )
+                .unhealthy
+                .add(x, weight);
+            }
         }
         touch(&mut self.local.ingest_provider, provider, now_ms, hl)
             .unhealthy
@@ -492,6 +523,10 @@ impl Engine {
             (WindowKind::DeliveryHistory, &self.local.history),
             (WindowKind::Ingest, &self.local.ingest),
             (WindowKind::IngestRegion, &self.local.ingest_region),
+            (
+                WindowKind::IngestRegionRecent,
+                &self.local.ingest_region_recent,
+            ),
         ] {
             let hl = kind.half_life_ms(s);
             for ((provider, key), w) in map {
@@ -522,6 +557,7 @@ impl Engine {
                 WindowKind::DeliveryHistory => (&mut r.history, Some(&mut r.history_provider)),
                 WindowKind::Ingest => (&mut r.ingest, Some(&mut r.ingest_provider)),
                 WindowKind::IngestRegion => (&mut r.ingest_region, None),
+                WindowKind::IngestRegionRecent => (&mut r.ingest_region_recent, None),
             };
             if let Some(m) = by_provider {
                 m.entry(provider.clone()).or_default().merge(&w, now_ms, hl);
@@ -666,7 +702,9 @@ impl Engine {
     }
 
     /// The rate at which `anchor`'s stream is seen not flowing on `provider`, shrunk toward the
-    /// region's anchors on that provider, then the provider, then the prior.
+    /// region's anchors on that provider, then the provider, then the prior, and raised by any
+    /// outage the region's uploads to the provider show lately; and the region's anchors' rate
+    /// over the longer past, which an anchor's play ranking is penalized beyond.
     pub fn ingest_unhealthy(
         &self,
         provider: &str,
@@ -717,7 +755,21 @@ impl Engine {
         // As for delivery: each level borrows from the data it does not hold itself.
         let other_regions = prov.minus(&reg).shrunk_mean(s.prior.ingest_unhealthy, pw);
         let group = reg.minus(&own).shrunk_mean(other_regions, pw);
-        (own.shrunk_mean(group, pw), group, own.w)
+        // The region's uploads to the provider lately, against their longer past: an ingest
+        // outage there (every anchor of the region at once) is as much worse for each of its
+        // anchors, however long its own record. Less one standard deviation, so that the
+        // noise of a few seconds' evidence is no outage.
+        let recent = layered(
+            self.local.ingest_region_recent.get(&reg_key),
+            r.ingest_region_recent.get(&reg_key),
+            now_ms,
+            s.half_life_ms,
+        )
+        .unhealthy;
+        let lately = recent.shrunk_mean(group, pw);
+        let doubt = (lately * (1.0 - lately) / (recent.w + pw)).sqrt();
+        let outage = (lately - doubt - group).max(0.0);
+        ((own.shrunk_mean(group, pw) + outage).min(1.0), group, own.w)
     }
 
     fn share(&self, region: &str, provider: &str) -> f64 {
@@ -1299,6 +1351,7 @@ pub(super) fn hysteresis(
         // No incumbent yet, or it is no longer eligible: the best takes over at once.
         inc.provider = Some(best);
         inc.challenger = None;
+        inc.displaced = None;
         return;
     };
     if pos == 0 {
@@ -1323,9 +1376,11 @@ pub(super) fn hysteresis(
             challenger.cost + z * challenger.sigma,
             incumbent.cost - z * incumbent.sigma,
         );
-        // An incumbent drifting away from its own past needs no doubt on the challenger's side:
-        // its estimate better by the margin is enough, for the hold time.
-        let confident = doubted.0 < doubted.1 * factor || inc.drift.alarm;
+        // An incumbent drifting away from its own past needs no doubt on the challenger's side,
+        // nor does the one it displaced in an incident coming back: an estimate better by the
+        // margin is enough, for the hold time.
+        let returning = inc.displaced.as_ref() == Some(&best);
+        let confident = doubted.0 < doubted.1 * factor || inc.drift.alarm || returning;
         let decisive = doubted.0 < doubted.1 * (1.0 - 2.0 * s.hysteresis_margin);
         let since = match &inc.challenger {
             Some((c, since)) if *c == best && *since > 0 => *since,
@@ -1334,7 +1389,8 @@ pub(super) fn hysteresis(
         };
         let since = if confident { since } else { 0 };
         if confident && (decisive || now_ms - since >= s.hysteresis_hold_ms) {
-            inc.provider = Some(best);
+            let before = inc.provider.replace(best);
+            inc.displaced = if decisive && !returning { before } else { None };
             inc.challenger = None;
             return;
         }

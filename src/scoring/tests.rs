@@ -333,6 +333,41 @@ fn a_plainly_failing_incumbent_is_replaced_without_the_hold() {
     assert_eq!(run(0.15), ("alibaba".into(), "alibaba".into()));
 }
 
+/// An incumbent that lost first place plainly failing (an incident) takes it back on its
+/// estimate alone once that is better by the margin, for the hold time; a challenger as thinly
+/// known that displaced nothing still needs the margin with doubt.
+#[test]
+fn a_provider_displaced_by_an_incident_returns_on_its_estimate() {
+    let s = catalog().policy.scoring.clone();
+    let mut now = 1_800_000_000_000;
+    let mut inc = Incumbency {
+        provider: Some("tencent".into()),
+        ..Default::default()
+    };
+    // Tencent fails plainly: Alibaba takes first place at once.
+    let mut scores = vec![score("alibaba", 0.12, 0.002), score("tencent", 0.5, 0.01)];
+    engine::hysteresis(&mut inc, &mut scores, now, &s);
+    assert_eq!(inc.provider.as_deref(), Some("alibaba"));
+    assert_eq!(inc.displaced.as_deref(), Some("tencent"));
+    // The same incumbency had Alibaba won first place by being better.
+    let mut other = Incumbency {
+        displaced: None,
+        ..inc.clone()
+    };
+    // Tencent recovers: 0.10 is better than 0.12 by the margin (15%) on its estimate, not with
+    // two standard deviations of doubt on both sides.
+    for _ in 0..=s.hysteresis_hold_ms / 1000 + 1 {
+        now += 1_000;
+        for inc in [&mut inc, &mut other] {
+            let mut scores = vec![score("tencent", 0.10, 0.01), score("alibaba", 0.12, 0.002)];
+            engine::hysteresis(inc, &mut scores, now, &s);
+        }
+    }
+    assert_eq!(inc.provider.as_deref(), Some("tencent"));
+    assert_eq!(inc.displaced, None);
+    assert_eq!(other.provider.as_deref(), Some("alibaba"));
+}
+
 fn probe_failure(provider: &str, share: f64) -> Signal {
     Signal::ProbeFailure {
         provider: provider.into(),
@@ -629,6 +664,76 @@ fn an_anchor_uploading_poorly_to_one_cdn_is_moved_off_it() {
         fine_firsts += u32::from(order[0] == "tencent");
     }
     assert!(fine_firsts > 180, "{fine_firsts}");
+}
+
+/// How often Tencent comes first in 200 play rankings of `anchor`'s stream in Taiwan, carried
+/// by Tencent and Alibaba.
+fn tencent_firsts(e: &mut Engine, catalog: &Catalog, anchor: &str, now_ms: i64) -> u32 {
+    let snapshot = e.refresh(now_ms, catalog);
+    let mut rng = SmallRng::seed_from_u64(seed());
+    (0..200)
+        .map(|_| snapshot.rank(TW, Some(anchor), &["tencent", "alibaba"], &mut rng))
+        .filter(|(order, _)| order[0] == "tencent")
+        .count() as u32
+}
+
+/// An outage of one CDN's ingest for one region's anchors (all of them at once: no anchor is
+/// worse than its peers) is as much worse for each of them, however long its healthy record:
+/// within a minute their viewers and new pushes go elsewhere, while the anchors of other
+/// regions stay, and they come back once the outage ends.
+#[test]
+fn an_ingest_outage_for_a_regions_anchors_moves_each_of_them_off_that_cdn() {
+    let catalog = catalog();
+    let s = catalog.policy.scoring.clone();
+    let mut e = Engine::new();
+    let mut now = 1_800_000_000_000;
+    let candidates: Vec<String> = ["tencent", "alibaba"].map(String::from).to_vec();
+    let anchors = [
+        ("hk-1", "hk"),
+        ("hk-2", "hk"),
+        ("hk-3", "hk"),
+        ("tw-1", TW),
+        ("tw-2", TW),
+    ];
+    let mut rng = SmallRng::seed_from_u64(seed());
+    for (a, r) in anchors {
+        e.ingest_rank(a, r, &candidates, now, &s, &mut rng);
+    }
+    // Probes every 10 s; Tencent serves Taiwan's viewers better than Alibaba does.
+    let run = |e: &mut Engine, now: &mut i64, secs: u32, hk_tencent_ok: bool| {
+        for i in 0..secs / 10 {
+            *now += 10_000;
+            for (a, r) in anchors {
+                for p in ["tencent", "alibaba"] {
+                    let ok = hk_tencent_ok || r != "hk" || p != "tencent";
+                    e.apply(&ingest(p, a, ok), *now, &s);
+                }
+            }
+            for (p, one_in) in [("tencent", 50), ("alibaba", 10)] {
+                for k in 0..10 {
+                    e.apply(&report(p, TW, None, (i * 10 + k) % one_in == 0), *now, &s);
+                }
+            }
+        }
+    };
+    run(&mut e, &mut now, 3600, true);
+    for a in ["hk-1", "tw-1"] {
+        assert!(tencent_firsts(&mut e, &catalog, a, now) > 180, "{a}");
+    }
+    // Tencent's ingest fails for Hong Kong's anchors.
+    run(&mut e, &mut now, 60, false);
+    let hk = tencent_firsts(&mut e, &catalog, "hk-1", now);
+    assert!(hk < 20, "{hk}");
+    let tw = tencent_firsts(&mut e, &catalog, "tw-1", now);
+    assert!(tw > 180, "{tw}");
+    let new_hk = e.ingest_rank("hk-new", "hk", &candidates, now, &s, &mut rng);
+    assert_eq!(new_hk[0].provider, "alibaba", "{new_hk:#?}");
+    let new_tw = e.ingest_rank("tw-new", TW, &candidates, now, &s, &mut rng);
+    assert_eq!(new_tw[0].provider, "tencent", "{new_tw:#?}");
+    // It ends.
+    run(&mut e, &mut now, 120, true);
+    let hk = tencent_firsts(&mut e, &catalog, "hk-1", now);
+    assert!(hk > 180, "{hk}");
 }
 
 #[test]
