@@ -424,7 +424,7 @@ pub fn push_recheck(
 
 /// The stream's current push targets, signed again (a new expiry), in the order they were
 /// given: what an app asking again is told when its stream stays where it is. Providers the
-/// catalog no longer holds are left out.
+/// catalog no longer holds are left out. No decision is counted: nothing was decided.
 pub fn push_targets(
     catalog: &Catalog,
     signer: &Signer,
@@ -432,26 +432,63 @@ pub fn push_targets(
     stream: &Stream,
     now_ms: i64,
 ) -> Vec<PushTarget> {
+    let providers = stream.providers.iter().map(String::as_str);
+    sign_targets(
+        catalog,
+        signer,
+        region,
+        &stream.id,
+        providers,
+        usize::MAX,
+        now_ms,
+    )
+    .into_iter()
+    .map(|(_, t)| t)
+    .collect()
+}
+
+/// Push targets for `stream`: the first `want` of `providers` (in order) that the catalog holds
+/// and that can be signed, all with one expiry, the first the primary; each with the position
+/// of its provider in `providers`.
+fn sign_targets<'a>(
+    catalog: &Catalog,
+    signer: &Signer,
+    region: &Region,
+    stream: &str,
+    providers: impl IntoIterator<Item = &'a str>,
+    want: usize,
+    now_ms: i64,
+) -> Vec<(usize, PushTarget)> {
     let expires_at = rounded_expiry(
         now_ms.div_euclid(1000),
         catalog.policy.ingest.url_ttl_seconds,
     );
-    stream
-        .providers
-        .iter()
-        .filter_map(|id| catalog.registry.get(id))
-        .filter_map(|p| {
-            let url = signer.sign(p, &stream.id, &region.id, None, expires_at)?;
-            Some((p.id().to_string(), url.to_string()))
-        })
-        .enumerate()
-        .map(|(i, (provider, url))| PushTarget {
-            provider,
-            url,
-            expires_at,
-            role: if i == 0 { "primary" } else { "backup" },
-        })
-        .collect()
+    let mut targets: Vec<(usize, PushTarget)> = Vec::new();
+    for (i, id) in providers.into_iter().enumerate() {
+        if targets.len() == want {
+            break;
+        }
+        let Some(p) = catalog.registry.get(id) else {
+            continue;
+        };
+        if let Some(url) = signer.sign(p, stream, &region.id, None, expires_at) {
+            let role = if targets.is_empty() {
+                "primary"
+            } else {
+                "backup"
+            };
+            targets.push((
+                i,
+                PushTarget {
+                    provider: p.id().to_string(),
+                    url: url.to_string(),
+                    expires_at,
+                    role,
+                },
+            ));
+        }
+    }
+    targets
 }
 
 /// Who may take `region`'s pushes, in the policy's order: the providers that cover it and
@@ -493,46 +530,23 @@ fn sign_push(
     fallback: Option<&'static str>,
     now_ms: i64,
 ) -> Result<PushPlan, DecisionError> {
-    let policy = &catalog.policy;
-    let expires_at = rounded_expiry(now_ms.div_euclid(1000), policy.ingest.url_ttl_seconds);
-    let want = 1 + policy.ingest.backups;
-    let mut targets = Vec::with_capacity(want);
-    let mut primary_score = None;
-    for score in ranked {
-        if targets.len() == want {
-            break;
-        }
-        let Some(p) = catalog.registry.get(&score.provider) else {
-            continue;
-        };
-        if let Some(url) = signer.sign(p, stream, &region.id, None, expires_at) {
-            let role = if targets.is_empty() {
-                "primary"
-            } else {
-                "backup"
-            };
-            if targets.is_empty() {
-                primary_score = Some(score);
-            }
-            let reason = fallback.unwrap_or(if role == "primary" {
-                "anchor_first"
-            } else {
-                "backup"
-            });
-            metrics::counter!(m::DECISIONS.name, "kind" => "push", "provider" => p.id().to_string(),
-                "region" => region.id.clone(), "protocol" => "rtmp", "reason" => reason)
-            .increment(1);
-            targets.push(PushTarget {
-                provider: p.id().to_string(),
-                url: url.to_string(),
-                expires_at,
-                role,
-            });
-        }
-    }
-    let Some(primary) = primary_score else {
+    let want = 1 + catalog.policy.ingest.backups;
+    let providers = ranked.iter().map(|sc| sc.provider.as_str());
+    let signed = sign_targets(catalog, signer, region, stream, providers, want, now_ms);
+    let Some(primary) = signed.first().map(|(i, _)| &ranked[*i]) else {
         return Err(DecisionError::NoIngest(region.id.clone()));
     };
+    let targets: Vec<PushTarget> = signed.into_iter().map(|(_, t)| t).collect();
+    for t in &targets {
+        let reason = fallback.unwrap_or(if t.role == "primary" {
+            "anchor_first"
+        } else {
+            "backup"
+        });
+        metrics::counter!(m::DECISIONS.name, "kind" => "push", "provider" => t.provider.clone(),
+            "region" => region.id.clone(), "protocol" => "rtmp", "reason" => reason)
+        .increment(1);
+    }
     let mut reason = format!(
         "{why} in region {}: primary {} (ingest unhealthy {:.1}%, cost {:.3})",
         region.id,
