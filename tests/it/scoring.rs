@@ -2,6 +2,7 @@
 //! Content Steering, the multivariant playlist, admin controls and reloads.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -10,6 +11,8 @@ use crate::backends::on_both_backends;
 use crate::support::{
     Builder, MEDIA_PLAYLIST, Reply, TestApp, TestOrigin, YamlDoc, all_providers_dir, test_secrets,
 };
+use livesteer::clock::ManualClock;
+use livesteer::signals::{IngestSource, Signal};
 use livesteer::store::testing::TestDb;
 
 /// Every vendor enabled, decisions without exploration or hold time, and every steered player
@@ -569,6 +572,68 @@ on_both_backends!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async replicas_share_what_they_learn(TestDb) =>
         sqlite_replicas_share_what_they_learn, postgres_replicas_share_what_they_learn
+);
+
+/// An outage of one CDN's ingest for a region's anchors, heard by one replica (origin callbacks
+/// and probes reach it as signals), reaches the other through the saved windows: B too rates
+/// every anchor of that region, one with no record of its own included, worse on that CDN,
+/// beyond what the hour-long windows show.
+async fn replicas_share_an_ingest_outage(db: TestDb) {
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let a = builder(&db).clock(clock.clone()).start().await;
+    let b = builder(&db).clock(clock.clone()).start().await;
+    let created = a.create_stream("anchor-hk-1", "hk").await;
+    let cdn = providers_of(&created["push"])[0].clone();
+    let probe = |healthy: bool| Signal::Ingest {
+        provider: cdn.clone(),
+        anchor_id: "anchor-hk-1".into(),
+        source: IngestSource::Probe,
+        healthy,
+        bitrate_kbps: None,
+    };
+    let estimate = |app: &TestApp| {
+        app.state
+            .scorer
+            .ingest_unhealthy(&cdn, "anchor-hk-2", "hk")
+            .0
+    };
+    // A long healthy record, then ten minutes later (many recent half-lives) ten failures.
+    for _ in 0..60 {
+        assert!(a.state.signals.emit(probe(true)));
+    }
+    assert!(
+        eventually(async || estimate(&a) < 0.02).await,
+        "{}",
+        estimate(&a)
+    );
+    clock.advance_ms(600_000);
+    for _ in 0..10 {
+        assert!(a.state.signals.emit(probe(false)));
+    }
+    assert!(
+        eventually(async || estimate(&a) > 0.4).await,
+        "{}",
+        estimate(&a)
+    );
+    // Over the hour alone the region's rate is a sixth of that.
+    let (_, region_over_the_hour) = a.state.scorer.ingest_unhealthy(&cdn, "anchor-hk-2", "hk");
+    assert!(region_over_the_hour < 0.2, "{region_over_the_hour}");
+    livesteer::jobs::run_once(a.state.jobs(), "persist_scores")
+        .await
+        .unwrap();
+    let summary = livesteer::jobs::run_once(b.state.jobs(), "persist_scores")
+        .await
+        .unwrap();
+    assert!(summary.contains("took in"), "{summary}");
+    assert!(estimate(&b) > 0.4, "{}", estimate(&b));
+    a.stop().await;
+    b.stop().await;
+}
+
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async replicas_share_an_ingest_outage(TestDb) =>
+        sqlite_replicas_share_an_ingest_outage, postgres_replicas_share_an_ingest_outage
 );
 
 /// A live stream whose push targets turn out poor for its audience moves when its app asks
