@@ -26,6 +26,9 @@ pub struct Engine {
     anchor_primary: HashMap<String, String>,
     /// anchor → where its viewers watch from: decayed counts of delivery reports per region.
     audience: HashMap<String, Audience>,
+    /// region → where the viewers of its anchors watch from, all of them together: what a new
+    /// anchor of the region is expected to draw before its own viewers are known.
+    region_audience: HashMap<String, Audience>,
     /// region → incumbent.
     incumbents: HashMap<String, Incumbency>,
     /// (region, provider) → decayed count of first places.
@@ -53,6 +56,16 @@ struct Audience {
 }
 
 impl Audience {
+    /// The decayed counts as of `now_ms`, those not yet forgotten.
+    fn at(&self, now_ms: i64, half_life_ms: f64) -> Vec<(String, f64)> {
+        let f = 0.5f64.powf((now_ms - self.last_ms).max(0) as f64 / half_life_ms);
+        self.regions
+            .iter()
+            .map(|(r, w)| (r.clone(), w * f))
+            .filter(|(_, w)| *w >= FORGET_BELOW)
+            .collect()
+    }
+
     fn add(&mut self, region: &str, now_ms: i64, half_life_ms: f64) {
         if self.last_ms > 0 && now_ms > self.last_ms && half_life_ms > 0.0 {
             let f = 0.5f64.powf((now_ms - self.last_ms) as f64 / half_life_ms);
@@ -332,6 +345,15 @@ impl Engine {
                     }
                     if let Some(audience) = self.audience.get_mut(a) {
                         audience.add(region, now_ms, ihl);
+                    }
+                    if let Some(home) = self.anchor_region.get(a) {
+                        if !self.region_audience.contains_key(home) {
+                            self.region_audience
+                                .insert(home.clone(), Audience::default());
+                        }
+                        if let Some(audience) = self.region_audience.get_mut(home) {
+                            audience.add(region, now_ms, ihl);
+                        }
                     }
                     self.add_ingest(provider, a, !bad, Seen::ByViewer, now_ms, s);
                 }
@@ -919,21 +941,36 @@ impl Engine {
         now_ms: i64,
         s: &ScoringSettings,
     ) -> PushCosts {
-        let mut audience: Vec<(String, f64)> = self
+        let mut audience = self
             .audience
             .get(anchor)
-            .map(|a| {
-                let f = 0.5f64.powf((now_ms - a.last_ms).max(0) as f64 / s.ingest_half_life_ms);
-                a.regions
-                    .iter()
-                    .map(|(r, w)| (r.clone(), w * f))
-                    .filter(|(_, w)| *w >= FORGET_BELOW)
-                    .collect()
-            })
+            .map(|a| a.at(now_ms, s.ingest_half_life_ms))
             .unwrap_or_default();
-        match audience.iter_mut().find(|(r, _)| r == region) {
-            Some((_, w)) => *w += s.prior_weight,
-            None => audience.push((region.to_string(), s.prior_weight)),
+        // The prior, `prior_weight` viewers: spread as the region's anchors' viewers are, or at
+        // home while the region has none.
+        let prior = self
+            .region_audience
+            .get(region)
+            .map(|a| a.at(now_ms, s.ingest_half_life_ms))
+            .unwrap_or_default();
+        let total: f64 = prior.iter().map(|(_, w)| w).sum();
+        let prior = if total >= 1.0 {
+            prior
+                .into_iter()
+                .map(|(r, w)| (r, s.prior_weight * w / total))
+                .collect()
+        } else {
+            vec![(region.to_string(), s.prior_weight)]
+        };
+        for (r, p) in prior {
+            match audience.iter_mut().find(|(x, _)| *x == r) {
+                Some((_, w)) => *w += p,
+                None => audience.push((r, p)),
+            }
+        }
+        // The home region always counts: the anchor's own region is where it is pushed from.
+        if !audience.iter().any(|(r, _)| r == region) {
+            audience.push((region.to_string(), 0.0));
         }
         // A fixed order, so that sums (and ties) replay exactly.
         audience.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1370,7 +1407,15 @@ pub(super) fn hysteresis(
     let challenger = &scores[0];
     let incumbent = &scores[pos];
     let factor = 1.0 - s.hysteresis_margin;
-    if challenger.cost < incumbent.cost * factor {
+    // A challenger shedding new sessions (its admission share below whole: its players'
+    // throughput fell as a full edge's does) does not take first place: between two providers
+    // that fill up in turn, first place would flip, and each flip sends every new session to
+    // the other until it is full too. The incumbent stays first and overflows to it instead.
+    // The provider an incident displaced, coming back, is the exception: its share fell with
+    // its quality and grows back as it serves again.
+    let returning = inc.displaced.as_ref() == Some(&best);
+    let shedding = challenger.admit < 1.0 && !returning;
+    if challenger.cost < incumbent.cost * factor && !shedding {
         let z = s.challenger_sigmas;
         let doubted = (
             challenger.cost + z * challenger.sigma,
@@ -1379,7 +1424,6 @@ pub(super) fn hysteresis(
         // An incumbent drifting away from its own past needs no doubt on the challenger's side,
         // nor does the one it displaced in an incident coming back: an estimate better by the
         // margin is enough, for the hold time.
-        let returning = inc.displaced.as_ref() == Some(&best);
         let confident = doubted.0 < doubted.1 * factor || inc.drift.alarm || returning;
         let decisive = doubted.0 < doubted.1 * (1.0 - 2.0 * s.hysteresis_margin);
         let since = match &inc.challenger {
@@ -1390,7 +1434,15 @@ pub(super) fn hysteresis(
         let since = if confident { since } else { 0 };
         if confident && (decisive || now_ms - since >= s.hysteresis_hold_ms) {
             let before = inc.provider.replace(best);
-            inc.displaced = if decisive && !returning { before } else { None };
+            // The provider an incident displaced stays displaced while first place moves
+            // among the others, until it comes back.
+            inc.displaced = if returning {
+                None
+            } else if decisive {
+                before
+            } else {
+                inc.displaced.take()
+            };
             inc.challenger = None;
             return;
         }

@@ -39,9 +39,9 @@ pub struct Incumbency {
     /// its cost over the longer past (cost × seconds, see [`Drift`]).
     #[serde(default)]
     pub drift: Drift,
-    /// The incumbent before this one, when it lost first place plainly failing (an incident):
-    /// it takes first place back on its estimate alone, without doubt, once that is better by
-    /// the margin for the hold time.
+    /// The incumbent that lost first place plainly failing (an incident), kept while first
+    /// place moves among the others: it takes first place back on its estimate alone, without
+    /// doubt, once that is better by the margin for the hold time.
     #[serde(default)]
     pub displaced: Option<String>,
 }

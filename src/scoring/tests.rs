@@ -354,6 +354,21 @@ fn a_provider_displaced_by_an_incident_returns_on_its_estimate() {
         displaced: None,
         ..inc.clone()
     };
+    // First place moving among the others meanwhile (Alibaba to local-srs, and back, each
+    // better by the margin with doubt for the hold time) leaves Tencent displaced.
+    for (challenger, incumbent) in [("local-srs", "alibaba"), ("alibaba", "local-srs")] {
+        for _ in 0..=s.hysteresis_hold_ms / 1000 + 1 {
+            now += 1_000;
+            let mut scores = vec![
+                score(challenger, 0.09, 0.001),
+                score(incumbent, 0.12, 0.001),
+                score("tencent", 0.5, 0.01),
+            ];
+            engine::hysteresis(&mut inc, &mut scores, now, &s);
+        }
+        assert_eq!(inc.provider.as_deref(), Some(challenger));
+        assert_eq!(inc.displaced.as_deref(), Some("tencent"));
+    }
     // Tencent recovers: 0.10 is better than 0.12 by the margin (15%) on its estimate, not with
     // two standard deviations of doubt on both sides.
     for _ in 0..=s.hysteresis_hold_ms / 1000 + 1 {
@@ -366,6 +381,38 @@ fn a_provider_displaced_by_an_incident_returns_on_its_estimate() {
     assert_eq!(inc.provider.as_deref(), Some("tencent"));
     assert_eq!(inc.displaced, None);
     assert_eq!(other.provider.as_deref(), Some("alibaba"));
+}
+
+/// Two providers that fill up in turn: a challenger shedding new sessions itself (its
+/// admission share below whole) does not take first place from a full incumbent, however much
+/// better its estimate; the incumbent overflows to it instead. With room again it takes first
+/// place as before, and a provider an incident displaced comes back with its share still
+/// growing.
+#[test]
+fn a_challenger_shedding_sessions_does_not_take_first_place() {
+    let s = catalog().policy.scoring.clone();
+    let now = 1_800_000_000_000;
+    let run = |inc: &mut Incumbency, admit: f64| {
+        let mut tencent = score("tencent", 0.12, 0.002);
+        tencent.admit = admit;
+        let mut scores = vec![tencent, score("alibaba", 0.5, 0.01)];
+        engine::hysteresis(inc, &mut scores, now, &s);
+        (inc.provider.clone().unwrap(), scores[0].provider.clone())
+    };
+    let full = || Incumbency {
+        provider: Some("alibaba".into()),
+        ..Default::default()
+    };
+    let alibaba = ("alibaba".to_string(), "alibaba".to_string());
+    let tencent = ("tencent".to_string(), "tencent".to_string());
+    assert_eq!(run(&mut full(), 0.5), alibaba, "shedding: stays second");
+    assert_eq!(run(&mut full(), 0.05), alibaba);
+    assert_eq!(run(&mut full(), 1.0), tencent, "with room: first at once");
+    let mut back = Incumbency {
+        displaced: Some("tencent".into()),
+        ..full()
+    };
+    assert_eq!(run(&mut back, 0.5), tencent, "displaced, coming back");
 }
 
 fn probe_failure(provider: &str, share: f64) -> Signal {
@@ -494,6 +541,39 @@ fn a_push_serves_the_anchors_audience() {
         assert_eq!(abroad[0].provider, "local-srs", "{abroad:#?}");
         assert_ne!(abroad[1].provider, "local-srs");
     }
+}
+
+/// A new anchor, none of whose viewers is known yet, is expected to draw the audience its
+/// region's anchors draw: in a region whose anchors are watched mostly from Hong Kong, it is
+/// pushed first to the CDN that serves Hong Kong, with one that serves Taiwan as its backup;
+/// where nothing is known of the region's audience, it is placed for home.
+#[test]
+fn a_new_anchor_is_pushed_for_its_regions_audience() {
+    let candidates: Vec<String> = ["tencent", "alibaba", "local-srs"]
+        .map(String::from)
+        .to_vec();
+    let (mut e, s, mut now) = two_regions();
+    let mut rng = SmallRng::seed_from_u64(seed());
+    let first = e.ingest_rank("anchor-new", TW, &candidates, now, &s, &mut rng);
+    assert_eq!(first[0].provider, "tencent", "{first:#?}");
+    // The region's anchors go live and are watched, four viewers in five from Hong Kong.
+    for a in ["anchor-1", "anchor-2", "anchor-3"] {
+        e.ingest_rank(a, TW, &candidates, now, &s, &mut rng);
+    }
+    for i in 0..60 {
+        now += 100;
+        let region = if i % 5 == 0 { TW } else { "hk" };
+        let anchor = ["anchor-1", "anchor-2", "anchor-3"][i % 3];
+        e.apply(&report("tencent", region, Some(anchor), false), now, &s);
+    }
+    for _ in 0..100 {
+        let new = e.ingest_rank("anchor-newer", TW, &candidates, now, &s, &mut rng);
+        assert_eq!(new[0].provider, "local-srs", "{new:#?}");
+        assert_ne!(new[1].provider, "local-srs");
+    }
+    // An anchor of a region with no audience known is still placed for home.
+    let elsewhere = e.ingest_rank("anchor-hk", "hk", &candidates, now, &s, &mut rng);
+    assert_ne!(elsewhere[0].provider, "tencent", "{elsewhere:#?}");
 }
 
 /// Backups are drawn: a provider nobody has pushed to is tried as a backup now and then, so its
