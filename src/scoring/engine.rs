@@ -968,10 +968,6 @@ impl Engine {
                 None => audience.push((r, p)),
             }
         }
-        // The home region always counts: the anchor's own region is where it is pushed from.
-        if !audience.iter().any(|(r, _)| r == region) {
-            audience.push((region.to_string(), 0.0));
-        }
         // A fixed order, so that sums (and ties) replay exactly.
         audience.sort_by(|a, b| a.0.cmp(&b.0));
         let weights = Weights(audience.iter().map(|(_, w)| *w).collect());

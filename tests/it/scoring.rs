@@ -50,6 +50,13 @@ fn reports(stream: &str, provider: &str, n: usize, rebuffer_ms: u64) -> Vec<Valu
 }
 
 /// Polls until `f` holds (the signal consumer applies reports within a tenth of a second).
+/// One run of the job that saves this replica's score windows and takes in the others'.
+async fn persist(app: &TestApp) -> String {
+    livesteer::jobs::run_once(app.state.jobs(), "persist_scores")
+        .await
+        .unwrap()
+}
+
 async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) -> bool {
     for _ in 0..50 {
         if f().await {
@@ -535,12 +542,8 @@ async fn replicas_share_what_they_learn(db: TestDb) {
     assert_eq!(a.post("/v1/qos", json!(batch)).await.0, 200);
     assert!(eventually(async || first(&a.get(&play).await.1) == "alibaba").await);
     // A saves its windows, B takes them in: B ranks with what A heard.
-    livesteer::jobs::run_once(a.state.jobs(), "persist_scores")
-        .await
-        .unwrap();
-    let summary = livesteer::jobs::run_once(b.state.jobs(), "persist_scores")
-        .await
-        .unwrap();
+    persist(&a).await;
+    let summary = persist(&b).await;
     assert!(summary.contains("took in"), "{summary}");
     b.state.scorer.refresh();
     assert_eq!(first(&b.get(&play).await.1), "alibaba");
@@ -552,9 +555,7 @@ async fn replicas_share_what_they_learn(db: TestDb) {
     assert!(applied, "the reports never all reached the engine");
     a.state.scorer.refresh();
     let before = a.state.scorer.snapshot().cost("tw", "tencent").unwrap();
-    livesteer::jobs::run_once(a.state.jobs(), "persist_scores")
-        .await
-        .unwrap();
+    persist(&a).await;
     a.state.scorer.refresh();
     let after = a.state.scorer.snapshot().cost("tw", "tencent").unwrap();
     assert!((before - after).abs() < 0.02, "{before} vs {after}");
@@ -618,12 +619,8 @@ async fn replicas_share_an_ingest_outage(db: TestDb) {
     // Over the hour alone the region's rate is a sixth of that.
     let (_, region_over_the_hour) = a.state.scorer.ingest_unhealthy(&cdn, "anchor-hk-2", "hk");
     assert!(region_over_the_hour < 0.2, "{region_over_the_hour}");
-    livesteer::jobs::run_once(a.state.jobs(), "persist_scores")
-        .await
-        .unwrap();
-    let summary = livesteer::jobs::run_once(b.state.jobs(), "persist_scores")
-        .await
-        .unwrap();
+    persist(&a).await;
+    let summary = persist(&b).await;
     assert!(summary.contains("took in"), "{summary}");
     assert!(estimate(&b) > 0.4, "{}", estimate(&b));
     a.stop().await;
