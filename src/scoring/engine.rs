@@ -66,6 +66,23 @@ impl Audience {
             .collect()
     }
 
+    /// Adds a viewer in `region` to the audience `key` has in `map`.
+    fn add_to(
+        map: &mut HashMap<String, Audience>,
+        key: &str,
+        region: &str,
+        now_ms: i64,
+        half_life_ms: f64,
+    ) {
+        // The key is copied only for a new audience: reports mostly land on existing ones.
+        if !map.contains_key(key) {
+            map.insert(key.to_string(), Audience::default());
+        }
+        if let Some(audience) = map.get_mut(key) {
+            audience.add(region, now_ms, half_life_ms);
+        }
+    }
+
     fn add(&mut self, region: &str, now_ms: i64, half_life_ms: f64) {
         if self.last_ms > 0 && now_ms > self.last_ms && half_life_ms > 0.0 {
             let f = 0.5f64.powf((now_ms - self.last_ms) as f64 / half_life_ms);
@@ -340,20 +357,9 @@ impl Engine {
                 };
                 self.add_delivery(provider, region, &obs, 1.0, now_ms, s);
                 if let Some(a) = anchor_id {
-                    if !self.audience.contains_key(a) {
-                        self.audience.insert(a.clone(), Audience::default());
-                    }
-                    if let Some(audience) = self.audience.get_mut(a) {
-                        audience.add(region, now_ms, ihl);
-                    }
+                    Audience::add_to(&mut self.audience, a, region, now_ms, ihl);
                     if let Some(home) = self.anchor_region.get(a) {
-                        if !self.region_audience.contains_key(home) {
-                            self.region_audience
-                                .insert(home.clone(), Audience::default());
-                        }
-                        if let Some(audience) = self.region_audience.get_mut(home) {
-                            audience.add(region, now_ms, ihl);
-                        }
+                        Audience::add_to(&mut self.region_audience, home, region, now_ms, ihl);
                     }
                     self.add_ingest(provider, a, !bad, Seen::ByViewer, now_ms, s);
                 }

@@ -49,7 +49,6 @@ fn reports(stream: &str, provider: &str, n: usize, rebuffer_ms: u64) -> Vec<Valu
         .collect()
 }
 
-/// Polls until `f` holds (the signal consumer applies reports within a tenth of a second).
 /// One run of the job that saves this replica's score windows and takes in the others'.
 async fn persist(app: &TestApp) -> String {
     livesteer::jobs::run_once(app.state.jobs(), "persist_scores")
@@ -57,6 +56,7 @@ async fn persist(app: &TestApp) -> String {
         .unwrap()
 }
 
+/// Polls until `f` holds (the signal consumer applies reports within a tenth of a second).
 async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) -> bool {
     for _ in 0..50 {
         if f().await {
