@@ -79,6 +79,7 @@ fn warmed_scores(cat: &Catalog, now_ms: i64) -> (Engine, std::sync::Arc<Snapshot
                 rebuffer_count: u32::from(i % 17 == 0),
                 startup_ms: Some(800 + (i % 7) as u64 * 50),
                 error: false,
+                session: None,
             };
             engine.apply(&signal, now_ms - 180_000 + i * 60, s);
         }

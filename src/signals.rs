@@ -44,6 +44,9 @@ pub enum Signal {
         startup_ms: Option<u64>,
         /// The session failed (could not start, or died).
         error: bool,
+        /// The player's session (its `sid`, see [`session_key`]), when known: its reports on
+        /// one provider are one stint, which the engine's stint windows count once.
+        session: Option<u64>,
     },
     /// A player stalled on a provider and asked to switch away: a strong negative.
     Switch {
@@ -97,6 +100,14 @@ pub enum Signal {
         /// Ingest bitrate, when measured.
         bitrate_kbps: Option<f64>,
     },
+}
+
+/// The key a player's session id is known by in [`Signal::Delivery`].
+pub fn session_key(sid: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sid.hash(&mut h);
+    h.finish()
 }
 
 /// Producers' end of the bus.

@@ -1137,6 +1137,7 @@ mod tests {
                 rebuffer_count: u32::from(provider == "tencent"),
                 startup_ms: Some(900),
                 error: false,
+                session: None,
             };
             engine.apply(&report, now_ms, &catalog.policy.scoring);
         }

@@ -233,6 +233,7 @@ fn check(
             rebuffer_count,
             startup_ms,
             error,
+            session: r.sid.as_deref().map(crate::signals::session_key),
         },
         ratio,
     ))

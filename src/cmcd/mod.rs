@@ -156,6 +156,8 @@ pub struct Context<'a> {
 /// One player session's accounting.
 #[derive(Debug, Default)]
 struct Session {
+    /// The session id's key ([`crate::signals::session_key`]); `None` for a line without one.
+    key: Option<u64>,
     provider: Option<String>,
     anchor_id: Option<String>,
     protocol: Option<Protocol>,
@@ -308,6 +310,7 @@ impl Session {
                 rebuffer_count: self.rebuffer_count,
                 startup_ms,
                 error: self.error,
+                session: self.key,
             });
         }
         if let (Some(br), false, true) = (self.br, self.kbps.is_empty(), covered > 0) {
@@ -399,10 +402,12 @@ impl Collector {
             let located = request_url(r)
                 .and_then(|u| index.lookup(&u).map(|(p, path)| (p.to_string(), path)));
             let session = match &r.sid {
-                Some(sid) => Some(
-                    self.sessions
-                        .get_with_by_ref(sid.as_str(), || Arc::new(Mutex::new(Session::default()))),
-                ),
+                Some(sid) => Some(self.sessions.get_with_by_ref(sid.as_str(), || {
+                    Arc::new(Mutex::new(Session {
+                        key: Some(crate::signals::session_key(sid)),
+                        ..Session::default()
+                    }))
+                })),
                 None => None,
             };
             let mut own = Session::default();

@@ -133,6 +133,11 @@ fn a_session_reports_startup_and_played_time_per_stretch_not_per_line() {
             Some("anchor-7")
         )
     );
+    // The session goes with it, for the engine to count its stint once.
+    assert!(
+        matches!(out[0], Signal::Delivery { session: Some(k), .. } if k == crate::signals::session_key("a")),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -46,6 +46,17 @@ pub struct Engine {
     /// The last snapshot, whose decision counters are harvested at the next refresh.
     last: Option<Arc<Snapshot>>,
     last_prune_ms: i64,
+    /// Player session key → its current stint (see [`Window::stints`]).
+    stints: HashMap<u64, Stint>,
+}
+
+/// A player session's stretch on one provider, as its reports tell it.
+#[derive(Debug)]
+struct Stint {
+    provider: String,
+    /// It has told a stall (or a failure) already.
+    bad: bool,
+    last_ms: i64,
 }
 
 /// Where one anchor's viewers watch from, decayed with the ingest half-life.
@@ -263,6 +274,12 @@ pub const RELOAD_REPORT_MS: f64 = 30_000.0;
 /// Ingest windows with less weight than this are forgotten.
 const FORGET_BELOW: f64 = 0.01;
 
+/// A session not heard from for this long is forgotten: its next report starts a new stint.
+const STINT_IDLE_MS: i64 = 600_000;
+
+/// Most sessions followed at once; past that, a new session's reports each count as a stint.
+const MAX_STINTS: usize = 1_000_000;
+
 /// Whether a report is a bad session by the policy's thresholds.
 pub(super) fn is_bad(
     settings: &ScoringSettings,
@@ -302,6 +319,9 @@ struct Obs {
     startup_s: Option<f64>,
     error: Option<bool>,
     bad: bool,
+    /// What the report adds to the stint windows: bad or not, or nothing (a stint's later
+    /// report that tells nothing new).
+    stint: Option<bool>,
 }
 
 impl Obs {
@@ -319,6 +339,9 @@ impl Obs {
             w.error.add(f64::from(u8::from(e)), weight);
         }
         w.bad.add(f64::from(u8::from(self.bad)), weight);
+        if let Some(b) = self.stint {
+            w.stints.add(f64::from(u8::from(b)), weight);
+        }
     }
 }
 
@@ -339,6 +362,7 @@ impl Engine {
                 rebuffer_ms,
                 startup_ms,
                 error,
+                session,
                 ..
             } => {
                 let total = played_ms.saturating_add(*rebuffer_ms);
@@ -354,6 +378,7 @@ impl Engine {
                     startup_s: startup_ms.map(|ms| ms as f64 / 1000.0),
                     error: Some(*error),
                     bad,
+                    stint: self.stint(*session, provider, bad, now_ms),
                 };
                 self.add_delivery(provider, region, &obs, 1.0, now_ms, s);
                 if let Some(a) = anchor_id {
@@ -375,6 +400,7 @@ impl Engine {
                     startup_s: None,
                     error: None,
                     bad: true,
+                    stint: None,
                 };
                 self.add_delivery(provider, region, &obs, s.switch_weight, now_ms, s);
                 if let Some(a) = anchor_id {
@@ -398,6 +424,7 @@ impl Engine {
                         startup_s: None,
                         error: None,
                         bad,
+                        stint: None,
                     };
                     self.add_delivery(provider, region, &obs, weight, now_ms, s);
                 }
@@ -416,6 +443,7 @@ impl Engine {
                     startup_s: None,
                     error: Some(true),
                     bad: true,
+                    stint: None,
                 };
                 if *share > 0.0 && s.probe_failure_weight > 0.0 {
                     let weight = s.probe_failure_weight * share.min(1.0);
@@ -428,6 +456,50 @@ impl Engine {
                 healthy,
                 ..
             } => self.add_ingest(provider, anchor_id, *healthy, Seen::AtIngest, now_ms, s),
+        }
+    }
+
+    /// What a session's report adds to the stint windows: its stint's first report counts, a
+    /// later one only when it is the first to tell a stall. A report on another provider than
+    /// the session's last starts a new stint; one without a session is a stint of its own.
+    fn stint(
+        &mut self,
+        session: Option<u64>,
+        provider: &str,
+        bad: bool,
+        now_ms: i64,
+    ) -> Option<bool> {
+        let Some(key) = session else {
+            return Some(bad);
+        };
+        match self.stints.get_mut(&key) {
+            Some(st) if st.provider == provider && now_ms - st.last_ms < STINT_IDLE_MS => {
+                st.last_ms = now_ms;
+                let first_stall = bad && !st.bad;
+                st.bad |= bad;
+                first_stall.then_some(true)
+            }
+            Some(st) => {
+                *st = Stint {
+                    provider: provider.to_string(),
+                    bad,
+                    last_ms: now_ms,
+                };
+                Some(bad)
+            }
+            None => {
+                if self.stints.len() < MAX_STINTS {
+                    self.stints.insert(
+                        key,
+                        Stint {
+                            provider: provider.to_string(),
+                            bad,
+                            last_ms: now_ms,
+                        },
+                    );
+                }
+                Some(bad)
+            }
         }
     }
 
@@ -688,7 +760,18 @@ impl Engine {
         let rebuffer = chain(|w| &w.rebuffer, p.rebuffer_ratio);
         let startup = chain(|w| &w.startup, p.startup_seconds);
         let error = chain(|w| &w.error, p.error_rate);
-        let bad_rate = chain(|w| &w.bad, p.bad_rate);
+        let per_report = chain(|w| &w.bad, p.bad_rate);
+        let stint_bad_rate = chain(|w| &w.stints, p.bad_rate);
+        let stint_sigma =
+            (stint_bad_rate * (1.0 - stint_bad_rate) / (own.stints.w + pw).max(1e-9)).sqrt();
+        // Over the longer past (push decisions, and the drift alarm's reference), the worse of
+        // the two; over the recent window, [`Engine::refresh`] decides (see `stint_rates`).
+        let (bad_rate, bad_evidence) = match kind {
+            WindowKind::DeliveryHistory if stint_bad_rate > per_report => {
+                (stint_bad_rate, &own.stints)
+            }
+            _ => (per_report, &own.bad),
+        };
         let w = &s.weights;
         let cost_per_gb = 0.0;
         let cost = w.rebuffer_ratio * rebuffer
@@ -712,7 +795,7 @@ impl Engine {
             + w.startup_seconds.powi(2)
                 * spread(&own.startup, cont(&own.startup, (startup * 0.2).powi(2)))
             + w.error_rate.powi(2) * spread(&own.error, error * (1.0 - error))
-            + w.bad_rate.powi(2) * spread(&own.bad, bad_rate * (1.0 - bad_rate));
+            + w.bad_rate.powi(2) * spread(bad_evidence, bad_rate * (1.0 - bad_rate));
         Score {
             provider: provider.to_string(),
             cost,
@@ -726,6 +809,8 @@ impl Engine {
             share: self.share(region, provider),
             admit: 1.0,
             priced: 0.0,
+            stint_bad_rate,
+            stint_sigma,
         }
     }
 
@@ -1084,7 +1169,7 @@ impl Engine {
                 sc.cost += extra;
                 sc.priced = *extra;
             }
-            // Ties keep the policy's preference order.
+            // By cost; ties keep the policy's preference order.
             let pref = |p: &str| {
                 region
                     .providers
@@ -1092,13 +1177,19 @@ impl Engine {
                     .position(|x| x == p)
                     .unwrap_or(usize::MAX)
             };
-            scores.sort_by(|a, b| {
-                a.cost
-                    .total_cmp(&b.cost)
-                    .then(pref(&a.provider).cmp(&pref(&b.provider)))
-            });
+            let by_cost = |scores: &mut Vec<Score>| {
+                scores.sort_by(|a, b| {
+                    a.cost
+                        .total_cmp(&b.cost)
+                        .then(pref(&a.provider).cmp(&pref(&b.provider)))
+                })
+            };
+            by_cost(&mut scores);
             if s.overflow_seconds > 0.0 {
                 self.overflow(&region.id, &mut scores, now_ms, s);
+            }
+            if stint_rates(&mut scores, s) {
+                by_cost(&mut scores);
             }
             // The incumbent's recent cost against its longer past, for the drift alarm.
             let past = self
@@ -1277,6 +1368,8 @@ impl Engine {
         self.anchor_primary.retain(|a, _| live.contains(a));
         self.audience.retain(|a, _| live.contains(a));
         self.shares.retain(|_, m| m.w >= FORGET_BELOW);
+        self.stints
+            .retain(|_, st| now_ms - st.last_ms < STINT_IDLE_MS);
         self.last_prune_ms = now_ms;
     }
 
@@ -1358,6 +1451,26 @@ fn price_preference(costs: &[f64], prices: &[f64], tolerance: f64) -> Vec<f64> {
         .iter()
         .map(|p| tolerance * best.max(0.0) * p / dearest)
         .collect()
+}
+
+/// Ranks each provider on the worse of its per-report and per-stint bad rates (see
+/// [`Window::stints`]), but while it sheds new sessions; true if any cost rose. Per report, the
+/// bad rate flatters whoever holds first place: most of its evidence is the players who
+/// stayed, reporting on and on, while those who stalled have left. A provider drifting worse
+/// shows in its new sessions' stints long before it does there. A full edge (shedding, see
+/// [`Engine::overflow`]) stalls every new session at once: on its stints it would lose first
+/// place to the next, which fills in turn, so the admission share deals with it alone.
+fn stint_rates(scores: &mut [Score], s: &ScoringSettings) -> bool {
+    let mut rose = false;
+    for sc in scores.iter_mut() {
+        if sc.admit >= 1.0 && sc.stint_bad_rate > sc.bad_rate {
+            sc.cost += s.weights.bad_rate * (sc.stint_bad_rate - sc.bad_rate);
+            sc.sigma = sc.sigma.max(s.weights.bad_rate * sc.stint_sigma);
+            sc.bad_rate = sc.stint_bad_rate;
+            rose = true;
+        }
+    }
+    rose
 }
 
 /// A provider's price per GB (0 when the provider file gives none).

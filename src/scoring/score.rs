@@ -27,6 +27,11 @@ pub struct Score {
     /// The price preference's part of `cost` (`scoring.price_tolerance`; 0 when off): `cost`
     /// less this is the provider's quality.
     pub priced: f64,
+    /// The bad rate per stint (see [`super::window::Window::stints`]) and its standard
+    /// deviation. `bad_rate` is the worse of this and the per-report rate, but while the
+    /// provider sheds new sessions.
+    pub stint_bad_rate: f64,
+    pub stint_sigma: f64,
 }
 
 /// The incumbent of a region, and a challenger that looks better: (provider, since when it has

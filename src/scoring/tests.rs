@@ -128,6 +128,7 @@ impl World {
                 rebuffer_count: u32::from(is_bad),
                 startup_ms: Some(t.startup_ms + jitter),
                 error: false,
+                session: None,
             };
             self.engine
                 .apply(&signal, self.now_ms, &self.catalog.policy.scoring);
@@ -303,6 +304,8 @@ fn score(provider: &str, cost: f64, sigma: f64) -> Score {
         ingest_unhealthy: 0.0,
         admit: 1.0,
         priced: 0.0,
+        stint_bad_rate: 0.0,
+        stint_sigma: 0.0,
         share: 0.0,
     }
 }
@@ -491,6 +494,7 @@ fn report(provider: &str, region: &str, anchor: Option<&str>, bad: bool) -> Sign
         rebuffer_count: u32::from(bad),
         startup_ms: Some(800),
         error: false,
+        session: None,
     }
 }
 
@@ -929,12 +933,113 @@ fn every_report_counts() {
             rebuffer_count: 1,
             startup_ms: Some(900),
             error: false,
+            session: None,
         };
         e.apply(&signal, now, s);
     }
     let score = e.delivery_score("tencent", TW, now, s);
     assert!((score.samples - 300.0).abs() < 1e-6, "{score:?}");
     assert!(score.bad_rate > 0.95, "{score:?}");
+}
+
+fn session_report(provider: &str, session: Option<u64>, bad: bool) -> Signal {
+    Signal::Delivery {
+        provider: provider.into(),
+        region: TW.into(),
+        protocol: Protocol::Hls,
+        anchor_id: None,
+        played_ms: 30_000,
+        rebuffer_ms: if bad { 3_000 } else { 0 },
+        rebuffer_count: u32::from(bad),
+        startup_ms: None,
+        error: false,
+        session,
+    }
+}
+
+/// A session's reports on one provider are one stint, counted when it first reports and again
+/// when it first tells a stall; a report on another provider starts the next stint. The
+/// per-report windows still take every report.
+#[test]
+fn a_session_counts_once_per_stint() {
+    let catalog = catalog();
+    let s = &catalog.policy.scoring;
+    let mut e = Engine::new();
+    let now = 1_800_000_000_000;
+    let one = Some(42);
+    for bad in [false; 10].into_iter().chain([true, true, false]) {
+        e.apply(&session_report("tencent", one, bad), now, s);
+    }
+    e.apply(&session_report("alibaba", one, false), now, s);
+    e.apply(&session_report("tencent", one, false), now, s);
+    // Each provider's own stints, shrunk toward the prior (nothing elsewhere to borrow from).
+    let shrunk = |stints: f64, bad: f64| {
+        (bad + s.prior_weight * s.prior.bad_rate) / (stints + s.prior_weight)
+    };
+    let t = e.delivery_score("tencent", TW, now, s);
+    assert!((t.samples - 14.0).abs() < 1e-9, "{t:?}");
+    assert!((t.stint_bad_rate - shrunk(3.0, 1.0)).abs() < 1e-9, "{t:?}");
+    let a = e.delivery_score("alibaba", TW, now, s);
+    assert!((a.stint_bad_rate - shrunk(1.0, 0.0)).abs() < 1e-9, "{a:?}");
+    // Reports without a session are a stint each.
+    for _ in 0..4 {
+        e.apply(&session_report("alibaba", None, true), now, s);
+    }
+    let a = e.delivery_score("alibaba", TW, now, s);
+    assert!((a.stint_bad_rate - shrunk(5.0, 4.0)).abs() < 1e-9, "{a:?}");
+}
+
+/// Tencent holds first place when its new sessions begin to stall one in five, while the
+/// 300 players who stayed on it report well every 10 s, and Alibaba's new sessions stall one in
+/// 25. The incumbent: Alibaba within a minute when the reports carry their sessions (per
+/// stint, Tencent is five times worse); Tencent still, per report, when they do not.
+#[test]
+fn an_incumbent_whose_new_sessions_stall_loses_first_place() {
+    let catalog = catalog();
+    let s = &catalog.policy.scoring;
+    let run = |with_sessions: bool| {
+        let mut e = Engine::new();
+        let mut now = 1_800_000_000_000;
+        let mut next = 1_000u64;
+        let mut new_session = |provider: &str, bad: bool| {
+            next += 1;
+            session_report(provider, with_sessions.then_some(next), bad)
+        };
+        let mut first_after_warmup = None;
+        for sec in 0..180u64 {
+            now += 1_000;
+            let degraded = sec >= 60;
+            for i in 0..10 {
+                let bad = if degraded {
+                    i % 5 == 4
+                } else {
+                    sec % 5 == 4 && i == 9
+                };
+                e.apply(&new_session("tencent", bad), now, s);
+            }
+            for i in 0..5 {
+                let bad = (sec * 5 + i) % 25 == 24;
+                e.apply(&new_session("alibaba", bad), now, s);
+            }
+            if degraded {
+                for k in 0..30 {
+                    let stayer = (sec * 30 + k) % 300;
+                    let session = with_sessions.then_some(stayer);
+                    e.apply(&session_report("tencent", session, false), now, s);
+                }
+            }
+            e.refresh(now, &catalog);
+            if sec == 59 {
+                first_after_warmup = e.incumbency(TW).and_then(|i| i.provider.clone());
+            }
+        }
+        let last = e.incumbency(TW).and_then(|i| i.provider.clone());
+        (first_after_warmup, last)
+    };
+    let tencent = Some("tencent".to_string());
+    let alibaba = Some("alibaba".to_string());
+    assert_eq!(run(true), (tencent.clone(), alibaba));
+    assert_eq!(run(false), (tencent.clone(), tencent));
 }
 
 fn without_drift_alarm(w: &mut World) {

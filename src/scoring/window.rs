@@ -77,6 +77,12 @@ pub struct Window {
     /// here first: every player's share of it falls.
     #[serde(default)]
     pub throughput: Moments,
+    /// Per stint (a player session's stretch on one provider): bad (1) or not (0), counted
+    /// when the stint first reports and again only when it first tells a stall. Per report,
+    /// the players who stayed on a provider outnumber those who stalled and left; per stint,
+    /// each counts once.
+    #[serde(default)]
+    pub stints: Moments,
     /// When the sums were last decayed, unix ms.
     pub last_ms: i64,
 }
@@ -96,6 +102,7 @@ impl Window {
                 &mut self.bad,
                 &mut self.unhealthy,
                 &mut self.throughput,
+                &mut self.stints,
             ] {
                 m.scale(f);
             }
@@ -120,6 +127,7 @@ impl Window {
         self.bad.merge(&o.bad);
         self.unhealthy.merge(&o.unhealthy);
         self.throughput.merge(&o.throughput);
+        self.stints.merge(&o.stints);
     }
 
     /// Reports held (decayed), the delivery side.

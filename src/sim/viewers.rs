@@ -49,6 +49,7 @@ pub(super) fn delivery(
         rebuffer_count: u32::from(stalled),
         startup_ms: startup_ms.map(|ms| ms as u64),
         error,
+        session: Some(s.id),
     }
 }
 
