@@ -136,6 +136,73 @@ async fn qos_reorders_play_and_steering() {
     app.stop().await;
 }
 
+/// Reports that name their session (`sid`) count once per session on a provider as well as one
+/// by one. Thirty players stay on Tencent and report well 30 times each, while 90 of its 300
+/// new sessions stall; 20 of Alibaba's 400 new sessions do. Report by report, Tencent is not
+/// confidently worse and keeps first place; by session, it is plainly worse and loses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_sessions_count_once_per_provider() {
+    for with_sid in [true, false] {
+        let db = TestDb::sqlite();
+        let app = app(&db).await;
+        let id = app.create_stream("anchor-sid", "tw").await["stream_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let report = |provider: &str, sid: String, stalled: bool| {
+            let mut r = json!({
+                "stream_id": id, "provider": provider, "region": "tw", "protocol": "hls",
+                "played_ms": 30000, "rebuffer_ms": if stalled { 3000 } else { 0 },
+                "rebuffer_count": u32::from(stalled), "startup_ms": 900
+            });
+            if with_sid {
+                r["sid"] = json!(sid);
+            }
+            r
+        };
+        let stayers: Vec<Value> = (0..900)
+            .map(|i| report("tencent", format!("stay-{}", i % 30), false))
+            .collect();
+        let mut arrivals: Vec<Value> = (0..300)
+            .map(|i| report("tencent", format!("t-{i}"), i % 10 < 3))
+            .collect();
+        arrivals.extend((0..400).map(|i| report("alibaba", format!("a-{i}"), i % 20 == 0)));
+        for batch in [stayers, arrivals] {
+            let (status, body) = app.post("/v1/qos", json!({ "reports": batch })).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let admin_scores = async || -> Value {
+            let res = app
+                .client
+                .get(app.url("/admin/scores?region=tw"))
+                .bearer_auth("secret-admin-token")
+                .send()
+                .await
+                .unwrap();
+            res.json().await.unwrap()
+        };
+        // Alibaba's reports come last.
+        let applied = eventually(async || {
+            admin_scores().await["regions"][0]["order"]
+                .as_array()
+                .is_some_and(|o| {
+                    o.iter().any(|s| {
+                        s["provider"] == "alibaba" && s["samples"].as_f64().unwrap_or(0.0) > 300.0
+                    })
+                })
+        })
+        .await;
+        assert!(applied, "not applied: {}", admin_scores().await);
+        let expected = if with_sid { "alibaba" } else { "tencent" };
+        let settled = eventually(async || {
+            admin_scores().await["regions"][0]["incumbency"]["provider"] == expected
+        })
+        .await;
+        assert!(settled, "with sid: {with_sid}: {}", admin_scores().await);
+        app.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos_batches_keep_good_reports_and_refuse_bad_ones() {
     let db = TestDb::sqlite();
