@@ -472,35 +472,27 @@ impl Engine {
         let Some(key) = session else {
             return Some(bad);
         };
+        // A new stint (its provider copied only then: most reports continue one).
+        let fresh = || Stint {
+            provider: provider.to_string(),
+            bad,
+            last_ms: now_ms,
+        };
+        let room = self.stints.len() < MAX_STINTS;
         match self.stints.get_mut(&key) {
             Some(st) if st.provider == provider && now_ms - st.last_ms < STINT_IDLE_MS => {
                 st.last_ms = now_ms;
                 let first_stall = bad && !st.bad;
                 st.bad |= bad;
-                first_stall.then_some(true)
+                return first_stall.then_some(true);
             }
-            Some(st) => {
-                *st = Stint {
-                    provider: provider.to_string(),
-                    bad,
-                    last_ms: now_ms,
-                };
-                Some(bad)
+            Some(st) => *st = fresh(),
+            None if room => {
+                self.stints.insert(key, fresh());
             }
-            None => {
-                if self.stints.len() < MAX_STINTS {
-                    self.stints.insert(
-                        key,
-                        Stint {
-                            provider: provider.to_string(),
-                            bad,
-                            last_ms: now_ms,
-                        },
-                    );
-                }
-                Some(bad)
-            }
+            None => {}
         }
+        Some(bad)
     }
 
     fn add_delivery(

@@ -56,6 +56,18 @@ async fn persist(app: &TestApp) -> String {
         .unwrap()
 }
 
+/// Taiwan's ranking as ops see it (`/admin/scores`).
+async fn tw_scores(app: &TestApp) -> Value {
+    let res = app
+        .client
+        .get(app.url("/admin/scores?region=tw"))
+        .bearer_auth("secret-admin-token")
+        .send()
+        .await
+        .unwrap();
+    res.json().await.unwrap()
+}
+
 /// Polls until `f` holds (the signal consumer applies reports within a tenth of a second).
 async fn eventually<F: AsyncFnMut() -> bool>(mut f: F) -> bool {
     for _ in 0..50 {
@@ -104,26 +116,16 @@ async fn qos_reorders_play_and_steering() {
     assert_eq!(steer["PATHWAY-PRIORITY"][0], "alibaba");
     // Scores are visible to ops, once the whole batch is applied (the consumer applies what
     // has arrived and publishes at most every 100 ms).
-    let admin_scores = async || -> Value {
-        let res = app
-            .client
-            .get(app.url("/admin/scores?region=tw"))
-            .bearer_auth("secret-admin-token")
-            .send()
-            .await
-            .unwrap();
-        res.json().await.unwrap()
-    };
     // Alibaba's reports come last in the batch.
     let applied = eventually(async || {
-        let scores = admin_scores().await;
+        let scores = tw_scores(&app).await;
         scores["regions"][0]["order"].as_array().is_some_and(|o| {
             o.iter()
                 .any(|s| s["provider"] == "alibaba" && s["samples"].as_f64().unwrap_or(0.0) > 10.0)
         })
     })
     .await;
-    let scores = admin_scores().await;
+    let scores = tw_scores(&app).await;
     assert!(applied, "the batch was not applied: {scores}");
     let order: Vec<&str> = scores["regions"][0]["order"]
         .as_array()
@@ -171,19 +173,9 @@ async fn qos_sessions_count_once_per_provider() {
             let (status, body) = app.post("/v1/qos", json!({ "reports": batch })).await;
             assert_eq!(status, 200, "{body}");
         }
-        let admin_scores = async || -> Value {
-            let res = app
-                .client
-                .get(app.url("/admin/scores?region=tw"))
-                .bearer_auth("secret-admin-token")
-                .send()
-                .await
-                .unwrap();
-            res.json().await.unwrap()
-        };
         // Alibaba's reports come last.
         let applied = eventually(async || {
-            admin_scores().await["regions"][0]["order"]
+            tw_scores(&app).await["regions"][0]["order"]
                 .as_array()
                 .is_some_and(|o| {
                     o.iter().any(|s| {
@@ -192,13 +184,13 @@ async fn qos_sessions_count_once_per_provider() {
                 })
         })
         .await;
-        assert!(applied, "not applied: {}", admin_scores().await);
+        assert!(applied, "not applied: {}", tw_scores(&app).await);
         let expected = if with_sid { "alibaba" } else { "tencent" };
         let settled = eventually(async || {
-            admin_scores().await["regions"][0]["incumbency"]["provider"] == expected
+            tw_scores(&app).await["regions"][0]["incumbency"]["provider"] == expected
         })
         .await;
-        assert!(settled, "with sid: {with_sid}: {}", admin_scores().await);
+        assert!(settled, "with sid: {with_sid}: {}", tw_scores(&app).await);
         app.stop().await;
     }
 }
