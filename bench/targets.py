@@ -15,6 +15,10 @@ naming the directory that holds the other strategies' reports.
   python3 bench/targets.py --run --out runs/base            # every strategy, 8 worlds each
   python3 bench/targets.py --run --strategies engine --out runs/try1 --baseline runs/base
   python3 bench/targets.py --out runs/try1 --baseline runs/base   # the table again
+
+`--loss` prints instead, per scenario, where in simulated time the engine lost against the
+oracle: per bucket of the timeline (by when sessions started), the engine's and the oracle's
+bad sessions over the engine's worlds, and their difference, also summed.
 """
 import argparse
 import json
@@ -124,6 +128,39 @@ def row(dirs, name):
     return "| " + " | ".join(cells) + " |"
 
 
+def loss(dirs, name):
+    """Per timeline bucket, the engine's bad sessions against the oracle's, over the engine's
+    worlds."""
+    _, per_seed = load(dirs, name)
+    seeds = sorted(s for (s, k) in per_seed if k == "engine")
+    if not seeds or any((s, "oracle") not in per_seed for s in seeds):
+        print(f"{name}: no engine, or no oracle in every world the engine ran in", file=sys.stderr)
+        return
+    if "timeline" not in per_seed[(seeds[0], "engine")]:
+        print(f"{name}: these reports hold no timeline", file=sys.stderr)
+        return
+    width = per_seed[(seeds[0], "engine")]["timeline"]["bucket_seconds"]
+
+    def summed(strategy):
+        out = []
+        for s in seeds:
+            for i, (n, bad) in enumerate(per_seed[(s, strategy)]["timeline"]["sessions"]):
+                if i == len(out):
+                    out.append([0, 0])
+                out[i][0] += n
+                out[i][1] += bad
+        return out
+
+    e, o = summed("engine"), summed("oracle")
+    print(f"{name} ({len(seeds)} worlds, buckets of {width:.0f} s)")
+    print("| from | sessions | engine bad | oracle bad | engine - oracle | summed |")
+    print("|---|---|---|---|---|---|")
+    total = 0
+    for i, ((n, eb), (_, ob)) in enumerate(zip(e, o)):
+        total += eb - ob
+        print(f"| {i * width:.0f} s | {n} | {eb} | {ob} | {eb - ob} | {total} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", action="store_true", help="simulate before printing")
@@ -135,6 +172,8 @@ def main():
                     help="directories holding the strategies this run did not simulate")
     ap.add_argument("--policies", help="a directory holding the policies to use instead "
                     "(default.yaml, capped.yaml), e.g. variants of the shipped ones")
+    ap.add_argument("--loss", action="store_true",
+                    help="print where in simulated time the engine lost against the oracle")
     ap.add_argument("scenarios", nargs="*", default=SCENARIOS)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -150,6 +189,10 @@ def main():
             print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
             with open(os.path.join(a.out, name + ".json"), "w") as f:
                 subprocess.run(cmd, stdout=f, check=True)
+    if a.loss:
+        for name in a.scenarios:
+            loss([a.out] + a.baseline, name)
+        return
     print("| scenario | engine / oracle | engine / static | engine / best historical "
           "| switches/session, engine (oracle) | cost per 1000 sessions, engine (best historical) "
           "| time to avoid, worst world: engine (oracle) "

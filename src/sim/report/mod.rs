@@ -43,14 +43,13 @@ pub struct Outcome {
     pub drift_time_to_avoid_seconds: BTreeMap<usize, Option<f64>>,
     /// Per viewer region: where the sessions went.
     pub regions: BTreeMap<String, RegionOutcome>,
-    /// Sessions over simulated time, for the HTML report.
-    #[serde(skip)]
+    /// Sessions over simulated time, for the HTML report and for `bench/targets.py --loss`.
     pub timeline: Timeline,
 }
 
 /// A strategy's sessions over simulated time, in buckets of `bucket_seconds` by when they
 /// started (the warm-up included).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Timeline {
     pub bucket_seconds: f64,
     /// Per bucket: sessions, and bad sessions among them.
