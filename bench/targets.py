@@ -172,6 +172,9 @@ def main():
                     help="directories holding the strategies this run did not simulate")
     ap.add_argument("--policies", help="a directory holding the policies to use instead "
                     "(default.yaml, capped.yaml), e.g. variants of the shipped ones")
+    ap.add_argument("--scenario-dir", default="scenarios",
+                    help="a directory holding the scenarios instead, e.g. the shipped ones with "
+                    "other seeds")
     ap.add_argument("--loss", action="store_true",
                     help="print where in simulated time the engine lost against the oracle")
     ap.add_argument("scenarios", nargs="*", default=SCENARIOS)
@@ -182,7 +185,8 @@ def main():
             policy = POLICY.get(name, "policies/default.yaml")
             if a.policies:
                 policy = os.path.join(a.policies, os.path.basename(policy))
-            cmd = [a.bin, "simulate", "--scenario", f"scenarios/{name}.yaml", "--policy", policy,
+            scenario = os.path.join(a.scenario_dir, name + ".yaml")
+            cmd = [a.bin, "simulate", "--scenario", scenario, "--policy", policy,
                    "--seeds", str(a.seeds), "--json"]
             if a.strategies:
                 cmd += ["--strategies", a.strategies]

@@ -129,6 +129,12 @@ const ADMIT_FLOOR: f64 = 0.05;
 /// Reloads' worth of throughput below which the recent window says nothing about headroom.
 const ADMIT_EVIDENCE: f64 = 3.0;
 
+/// How much of its usual part of a region's players a provider must carry (its share of the
+/// region's steering reloads lately against over the longer past) to shed: below it, its
+/// players have left it (an incident moved them off), and what the few still there measure
+/// says nothing about its capacity.
+const ADMIT_LOAD: f64 = 0.25;
+
 impl Admission {
     fn new(past: f64, now_ms: i64) -> Self {
         Admission {
@@ -140,14 +146,18 @@ impl Admission {
 
     /// Moves the share over the time since the last update: halving every `tau` seconds while
     /// the players' recent throughput (`recent`, log) stands below the base by more than the
-    /// margin with two standard deviations of doubt, growing back by a tenth every `tau`
-    /// seconds while it stands within the margin with the same doubt, held in between. The base
-    /// takes the longer past's mean (`past`) when higher, else follows it down with the
-    /// half-life `hl_ms`. Whether the provider is over its capacity.
+    /// margin with two standard deviations of doubt and the provider carries its load
+    /// (`loaded`), growing back by a tenth every `tau` seconds while it stands within the
+    /// margin with the same doubt (whole within `tau` seconds while it does not carry its load:
+    /// it has room for the players who left it), held in between. The base takes the longer past's mean
+    /// (`past`) when higher, else follows it down with the half-life `hl_ms`. Whether the
+    /// provider is over its capacity.
+    #[allow(clippy::too_many_arguments)]
     fn update(
         &mut self,
         recent: &Moments,
         past: f64,
+        loaded: bool,
         margin: f64,
         now_ms: i64,
         tau: f64,
@@ -169,10 +179,11 @@ impl Admission {
         let drop = self.base - mean;
         let limit = (1.0 + margin / 3.0).ln();
         let over = drop - 2.0 * sd > limit;
-        if over {
+        if over && loaded {
             self.share = (self.share * 0.5f64.powf(dt / tau)).max(ADMIT_FLOOR);
         } else if drop + 2.0 * sd < limit {
-            self.share = (self.share + dt / (10.0 * tau)).min(1.0);
+            let whole_in = if loaded { 10.0 * tau } else { tau };
+            self.share = (self.share + dt / whole_in).min(1.0);
         }
         over
     }
@@ -1251,26 +1262,39 @@ impl Engine {
     /// players' throughput comes back within the margin, so that the overflow goes to the best
     /// provider with room and the full one stays about as good as it was.
     fn overflow(&mut self, region: &str, scores: &mut [Score], now_ms: i64, s: &ScoringSettings) {
-        for sc in scores.iter_mut() {
+        // Each provider's players' throughput, lately and over the longer past.
+        let windows: Vec<(Moments, Moments)> = scores
+            .iter()
+            .map(|sc| {
+                let key = (sc.provider.clone(), region.to_string());
+                let recent = layered(
+                    self.local.delivery.get(&key),
+                    self.remote.delivery.get(&key),
+                    now_ms,
+                    s.half_life_ms,
+                )
+                .throughput;
+                let past = layered(
+                    self.local.history.get(&key),
+                    self.remote.history.get(&key),
+                    now_ms,
+                    s.ingest_half_life_ms,
+                )
+                .throughput;
+                (recent, past)
+            })
+            .collect();
+        // The region's reloads over each: a provider's share of them is the part of the
+        // region's players it carries, whatever the windows' ages.
+        let lately: f64 = windows.iter().map(|w| w.0.w).sum();
+        let before: f64 = windows.iter().map(|w| w.1.w).sum();
+        for (sc, (recent, past)) in scores.iter_mut().zip(windows) {
             let key = (sc.provider.clone(), region.to_string());
-            let recent = layered(
-                self.local.delivery.get(&key),
-                self.remote.delivery.get(&key),
-                now_ms,
-                s.half_life_ms,
-            )
-            .throughput;
-            let past = layered(
-                self.local.history.get(&key),
-                self.remote.history.get(&key),
-                now_ms,
-                s.ingest_half_life_ms,
-            )
-            .throughput;
             let known = self.admit.get(&key).copied();
             if past.w < ADMIT_EVIDENCE && known.is_none() {
                 continue;
             }
+            let load = (recent.w / lately.max(1e-12)) / (past.w / before.max(1e-12)).max(1e-12);
             let past = match known {
                 Some(a) if past.w < ADMIT_EVIDENCE => a.base,
                 _ => past.sum / past.w,
@@ -1279,6 +1303,7 @@ impl Engine {
             let over = a.update(
                 &recent,
                 past,
+                load >= ADMIT_LOAD,
                 s.hysteresis_margin,
                 now_ms,
                 s.overflow_seconds,

@@ -1222,6 +1222,51 @@ fn an_incumbent_past_its_capacity_sheds_new_sessions_and_takes_them_back_with_ro
     }
 }
 
+/// A provider's admission share in Taiwan in the last snapshot.
+fn admit_of(w: &World, provider: &str) -> f64 {
+    let region = w.snapshot.region(TW).unwrap();
+    region
+        .order
+        .iter()
+        .find(|sc| sc.provider == provider)
+        .unwrap()
+        .admit
+}
+
+/// An incident moves the incumbent's players off it, and their throughput there falls as a
+/// full edge's does. With its players gone, what the few still there measure says nothing
+/// about its capacity: it does not shed down to the floor, and once the incident is over it
+/// takes its new sessions back within `overflow_seconds`, not a tenth at a time as a full
+/// edge with its players still on it does.
+#[test]
+fn a_provider_its_players_left_in_an_incident_takes_its_sessions_back_at_once() {
+    let mut w = steady();
+    with_overflow(&mut w, 20.0);
+    w.throughput = Some(CARRIERS.iter().map(|p| (*p, 6_000_000)).collect());
+    w.run(600);
+    assert_eq!(w.first(), "tencent");
+    w.set("tencent", 0.5);
+    w.throughput.as_mut().unwrap().insert("tencent", 1_000_000);
+    w.run(300);
+    assert_ne!(w.first(), "tencent", "the incident moved first place");
+    let admit = admit_of(&w, "tencent");
+    assert!(
+        admit > 0.3,
+        "admission {admit:.2} after five minutes with its players gone"
+    );
+    w.set("tencent", 0.02);
+    w.throughput.as_mut().unwrap().insert("tencent", 6_000_000);
+    let firsts = w.run(90);
+    let back = firsts
+        .iter()
+        .position(|f| f == "tencent")
+        .expect("tencent back first within 90 s");
+    assert!(firsts[back..].iter().all(|f| f == "tencent"), "{firsts:?}");
+    let (admit, over) = overflowed(&mut w, 10);
+    assert!(admit > 0.7, "admission {admit:.2} back at first place");
+    assert!(over < 0.3, "{over:.2} of new sessions overflowed");
+}
+
 /// Asked again during a broadcast, a stream pushed where its audience is served poorly moves
 /// to the push set that serves it best, and one pushed well stays; a stream is not moved for
 /// a difference within the ingest margin.
