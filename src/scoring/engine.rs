@@ -148,10 +148,10 @@ impl Admission {
     /// the players' recent throughput (`recent`, log) stands below the base by more than the
     /// margin with two standard deviations of doubt and the provider carries its load
     /// (`loaded`), growing back by a tenth every `tau` seconds while it stands within the
-    /// margin with the same doubt (whole within `tau` seconds while it does not carry its load:
-    /// it has room for the players who left it), held in between. The base takes the longer past's mean
-    /// (`past`) when higher, else follows it down with the half-life `hl_ms`. Whether the
-    /// provider is over its capacity.
+    /// margin with the same doubt (whole within `tau` seconds while it does not carry its
+    /// load: it has room for the players who left it), held in between. The base takes the
+    /// longer past's mean (`past`) when higher, else follows it down with the half-life
+    /// `hl_ms`. Whether the provider is over its capacity.
     #[allow(clippy::too_many_arguments)]
     fn update(
         &mut self,
