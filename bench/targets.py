@@ -136,8 +136,9 @@ def loss(dirs, name):
     if not seeds or any((s, "oracle") not in per_seed for s in seeds):
         print(f"{name}: no engine, or no oracle in every world the engine ran in", file=sys.stderr)
         return
-    if "timeline" not in per_seed[(seeds[0], "engine")]:
-        print(f"{name}: these reports hold no timeline", file=sys.stderr)
+    if any("timeline" not in per_seed[(seeds[0], k)] for k in ["engine", "oracle"]):
+        print(f"{name}: the engine's or the oracle's reports hold no timeline (made by an older "
+              "build)", file=sys.stderr)
         return
     width = per_seed[(seeds[0], "engine")]["timeline"]["bucket_seconds"]
 

@@ -194,15 +194,10 @@ async fn a_bad_hmac_or_a_stale_timestamp_gets_401_and_stores_nothing() {
     assert!(db.payments_of(CENTRE).unwrap().is_empty(), "nothing stored");
 
     // The admin token also opens reconciliation.
-    let res = app
-        .client
-        .get(app.url("/v1/payments/reconcile?centre=pay-tw"))
-        .bearer_auth("admin-t")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let v: Value = res.json().await.unwrap();
+    let (s, v) = app
+        .get_as("/v1/payments/reconcile?centre=pay-tw", "admin-t")
+        .await;
+    assert_eq!(s, 200, "{v}");
     assert_eq!(v["count"], 0, "{v}");
     app.stop().await;
 }

@@ -261,14 +261,8 @@ async fn a_drain_set_on_one_replica_applies_on_the_other_within_a_second() {
     let a = TestApp::builder(&db).admin_token("t0ken").start().await;
     let b = TestApp::builder(&db).admin_token("t0ken").start().await;
     let drained_on = async |app: &TestApp| -> Vec<String> {
-        let res = app
-            .client
-            .get(app.url("/admin/scores"))
-            .bearer_auth("t0ken")
-            .send()
-            .await
-            .unwrap();
-        let body: serde_json::Value = res.json().await.unwrap();
+        let (status, body) = app.get_as("/admin/scores", "t0ken").await;
+        assert_eq!(status, 200, "{body}");
         serde_json::from_value(body["drained"].clone()).unwrap()
     };
     let set = async |app: &TestApp, on: bool| {

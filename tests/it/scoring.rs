@@ -58,14 +58,11 @@ async fn persist(app: &TestApp) -> String {
 
 /// Taiwan's ranking as ops see it (`/admin/scores`).
 async fn tw_scores(app: &TestApp) -> Value {
-    let res = app
-        .client
-        .get(app.url("/admin/scores?region=tw"))
-        .bearer_auth("secret-admin-token")
-        .send()
-        .await
-        .unwrap();
-    res.json().await.unwrap()
+    let (status, body) = app
+        .get_as("/admin/scores?region=tw", "secret-admin-token")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// Polls until `f` holds (the signal consumer applies reports within a tenth of a second).

@@ -89,6 +89,18 @@ impl TestApp {
         decode(res).await
     }
 
+    /// A GET with a bearer token (the admin and reconciliation routes).
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, Value) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        decode(res).await
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let res = self
             .client
