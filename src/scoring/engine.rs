@@ -36,10 +36,13 @@ pub struct Engine {
     shares_last_ms: i64,
     /// (provider, region) → its admission: the share of new sessions it takes (overflow).
     admit: HashMap<(String, String), Admission>,
+    /// (provider, region) → the most players it served well lately (overflow).
+    served: HashMap<(String, String), Served>,
     /// Drained at run time (on top of the policy's list).
     drained: BTreeSet<String>,
     /// Each provider's price per GB, as the catalog had it at the last refresh (for the price
-    /// preference of pushes, which are decided between refreshes).
+    /// preference of pushes, which are decided between refreshes, and to tell a provider's
+    /// quality from its ranking cost).
     prices: HashMap<String, f64>,
     /// What the other replicas sharing the database know, in the same shape.
     remote: Windows,
@@ -158,6 +161,7 @@ impl Admission {
         recent: &Moments,
         past: f64,
         loaded: bool,
+        full: bool,
         margin: f64,
         now_ms: i64,
         tau: f64,
@@ -178,7 +182,7 @@ impl Admission {
         let sd = (recent.variance().unwrap_or(1.0) / recent.w).sqrt();
         let drop = self.base - mean;
         let limit = (1.0 + margin / 3.0).ln();
-        let over = drop - 2.0 * sd > limit;
+        let over = drop - 2.0 * sd > limit || full;
         if over && loaded {
             self.share = (self.share * 0.5f64.powf(dt / tau)).max(ADMIT_FLOOR);
         } else if drop + 2.0 * sd < limit {
@@ -186,6 +190,37 @@ impl Admission {
             self.share = (self.share + dt / whole_in).min(1.0);
         }
         over
+    }
+}
+
+/// How much more than the most players it served well a provider may carry while it fares
+/// worse, and be taken for full: beyond it, the load is new to it (a whole region moved to
+/// it, in an incident elsewhere) and says nothing of its capacity.
+const FULL_SPAN: f64 = 0.25;
+
+/// The most players a provider served in a region without faring worse than over its longer
+/// past (its recent reloads' weight), lately.
+#[derive(Debug, Clone, Copy, Default)]
+struct Served {
+    most: f64,
+    at_ms: i64,
+}
+
+impl Served {
+    /// Follows the provider's `load`: up at once while it does not fare `worse`, down with the
+    /// half-life `hl_ms`. Whether it is full: faring worse while it carries more than it served
+    /// well, by at most [`FULL_SPAN`].
+    fn full(&mut self, load: f64, worse: bool, now_ms: i64, hl_ms: f64) -> bool {
+        let dt_ms = (now_ms - self.at_ms).max(0) as f64;
+        self.at_ms = now_ms;
+        if !worse {
+            if load > self.most {
+                self.most = load;
+            } else if hl_ms > 0.0 {
+                self.most += (load - self.most) * (1.0 - 0.5f64.powf(dt_ms / hl_ms));
+            }
+        }
+        worse && self.most > 0.0 && load > self.most && load <= self.most * (1.0 + FULL_SPAN)
     }
 }
 
@@ -814,6 +849,7 @@ impl Engine {
             priced: 0.0,
             stint_bad_rate,
             stint_sigma,
+            full: false,
         }
     }
 
@@ -1123,15 +1159,11 @@ impl Engine {
     /// been better by the margin for the hold time.
     pub fn refresh(&mut self, now_ms: i64, catalog: &Catalog) -> Arc<Snapshot> {
         let s = &catalog.policy.scoring;
-        if s.price_tolerance > 0.0 {
-            self.prices = catalog
-                .registry
-                .iter()
-                .map(|p| (p.id().to_string(), price(catalog, p.id())))
-                .collect();
-        } else {
-            self.prices.clear();
-        }
+        self.prices = catalog
+            .registry
+            .iter()
+            .map(|p| (p.id().to_string(), price(catalog, p.id())))
+            .collect();
         self.harvest(now_ms, s);
         if now_ms - self.last_prune_ms > 60_000 {
             self.prune(now_ms, s);
@@ -1290,11 +1322,26 @@ impl Engine {
         let before: f64 = windows.iter().map(|w| w.1.w).sum();
         for (sc, (recent, past)) in scores.iter_mut().zip(windows) {
             let key = (sc.provider.clone(), region.to_string());
+            let load = (recent.w / lately.max(1e-12)) / (past.w / before.max(1e-12)).max(1e-12);
+            let loaded = load >= ADMIT_LOAD;
+            let full = recent.w >= ADMIT_EVIDENCE && {
+                // Its quality lately, on the worse of its per-report and per-stint bad rates
+                // (as it is ranked while it does not shed), plainly worse than over the longer
+                // past.
+                let history = self.history_score(&sc.provider, region, now_ms, s);
+                let price = self.prices.get(&sc.provider).copied().unwrap_or(0.0);
+                let quality = sc.cost - sc.priced - s.weights.cost_per_gb * price
+                    + s.weights.bad_rate * (sc.stint_bad_rate - sc.bad_rate).max(0.0);
+                let sigma = sc.sigma.max(s.weights.bad_rate * sc.stint_sigma);
+                let worse = quality - s.challenger_sigmas * sigma
+                    > history.cost * (1.0 + s.hysteresis_margin);
+                let served = self.served.entry(key.clone()).or_default();
+                served.full(recent.w, worse, now_ms, s.ingest_half_life_ms) && loaded
+            };
             let known = self.admit.get(&key).copied();
             if past.w < ADMIT_EVIDENCE && known.is_none() {
                 continue;
             }
-            let load = (recent.w / lately.max(1e-12)) / (past.w / before.max(1e-12)).max(1e-12);
             let past = match known {
                 Some(a) if past.w < ADMIT_EVIDENCE => a.base,
                 _ => past.sum / past.w,
@@ -1303,13 +1350,15 @@ impl Engine {
             let over = a.update(
                 &recent,
                 past,
-                load >= ADMIT_LOAD,
+                loaded,
+                full,
                 s.hysteresis_margin,
                 now_ms,
                 s.overflow_seconds,
                 s.ingest_half_life_ms,
             );
             sc.admit = a.share;
+            sc.full = full;
             if a.share < 1.0 || over || known.is_some() {
                 self.admit.insert(key, a);
             }
@@ -1547,7 +1596,10 @@ pub(super) fn hysteresis(
     // its quality and grows back as it serves again.
     let returning = inc.displaced.as_ref() == Some(&best);
     let shedding = challenger.admit < 1.0 && !returning;
-    if challenger.cost < incumbent.cost * factor && !shedding {
+    // A full incumbent (see `Score::full`) keeps first place and sheds the excess: the fault
+    // is its load, and first place would take the load along to the next.
+    let full = incumbent.full && !returning;
+    if challenger.cost < incumbent.cost * factor && !shedding && !full {
         let z = s.challenger_sigmas;
         let doubted = (
             challenger.cost + z * challenger.sigma,

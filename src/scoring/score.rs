@@ -32,6 +32,10 @@ pub struct Score {
     /// provider sheds new sessions.
     pub stint_bad_rate: f64,
     pub stint_sigma: f64,
+    /// Full: its players fare worse than over its longer past while it carries more of them
+    /// than it ever served well lately (see [`super::engine::Engine::refresh`]). It sheds new
+    /// sessions and keeps first place: the fault is the load, which shedding takes off.
+    pub full: bool,
 }
 
 /// The incumbent of a region, and a challenger that looks better: (provider, since when it has
