@@ -1292,28 +1292,29 @@ impl Engine {
     /// provider sheds new sessions to the next in order with headroom (see
     /// [`super::snapshot::Snapshot::rank`]) and steering moves some of its players, until its
     /// players' throughput comes back within the margin, so that the overflow goes to the best
-    /// provider with room and the full one stays about as good as it was.
+    /// provider with room and the full one stays about as good as it was. A provider that
+    /// fares worse than over its longer past while it carries more players than it served well
+    /// lately, by at most a quarter, is full (see [`Served`]) and sheds the same way; as the
+    /// incumbent it keeps first place (see [`hysteresis`]).
     fn overflow(&mut self, region: &str, scores: &mut [Score], now_ms: i64, s: &ScoringSettings) {
         // Each provider's players' throughput, lately and over the longer past.
+        type Maps<'a> = (
+            &'a HashMap<(String, String), Window>,
+            &'a HashMap<(String, String), Window>,
+        );
+        let throughput = |maps: Maps, key: &(String, String), hl: f64| {
+            layered(maps.0.get(key), maps.1.get(key), now_ms, hl).throughput
+        };
         let windows: Vec<(Moments, Moments)> = scores
             .iter()
             .map(|sc| {
                 let key = (sc.provider.clone(), region.to_string());
-                let recent = layered(
-                    self.local.delivery.get(&key),
-                    self.remote.delivery.get(&key),
-                    now_ms,
-                    s.half_life_ms,
+                let recent = (&self.local.delivery, &self.remote.delivery);
+                let past = (&self.local.history, &self.remote.history);
+                (
+                    throughput(recent, &key, s.half_life_ms),
+                    throughput(past, &key, s.ingest_half_life_ms),
                 )
-                .throughput;
-                let past = layered(
-                    self.local.history.get(&key),
-                    self.remote.history.get(&key),
-                    now_ms,
-                    s.ingest_half_life_ms,
-                )
-                .throughput;
-                (recent, past)
             })
             .collect();
         // The region's reloads over each: a provider's share of them is the part of the
@@ -1330,9 +1331,8 @@ impl Engine {
                 // past.
                 let history = self.history_score(&sc.provider, region, now_ms, s);
                 let price = self.prices.get(&sc.provider).copied().unwrap_or(0.0);
-                let quality = sc.cost - sc.priced - s.weights.cost_per_gb * price
-                    + s.weights.bad_rate * (sc.stint_bad_rate - sc.bad_rate).max(0.0);
-                let sigma = sc.sigma.max(s.weights.bad_rate * sc.stint_sigma);
+                let (cost, sigma) = on_stints(sc, s);
+                let quality = cost - sc.priced - s.weights.cost_per_gb * price;
                 let worse = quality - s.challenger_sigmas * sigma
                     > history.cost * (1.0 + s.hysteresis_margin);
                 let served = self.served.entry(key.clone()).or_default();
@@ -1530,13 +1530,21 @@ fn stint_rates(scores: &mut [Score], s: &ScoringSettings) -> bool {
     let mut rose = false;
     for sc in scores.iter_mut() {
         if sc.admit >= 1.0 && sc.stint_bad_rate > sc.bad_rate {
-            sc.cost += s.weights.bad_rate * (sc.stint_bad_rate - sc.bad_rate);
-            sc.sigma = sc.sigma.max(s.weights.bad_rate * sc.stint_sigma);
+            (sc.cost, sc.sigma) = on_stints(sc, s);
             sc.bad_rate = sc.stint_bad_rate;
             rose = true;
         }
     }
     rose
+}
+
+/// A score's cost and spread on the worse of its per-report and per-stint bad rates: the cost
+/// raised by the stints' excess, if any, and the spread by the stints' own.
+fn on_stints(sc: &Score, s: &ScoringSettings) -> (f64, f64) {
+    (
+        sc.cost + s.weights.bad_rate * (sc.stint_bad_rate - sc.bad_rate).max(0.0),
+        sc.sigma.max(s.weights.bad_rate * sc.stint_sigma),
+    )
 }
 
 /// A provider's price per GB (0 when the provider file gives none).
