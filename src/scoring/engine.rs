@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use rand::{Rng, RngExt};
 
-use super::score::{Drift, Incumbency, Score};
+use super::score::{Drift, Incumbency, Score, Settle};
 use super::snapshot::{RegionRank, Snapshot, normal};
 use super::tally::{Pooled, reload_observation};
 use super::window::{Moments, Window};
@@ -850,6 +850,7 @@ impl Engine {
             stint_bad_rate,
             stint_sigma,
             full: false,
+            steady: false,
         }
     }
 
@@ -1325,7 +1326,7 @@ impl Engine {
             let key = (sc.provider.clone(), region.to_string());
             let load = (recent.w / lately.max(1e-12)) / (past.w / before.max(1e-12)).max(1e-12);
             let loaded = load >= ADMIT_LOAD;
-            let full = recent.w >= ADMIT_EVIDENCE && {
+            let (worse, full) = if recent.w >= ADMIT_EVIDENCE {
                 // Its quality lately, on the worse of its per-report and per-stint bad rates
                 // (as it is ranked while it does not shed), plainly worse than over the longer
                 // past.
@@ -1336,8 +1337,12 @@ impl Engine {
                 let worse = quality - s.challenger_sigmas * sigma
                     > history.cost * (1.0 + s.hysteresis_margin);
                 let served = self.served.entry(key.clone()).or_default();
-                served.full(recent.w, worse, now_ms, s.ingest_half_life_ms) && loaded
+                let full = served.full(recent.w, worse, now_ms, s.ingest_half_life_ms) && loaded;
+                (worse, full)
+            } else {
+                (false, false)
             };
+            sc.steady = recent.w >= ADMIT_EVIDENCE && !worse;
             let known = self.admit.get(&key).copied();
             if past.w < ADMIT_EVIDENCE && known.is_none() {
                 continue;
@@ -1578,8 +1583,10 @@ pub(super) fn hysteresis(
         inc.provider = Some(best);
         inc.challenger = None;
         inc.displaced = None;
+        inc.settle = Settle::default();
         return;
     };
+    settle(inc, scores, pos, now_ms, s);
     if pos == 0 {
         inc.challenger = None;
         return;
@@ -1607,6 +1614,9 @@ pub(super) fn hysteresis(
     // A full incumbent (see `Score::full`) keeps first place and sheds the excess: the fault
     // is its load, and first place would take the load along to the next.
     let full = incumbent.full && !returning;
+    let settled = !shedding
+        && !full
+        && inc.settle.sums.get(&best).copied().unwrap_or(0.0) >= 2.0 * s.challenger_sigmas.powi(2);
     if challenger.cost < incumbent.cost * factor && !shedding && !full {
         let z = s.challenger_sigmas;
         let doubted = (
@@ -1616,7 +1626,7 @@ pub(super) fn hysteresis(
         // An incumbent drifting away from its own past needs no doubt on the challenger's side,
         // nor does the one it displaced in an incident coming back: an estimate better by the
         // margin is enough, for the hold time.
-        let confident = doubted.0 < doubted.1 * factor || inc.drift.alarm || returning;
+        let confident = doubted.0 < doubted.1 * factor || inc.drift.alarm || returning || settled;
         let decisive = doubted.0 < doubted.1 * (1.0 - 2.0 * s.hysteresis_margin);
         let since = match &inc.challenger {
             Some((c, since)) if *c == best && *since > 0 => *since,
@@ -1636,6 +1646,7 @@ pub(super) fn hysteresis(
                 inc.displaced.take()
             };
             inc.challenger = None;
+            inc.settle = Settle::default();
             return;
         }
         inc.challenger = Some((best, since));
@@ -1644,4 +1655,52 @@ pub(super) fn hysteresis(
     }
     let keep = scores.remove(pos);
     scores.insert(0, keep);
+}
+
+/// How many standard deviations one window's gap counts for at most, either way.
+const SETTLE_Z_CAP: f64 = 4.0;
+
+/// Adds the time since the last call's evidence to `inc.settle` (see [`Settle`]): for each
+/// provider but the incumbent (at `pos`), the standardized gap between the incumbent's cost
+/// less the margin and its own, one unit per span of the recent window (its half-life over
+/// ln 2), summed and floored at zero. A provider plainly better crosses twice the square of
+/// `challenger_sigmas` within a few windows; one better by a fraction of a window's doubt, in
+/// minutes; between equals, the margin keeps the sums near zero. Only an incumbent steady at
+/// its own level is judged so: one that fares worse than over its longer past (a drift, an
+/// incident, a load it cannot carry: see the drift alarm and the admission) or sheds restarts
+/// the sums, and so does a challenger that sheds.
+fn settle(inc: &mut Incumbency, scores: &[Score], pos: usize, now_ms: i64, s: &ScoringSettings) {
+    let st = &mut inc.settle;
+    let incumbent = &scores[pos];
+    let span_ms = s.half_life_ms / std::f64::consts::LN_2;
+    let dt = ((now_ms - st.at_ms) as f64).min(span_ms);
+    let fresh = st.at_ms == 0;
+    st.at_ms = now_ms;
+    if !incumbent.steady || incumbent.full || incumbent.admit < 1.0 || fresh || dt < 0.0 {
+        st.sums.clear();
+        return;
+    }
+    let factor = 1.0 - s.hysteresis_margin;
+    st.sums
+        .retain(|p, _| scores.iter().any(|sc| &sc.provider == p));
+    for (i, sc) in scores.iter().enumerate() {
+        if i == pos {
+            continue;
+        }
+        if sc.admit < 1.0 {
+            st.sums.remove(&sc.provider);
+            continue;
+        }
+        if sc.sigma > s.hysteresis_margin * incumbent.cost {
+            // Known from a few exploration reports, shrunk toward the prior: too thin to say
+            // anything at the margin's scale, either way.
+            continue;
+        }
+        let spread = (sc.sigma.powi(2) + (factor * incumbent.sigma).powi(2)).sqrt();
+        let z = ((incumbent.cost * factor - sc.cost) / spread.max(1e-9))
+            .clamp(-SETTLE_Z_CAP, SETTLE_Z_CAP);
+        let sum = st.sums.entry(sc.provider.clone()).or_default();
+        *sum = (*sum + z * dt / span_ms).max(0.0);
+    }
+    st.sums.retain(|_, v| *v > 0.0);
 }

@@ -36,6 +36,12 @@ pub struct Score {
     /// than it ever served well lately (see [`super::engine::Engine::refresh`]). It sheds new
     /// sessions and keeps first place: the fault is the load, which shedding takes off.
     pub full: bool,
+    /// It carries its players (the evidence for the overflow test) and fares lately within the
+    /// margin of its longer past (see [`super::engine::Engine::refresh`]). Only a steady
+    /// incumbent is judged on the evidence summed over windows (see [`Settle`]); one whose
+    /// quality moves, or that few players report on, on its recent windows alone.
+    #[serde(default)]
+    pub steady: bool,
 }
 
 /// The incumbent of a region, and a challenger that looks better: (provider, since when it has
@@ -53,6 +59,23 @@ pub struct Incumbency {
     /// doubt, once that is better by the margin for the hold time.
     #[serde(default)]
     pub displaced: Option<String>,
+    /// The evidence, summed over time, that the region's best challenger is better than the
+    /// incumbent by the margin (see [`Settle`]).
+    #[serde(default)]
+    pub settle: Settle,
+}
+
+/// A sequential test of each other provider against the incumbent: a one-sided CUSUM of the
+/// standardized gap between the incumbent's cost less the margin and the provider's, one unit
+/// per span of the recent window. A single window's doubt cannot tell a difference of a few
+/// hundredths of cost; windows summed over minutes can. Noise between equals sums to nothing
+/// (the margin weighs against the challenger), and the sums restart with each new incumbent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settle {
+    /// Per provider, the sum (standard deviations × windows).
+    pub sums: std::collections::BTreeMap<String, f64>,
+    /// When they were last updated.
+    pub at_ms: i64,
 }
 
 /// Change-point detection on an incumbent's decayed cost: a one-sided CUSUM of its recent
