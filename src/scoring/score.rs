@@ -40,7 +40,6 @@ pub struct Score {
     /// margin of its longer past (see [`super::engine::Engine::refresh`]). Only a steady
     /// incumbent is judged on the evidence summed over windows (see [`Settle`]); one whose
     /// quality moves, or that few players report on, on its recent windows alone.
-    #[serde(default)]
     pub steady: bool,
 }
 
@@ -59,8 +58,8 @@ pub struct Incumbency {
     /// doubt, once that is better by the margin for the hold time.
     #[serde(default)]
     pub displaced: Option<String>,
-    /// The evidence, summed over time, that the region's best challenger is better than the
-    /// incumbent by the margin (see [`Settle`]).
+    /// The evidence, summed over time, that each other provider is better than the incumbent
+    /// by the margin (see [`Settle`]).
     #[serde(default)]
     pub settle: Settle,
 }
