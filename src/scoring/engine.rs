@@ -1614,6 +1614,10 @@ pub(super) fn hysteresis(
     // A full incumbent (see `Score::full`) keeps first place and sheds the excess: the fault
     // is its load, and first place would take the load along to the next.
     let full = incumbent.full && !returning;
+    // It comes back on its estimate alone once that is known at the margin's scale: a few lucky
+    // exploration reports, long after its incident, are no return. Its canary share as the
+    // challenger brings the evidence within seconds.
+    let known = challenger.sigma <= s.hysteresis_margin * incumbent.cost;
     let settled = !shedding
         && !full
         && inc.settle.sums.get(&best).copied().unwrap_or(0.0) >= 2.0 * s.challenger_sigmas.powi(2);
@@ -1624,9 +1628,10 @@ pub(super) fn hysteresis(
             incumbent.cost - z * incumbent.sigma,
         );
         // An incumbent drifting away from its own past needs no doubt on the challenger's side,
-        // nor does the one it displaced in an incident coming back: an estimate better by the
-        // margin is enough, for the hold time.
-        let confident = doubted.0 < doubted.1 * factor || inc.drift.alarm || returning || settled;
+        // nor does the one it displaced in an incident coming back, once known: an estimate
+        // better by the margin is enough, for the hold time.
+        let confident =
+            doubted.0 < doubted.1 * factor || inc.drift.alarm || (returning && known) || settled;
         let decisive = doubted.0 < doubted.1 * (1.0 - 2.0 * s.hysteresis_margin);
         let since = match &inc.challenger {
             Some((c, since)) if *c == best && *since > 0 => *since,

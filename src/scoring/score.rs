@@ -55,7 +55,8 @@ pub struct Incumbency {
     pub drift: Drift,
     /// The incumbent that lost first place plainly failing (an incident), kept while first
     /// place moves among the others: it takes first place back on its estimate alone, without
-    /// doubt, once that is better by the margin for the hold time.
+    /// doubt, once that is better by the margin for the hold time and known at the margin's
+    /// scale (its deviation within the margin's share of the incumbent's cost).
     #[serde(default)]
     pub displaced: Option<String>,
     /// The evidence, summed over time, that each other provider is better than the incumbent

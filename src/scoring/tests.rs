@@ -410,8 +410,9 @@ fn a_plainly_failing_incumbent_is_replaced_without_the_hold() {
 }
 
 /// An incumbent that lost first place plainly failing (an incident) takes it back on its
-/// estimate alone once that is better by the margin, for the hold time; a challenger as thinly
-/// known that displaced nothing still needs the margin with doubt.
+/// estimate alone once that is better by the margin, for the hold time, and known at the
+/// margin's scale; a challenger as thinly known that displaced nothing still needs the margin
+/// with doubt.
 #[test]
 fn a_provider_displaced_by_an_incident_returns_on_its_estimate() {
     let s = catalog().policy.scoring.clone();
@@ -445,6 +446,15 @@ fn a_provider_displaced_by_an_incident_returns_on_its_estimate() {
         assert_eq!(inc.provider.as_deref(), Some(challenger));
         assert_eq!(inc.displaced.as_deref(), Some("tencent"));
     }
+    // Known from a few exploration reports, its estimate as good is no return: its deviation
+    // (0.05) is wider than the margin's share of Alibaba's cost (0.018).
+    for _ in 0..=s.hysteresis_hold_ms / 1000 + 1 {
+        now += 1_000;
+        let mut scores = vec![score("tencent", 0.10, 0.05), score("alibaba", 0.12, 0.002)];
+        engine::hysteresis(&mut inc, &mut scores, now, &s);
+    }
+    assert_eq!(inc.provider.as_deref(), Some("alibaba"));
+    assert_eq!(inc.displaced.as_deref(), Some("tencent"));
     // Tencent recovers: 0.10 is better than 0.12 by the margin (15%) on its estimate, not with
     // two standard deviations of doubt on both sides.
     for _ in 0..=s.hysteresis_hold_ms / 1000 + 1 {
