@@ -1617,7 +1617,7 @@ pub(super) fn hysteresis(
     // It comes back on its estimate alone once that is known at the margin's scale: a few lucky
     // exploration reports, long after its incident, are no return. Its canary share as the
     // challenger brings the evidence within seconds.
-    let known = challenger.sigma <= s.hysteresis_margin * incumbent.cost;
+    let known = known_at_margin(challenger, incumbent, s);
     let settled = !shedding
         && !full
         && inc.settle.sums.get(&best).copied().unwrap_or(0.0) >= 2.0 * s.challenger_sigmas.powi(2);
@@ -1662,6 +1662,14 @@ pub(super) fn hysteresis(
     scores.insert(0, keep);
 }
 
+/// Whether `sc` is known well enough to be judged against `incumbent` at the margin's scale:
+/// its standard deviation within the margin's share of the incumbent's cost. One known from a
+/// few exploration reports, its estimate shrunk toward the prior, is too thin to say anything
+/// at that scale, either way.
+fn known_at_margin(sc: &Score, incumbent: &Score, s: &ScoringSettings) -> bool {
+    sc.sigma <= s.hysteresis_margin * incumbent.cost
+}
+
 /// How many standard deviations one window's gap counts for at most, either way.
 const SETTLE_Z_CAP: f64 = 4.0;
 
@@ -1696,9 +1704,7 @@ fn settle(inc: &mut Incumbency, scores: &[Score], pos: usize, now_ms: i64, s: &S
             st.sums.remove(&sc.provider);
             continue;
         }
-        if sc.sigma > s.hysteresis_margin * incumbent.cost {
-            // Known from a few exploration reports, shrunk toward the prior: too thin to say
-            // anything at the margin's scale, either way.
+        if !known_at_margin(sc, incumbent, s) {
             continue;
         }
         let spread = (sc.sigma.powi(2) + (factor * incumbent.sigma).powi(2)).sqrt();
