@@ -5,8 +5,8 @@ Runs `livesteer simulate --json --seeds N` for each scenario (its policy: the ca
 capped-provider, else the shipped one) into a directory of JSON reports, then prints one
 Markdown row per scenario: engine/oracle, engine/static, engine/best historical (pooled, and
 the range over single worlds), switches per session (engine, oracle), cost per 1,000
-sessions (engine, best historical) and each incident's time to avoid in the worst world
-(engine, oracle).
+sessions and per hour watched (engine, best historical) and each incident's time to avoid in
+the worst world (engine, oracle).
 
 A strategy's figures do not depend on which strategies ran beside it, so an engine change
 needs only the engine re-run: `--strategies engine` into a new directory, and `--baseline`
@@ -64,8 +64,13 @@ def pool(outcomes):
     """Outcomes of several worlds pooled as `simulate --seeds` pools them."""
     n = sum(o["sessions"] for o in outcomes)
     out = {"sessions": n}
-    for k in ["bad_session_rate", "switches_per_session", "cost_per_1000_sessions"]:
-        out[k] = sum(o[k] * o["sessions"] for o in outcomes) / max(n, 1)
+    for k in ["bad_session_rate", "switches_per_session", "cost_per_1000_sessions",
+              "mean_watch_seconds"]:
+        if all(k in o for o in outcomes):
+            out[k] = sum(o[k] * o["sessions"] for o in outcomes) / max(n, 1)
+    if out.get("mean_watch_seconds"):
+        out["cost_per_watch_hour"] = (
+            out["cost_per_1000_sessions"] / 1000 / (out["mean_watch_seconds"] / 3600))
     out["time_to_avoid_seconds"] = outcomes[0]["time_to_avoid_seconds"]
     out["drift_time_to_avoid_seconds"] = dict(outcomes[0].get("drift_time_to_avoid_seconds", {}))
     for o in outcomes[1:]:
@@ -115,6 +120,8 @@ def row(dirs, name):
     cells.append(f"{e['switches_per_session']:.3f} ({oracle.get('switches_per_session', float('nan')):.3f})")
     cells.append(
         f"{e['cost_per_1000_sessions']:.2f} ({bh.get('cost_per_1000_sessions', float('nan')):.2f})")
+    cells.append(f"{e.get('cost_per_watch_hour', float('nan')):.4f} "
+                 f"({bh.get('cost_per_watch_hour', float('nan')):.4f})")
     tta = fmt_tta(e["time_to_avoid_seconds"])
     otta = fmt_tta(oracle.get("time_to_avoid_seconds", []))
     cells.append(f"{tta} ({otta})")
@@ -200,9 +207,10 @@ def main():
         return
     print("| scenario | engine / oracle | engine / static | engine / best historical "
           "| switches/session, engine (oracle) | cost per 1000 sessions, engine (best historical) "
+          "| cost per watch hour, engine (best historical) "
           "| time to avoid, worst world: engine (oracle) "
           "| drift: from twice the best's rate, engine (oracle) | engine bad sessions |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in a.scenarios:
         r = row([a.out] + a.baseline, name)
         if r:

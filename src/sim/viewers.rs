@@ -128,6 +128,9 @@ pub(super) struct Tally {
     pub(super) regions: Vec<(u64, u64, Vec<u64>)>,
     /// What delivering the counted sessions cost (the providers' prices per GB).
     pub(super) cost: f64,
+    /// The time the counted sessions spent on a pathway, playing or stalled (s): what
+    /// `cost` pays for.
+    pub(super) watch_s: f64,
     pub(super) timeline: Timeline,
 }
 
@@ -173,6 +176,7 @@ impl<'s> Viewers<'s> {
                 switches: 0,
                 regions: vec![(0, 0, vec![0; np]); nr],
                 cost: 0.0,
+                watch_s: 0.0,
                 timeline: Timeline {
                     bucket_seconds,
                     sessions: vec![(0, 0); buckets],
@@ -556,8 +560,9 @@ impl<'s> Viewers<'s> {
     /// playing time at the policy's bitrate, at the provider's price.
     fn pay(&mut self, runner: &Runner, s: &Session, now: i64) {
         if s.counted {
-            let gb = (now - s.stint.from_ms) as f64 / 1000.0 * self.bandwidth_bps / 8e9;
-            self.tally.cost += gb * runner.world.price[s.on];
+            let watched = (now - s.stint.from_ms) as f64 / 1000.0;
+            self.tally.cost += watched * self.bandwidth_bps / 8e9 * runner.world.price[s.on];
+            self.tally.watch_s += watched;
         }
     }
 

@@ -468,11 +468,37 @@ fn the_richer_world_simulates_and_prices_its_sessions() {
     }
     let free = report(
         &world
+            .clone()
             .insert("prices", json!({"tencent": 0, "alibaba": 0}))
             .to_yaml(),
     );
     for s in ["engine", "static", "oracle"] {
         assert_eq!(outcome(&free, s)["cost_per_1000_sessions"], 0.0, "{s}");
+    }
+    // One price everywhere: an hour watched costs that price for an hour at the bitrate,
+    // whoever delivers it and however long the sessions last.
+    let flat = report(
+        &world
+            .insert(
+                "prices",
+                json!({"tencent": 0.05, "alibaba": 0.05, "local-srs": 0.05}),
+            )
+            .to_yaml(),
+    );
+    let gb_per_hour = 3600.0 * 2_500_000.0 / 8e9;
+    for s in ["engine", "static", "random", "best_historical", "oracle"] {
+        let o = outcome(&flat, s);
+        let per_hour = o["cost_per_watch_hour"].as_f64().unwrap();
+        assert!(
+            (per_hour - 0.05 * gb_per_hour).abs() < 1e-9,
+            "{s}: {per_hour}"
+        );
+        let watch = o["mean_watch_seconds"].as_f64().unwrap();
+        let per_session = o["cost_per_1000_sessions"].as_f64().unwrap() / 1000.0;
+        assert!(
+            watch > 0.0 && (per_session - 0.05 * gb_per_hour * watch / 3600.0).abs() < 1e-9,
+            "{s}: {watch} s, {per_session}"
+        );
     }
 }
 

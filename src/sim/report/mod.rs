@@ -31,6 +31,12 @@ pub struct Outcome {
     /// What delivering a thousand sessions cost: their playing time at the policy's
     /// `steering.bandwidth_bps`, at each provider's price per GB.
     pub cost_per_1000_sessions: f64,
+    /// The mean time a session spent on a pathway, playing or stalled (s): what the cost pays
+    /// for. Viewers who give up (a failed session) watch less, and cost less.
+    pub mean_watch_seconds: f64,
+    /// What an hour of that time cost: the cost with the sessions' length taken out, for
+    /// comparing strategies whose viewers stay for different times.
+    pub cost_per_watch_hour: f64,
     /// Per incident (in scenario order): seconds from its start until 95% of new sessions in
     /// its region avoid its provider and keep avoiding it (a repeating incident: its worst
     /// occurrence); `None` if that never happened.
@@ -148,6 +154,8 @@ pub(super) fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Ou
         mean_startup_ms: 0.0,
         switches_per_session: 0.0,
         cost_per_1000_sessions: 0.0,
+        mean_watch_seconds: 0.0,
+        cost_per_watch_hour: 0.0,
         time_to_avoid_seconds: Vec::new(),
         drift_time_to_avoid_seconds: BTreeMap::new(),
         regions: BTreeMap::new(),
@@ -162,6 +170,7 @@ pub(super) fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Ou
         out.mean_startup_ms += o.mean_startup_ms * n;
         out.switches_per_session += o.switches_per_session * n;
         out.cost_per_1000_sessions += o.cost_per_1000_sessions * n;
+        out.mean_watch_seconds += o.mean_watch_seconds * n;
         out.timeline.add(&o.timeline);
         for (r, ro) in &o.regions {
             out.regions.entry(r.clone()).or_default().add(ro);
@@ -194,7 +203,18 @@ pub(super) fn pool<'a>(strategy: Strategy, outcomes: impl Iterator<Item = &'a Ou
     out.mean_startup_ms /= n;
     out.switches_per_session /= n;
     out.cost_per_1000_sessions /= n;
+    out.mean_watch_seconds /= n;
+    out.cost_per_watch_hour = per_watch_hour(out.cost_per_1000_sessions, out.mean_watch_seconds);
     out
+}
+
+/// Cost per hour watched, from the cost per 1,000 sessions and their mean watch time.
+fn per_watch_hour(cost_per_1000_sessions: f64, mean_watch_seconds: f64) -> f64 {
+    if mean_watch_seconds > 0.0 {
+        cost_per_1000_sessions / 1000.0 / (mean_watch_seconds / 3600.0)
+    } else {
+        0.0
+    }
 }
 
 /// What `strategy` achieved in one world: its viewers' `tally`, the sessions that `arrived`,
@@ -273,6 +293,8 @@ pub(super) fn outcome(
         mean_startup_ms: tally.startup_sum / n,
         switches_per_session: tally.switches as f64 / n,
         cost_per_1000_sessions: tally.cost / n * 1000.0,
+        mean_watch_seconds: tally.watch_s / n,
+        cost_per_watch_hour: per_watch_hour(tally.cost / n * 1000.0, tally.watch_s / n),
         time_to_avoid_seconds,
         drift_time_to_avoid_seconds,
         regions,
@@ -300,7 +322,7 @@ fn time_to_avoid(start: f64, buckets: &BTreeMap<i64, (u32, u32)>) -> Option<f64>
 }
 
 /// The summary table's columns: one row per strategy, its cells from [`summary_cells`].
-const SUMMARY_COLUMNS: [&str; 8] = [
+const SUMMARY_COLUMNS: [&str; 9] = [
     "strategy",
     "sessions",
     "bad sessions",
@@ -308,13 +330,14 @@ const SUMMARY_COLUMNS: [&str; 8] = [
     "mean startup ms",
     "switches/session",
     "cost per 1000 sessions",
+    "cost per watch hour",
     "time to avoid each incident",
 ];
 
 /// A strategy's row of the summary table, as text: the Markdown table and the HTML page both
 /// write these cells. Each incident's time to avoid, a drift's also from when it got twice as
 /// bad as the best other provider.
-fn summary_cells(o: &Outcome) -> [String; 8] {
+fn summary_cells(o: &Outcome) -> [String; 9] {
     let secs = |t: &Option<f64>| t.map_or("never".into(), |s| format!("{s:.0} s"));
     let tta: Vec<String> = o
         .time_to_avoid_seconds
@@ -333,6 +356,7 @@ fn summary_cells(o: &Outcome) -> [String; 8] {
         format!("{:.0}", o.mean_startup_ms),
         format!("{:.3}", o.switches_per_session),
         format!("{:.2}", o.cost_per_1000_sessions),
+        format!("{:.4}", o.cost_per_watch_hour),
         if tta.is_empty() {
             "-".into()
         } else {
