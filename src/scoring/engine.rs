@@ -1629,9 +1629,21 @@ pub(super) fn hysteresis(
         );
         // An incumbent drifting away from its own past needs no doubt on the challenger's side,
         // nor does the one it displaced in an incident coming back, once known: an estimate
-        // better by the margin is enough, for the hold time.
-        let confident =
-            doubted.0 < doubted.1 * factor || inc.drift.alarm || (returning && known) || settled;
+        // better by the margin is enough, for the hold time. Nor does an incumbent not known at
+        // the margin's scale itself (a cold start: first in the policy's order on no evidence)
+        // once it is worse by the margin with its own doubt, against a challenger with reports
+        // of its own (`prior_weight` of them: not the prior alone): the doubt on the challenger
+        // keeps a known incumbent from being unseated by a lucky few reports; a guess has
+        // nothing to keep. While its doubt stands, two thin estimates do not trade places, and
+        // a blip on a guess does not hand first place to another guess.
+        let guessed = !known_at_margin(incumbent, incumbent, s)
+            && challenger.samples >= s.prior_weight
+            && challenger.cost < doubted.1 * factor;
+        let confident = doubted.0 < doubted.1 * factor
+            || inc.drift.alarm
+            || (returning && known)
+            || settled
+            || guessed;
         let decisive = doubted.0 < doubted.1 * (1.0 - 2.0 * s.hysteresis_margin);
         let since = match &inc.challenger {
             Some((c, since)) if *c == best && *since > 0 => *since,

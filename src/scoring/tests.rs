@@ -469,6 +469,50 @@ fn a_provider_displaced_by_an_incident_returns_on_its_estimate() {
     assert_eq!(other.provider.as_deref(), Some("alibaba"));
 }
 
+/// An incumbent that is itself a guess (first in the policy's order at a cold start, known
+/// from a few reports) is passed on the challenger's estimate alone, after the hold, once it is
+/// worse by the margin with its own doubt and the challenger has reports of its own. A known
+/// incumbent is not, two thin estimates within the incumbent's doubt do not trade places, and
+/// a challenger known from the prior alone does not pass.
+#[test]
+fn a_guessed_incumbent_is_passed_on_the_challengers_estimate() {
+    let s = catalog().policy.scoring.clone();
+    let run = |incumbent: Score, challenger: Score| {
+        let mut inc = Incumbency {
+            provider: Some(incumbent.provider.clone()),
+            ..Default::default()
+        };
+        let mut now = 1_800_000_000_000;
+        for _ in 0..=s.hysteresis_hold_ms / 1000 + 1 {
+            now += 1_000;
+            let mut scores = vec![challenger.clone(), incumbent.clone()];
+            engine::hysteresis(&mut inc, &mut scores, now, &s);
+        }
+        inc.provider.unwrap()
+    };
+    // Tencent at 0.30 ± 0.06 is not known at the margin's scale (0.045); Alibaba, at 0.13 from
+    // a few reports, is better than Tencent less its doubt by the margin ((0.30 - 0.12) × 0.85
+    // = 0.153), though not with its own doubt too (0.13 + 0.12 = 0.25).
+    let thin_tencent = score("tencent", 0.30, 0.06);
+    let alibaba = |cost: f64, samples: f64| Score {
+        samples,
+        ..score("alibaba", cost, 0.06)
+    };
+    assert_eq!(run(thin_tencent.clone(), alibaba(0.13, 10.0)), "alibaba");
+    // Against a known Tencent (0.30 ± 0.04), Alibaba's own doubt keeps it second.
+    assert_eq!(
+        run(score("tencent", 0.30, 0.04), alibaba(0.13, 10.0)),
+        "tencent"
+    );
+    // Better by the margin on its estimate only (0.24 against 0.30), within Tencent's doubt.
+    assert_eq!(run(thin_tencent.clone(), alibaba(0.24, 10.0)), "tencent");
+    // An Alibaba known from the prior alone (fewer reports of its own than `prior_weight`).
+    assert_eq!(
+        run(thin_tencent, alibaba(0.13, s.prior_weight - 1.0)),
+        "tencent"
+    );
+}
+
 /// Two providers that fill up in turn: a challenger shedding new sessions itself (its
 /// admission share below whole) does not take first place from a full incumbent, however much
 /// better its estimate; the incumbent overflows to it instead. With room again it takes first
