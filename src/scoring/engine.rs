@@ -1603,6 +1603,10 @@ pub(super) fn hysteresis(
     let challenger = &scores[0];
     let incumbent = &scores[pos];
     let factor = 1.0 - s.hysteresis_margin;
+    // Both judged on quality: the price preference orders near-equals and places the first
+    // where there is none, but price alone never moves first place (nor adds up to it in the
+    // summed evidence, see `settle`).
+    let (challenger_cost, incumbent_cost) = (quality(challenger), quality(incumbent));
     // A challenger shedding new sessions (its admission share below whole: its players'
     // throughput fell as a full edge's does) does not take first place: between two providers
     // that fill up in turn, first place would flip, and each flip sends every new session to
@@ -1621,11 +1625,11 @@ pub(super) fn hysteresis(
     let settled = !shedding
         && !full
         && inc.settle.sums.get(&best).copied().unwrap_or(0.0) >= 2.0 * s.challenger_sigmas.powi(2);
-    if challenger.cost < incumbent.cost * factor && !shedding && !full {
+    if challenger_cost < incumbent_cost * factor && !shedding && !full {
         let z = s.challenger_sigmas;
         let doubted = (
-            challenger.cost + z * challenger.sigma,
-            incumbent.cost - z * incumbent.sigma,
+            challenger_cost + z * challenger.sigma,
+            incumbent_cost - z * incumbent.sigma,
         );
         // An incumbent drifting away from its own past needs no doubt on the challenger's side,
         // nor does the one it displaced in an incident coming back, once known: an estimate
@@ -1638,7 +1642,7 @@ pub(super) fn hysteresis(
         // a blip on a guess does not hand first place to another guess.
         let guessed = !known_at_margin(incumbent, incumbent, s)
             && challenger.samples >= s.prior_weight
-            && challenger.cost < doubted.1 * factor;
+            && challenger_cost < doubted.1 * factor;
         let confident = doubted.0 < doubted.1 * factor
             || inc.drift.alarm
             || (returning && known)
@@ -1679,7 +1683,13 @@ pub(super) fn hysteresis(
 /// few exploration reports, its estimate shrunk toward the prior, is too thin to say anything
 /// at that scale, either way.
 fn known_at_margin(sc: &Score, incumbent: &Score, s: &ScoringSettings) -> bool {
-    sc.sigma <= s.hysteresis_margin * incumbent.cost
+    sc.sigma <= s.hysteresis_margin * quality(incumbent)
+}
+
+/// What first place is judged on: the cost less the price preference's part of it
+/// (`Score::priced`), which only orders near-equals.
+fn quality(sc: &Score) -> f64 {
+    sc.cost - sc.priced
 }
 
 /// How many standard deviations one window's gap counts for at most, either way.
@@ -1720,7 +1730,7 @@ fn settle(inc: &mut Incumbency, scores: &[Score], pos: usize, now_ms: i64, s: &S
             continue;
         }
         let spread = (sc.sigma.powi(2) + (factor * incumbent.sigma).powi(2)).sqrt();
-        let z = ((incumbent.cost * factor - sc.cost) / spread.max(1e-9))
+        let z = ((quality(incumbent) * factor - quality(sc)) / spread.max(1e-9))
             .clamp(-SETTLE_Z_CAP, SETTLE_Z_CAP);
         let sum = st.sums.entry(sc.provider.clone()).or_default();
         *sum = (*sum + z * dt / span_ms).max(0.0);

@@ -1517,6 +1517,52 @@ fn with_price_tolerance(w: &mut World, tolerance: f64) {
     w.snapshot = w.engine.refresh(w.now_ms, &w.catalog);
 }
 
+/// First place is judged on quality: a challenger better only with the price preference's
+/// part of the costs (`Score::priced`) does not take it, on its estimate or summed over
+/// windows; one better on quality by the margin takes it, however dear.
+#[test]
+fn price_alone_never_moves_first_place() {
+    let s = catalog().policy.scoring.clone();
+    let priced = |provider: &str, quality: f64, priced: f64| Score {
+        priced,
+        steady: true,
+        samples: 1_000.0,
+        ..score(provider, quality + priced, 0.0005)
+    };
+    let run = |incumbent: Score, challenger: Score| {
+        let mut inc = Incumbency {
+            provider: Some(incumbent.provider.clone()),
+            ..Default::default()
+        };
+        let mut now = 1_800_000_000_000;
+        // Ten minutes of refreshes, a second apart: time for the summed evidence too.
+        for _ in 0..600 {
+            now += 1_000;
+            let mut scores = vec![challenger.clone(), incumbent.clone()];
+            engine::hysteresis(&mut inc, &mut scores, now, &s);
+        }
+        inc.provider.unwrap()
+    };
+    // Tencent 0.120 on quality with 0.012 of price preference on top; free local-srs 0.109:
+    // better by 17% with the price, by 9% without.
+    assert_eq!(
+        run(
+            priced("tencent", 0.120, 0.012),
+            priced("local-srs", 0.109, 0.0)
+        ),
+        "tencent"
+    );
+    // Better by the margin on quality, with the price preference against it, it takes first
+    // place.
+    assert_eq!(
+        run(
+            priced("local-srs", 0.120, 0.0),
+            priced("tencent", 0.100, 0.012)
+        ),
+        "tencent"
+    );
+}
+
 /// Among providers as good as the best within the policy's tolerance, the cheaper is first (in
 /// plays and pushes); a provider better by more than the hysteresis margin takes first place
 /// however dear, and price alone never moves first place.
