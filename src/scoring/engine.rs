@@ -1580,6 +1580,7 @@ pub(super) fn hysteresis(
         .and_then(|p| scores.iter().position(|sc| &sc.provider == p));
     let Some(pos) = pos else {
         // No incumbent yet, or it is no longer eligible: the best takes over at once.
+        inc.guess = scores[0].samples < s.prior_weight;
         inc.provider = Some(best);
         inc.challenger = None;
         inc.displaced = None;
@@ -1588,6 +1589,10 @@ pub(super) fn hysteresis(
     };
     settle(inc, scores, pos, now_ms, s);
     if pos == 0 {
+        // Its own evidence puts it first: no longer a guess.
+        if scores[0].samples >= s.prior_weight {
+            inc.guess = false;
+        }
         inc.challenger = None;
         return;
     }
@@ -1633,14 +1638,16 @@ pub(super) fn hysteresis(
         );
         // An incumbent drifting away from its own past needs no doubt on the challenger's side,
         // nor does the one it displaced in an incident coming back, once known: an estimate
-        // better by the margin is enough, for the hold time. Nor does an incumbent not known at
-        // the margin's scale itself (a cold start: first in the policy's order on no evidence)
-        // once it is worse by the margin with its own doubt, against a challenger with reports
-        // of its own (`prior_weight` of them: not the prior alone): the doubt on the challenger
-        // keeps a known incumbent from being unseated by a lucky few reports; a guess has
+        // better by the margin is enough, for the hold time. Nor does a guess: an incumbent not
+        // known at the margin's scale, or one that took first place on the prior (a cold start:
+        // first in the policy's order on no evidence) and that its own evidence has not put
+        // first since, however many reports its first place has brought it. It is passed once
+        // it is worse by the margin with its own doubt, by a challenger with reports of its own
+        // (`prior_weight` of them: not the prior alone). The doubt on the challenger keeps a
+        // choice made on evidence from being unseated by a lucky few reports; a guess has
         // nothing to keep. While its doubt stands, two thin estimates do not trade places, and
         // a blip on a guess does not hand first place to another guess.
-        let guessed = !known_at_margin(incumbent, incumbent, s)
+        let guessed = (inc.guess || !known_at_margin(incumbent, incumbent, s))
             && challenger.samples >= s.prior_weight
             && challenger_cost < doubted.1 * factor;
         let confident = doubted.0 < doubted.1 * factor
@@ -1656,12 +1663,17 @@ pub(super) fn hysteresis(
         };
         let since = if confident { since } else { 0 };
         if confident && (decisive || now_ms - since >= s.hysteresis_hold_ms) {
+            inc.guess = challenger.samples < s.prior_weight;
             let before = inc.provider.replace(best);
             // The provider an incident displaced stays displaced while first place moves
-            // among the others, until it comes back.
+            // among the others, until it comes back. So does a guess passed on the
+            // challenger's estimate alone (not also with the challenger's doubt): it was given
+            // no protection on the way out, and it comes back on the same terms, its own
+            // estimate, once that is known.
+            let passed_guess = guessed && doubted.0 >= doubted.1 * factor;
             inc.displaced = if returning {
                 None
-            } else if decisive {
+            } else if decisive || passed_guess {
                 before
             } else {
                 inc.displaced.take()

@@ -53,16 +53,21 @@ pub struct Incumbency {
     /// its cost over the longer past (cost × seconds, see [`Drift`]).
     #[serde(default)]
     pub drift: Drift,
-    /// The incumbent that lost first place plainly failing (an incident), kept while first
-    /// place moves among the others: it takes first place back on its estimate alone, without
-    /// doubt, once that is better by the margin for the hold time and known at the margin's
-    /// scale (its deviation within the margin's share of the incumbent's cost).
+    /// The incumbent that lost first place plainly failing (an incident), or as a guess passed
+    /// on the challenger's estimate alone (see `guess`), kept while first place moves among the
+    /// others: it takes first place back on its estimate alone, without doubt, once that is
+    /// better by the margin for the hold time and known at the margin's scale (its deviation
+    /// within the margin's share of the incumbent's cost).
     #[serde(default)]
     pub displaced: Option<String>,
     /// The evidence, summed over time, that each other provider is better than the incumbent
     /// by the margin (see [`Settle`]).
     #[serde(default)]
     pub settle: Settle,
+    /// The incumbent took first place on the prior, with fewer than `prior_weight` reports of
+    /// its own (a cold start), and its own evidence has not yet put it first on its estimate.
+    #[serde(default)]
+    pub guess: bool,
 }
 
 /// A sequential test of each other provider against the incumbent: a one-sided CUSUM of the

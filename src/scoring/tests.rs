@@ -513,6 +513,65 @@ fn a_guessed_incumbent_is_passed_on_the_challengers_estimate() {
     );
 }
 
+/// An incumbent that took first place on the prior stays a guess, however many reports first
+/// place brings it, until its own evidence puts it first: a known Tencent that was the policy's
+/// first at a cold start is passed on the challenger's estimate like a thin one, and comes back
+/// on its own estimate. Once its reports have put it first, it is a choice, and the
+/// challenger's doubt protects it.
+#[test]
+fn a_first_place_taken_on_the_prior_stays_a_guess_until_evidence_puts_it_first() {
+    let s = catalog().policy.scoring.clone();
+    let mut now = 1_800_000_000_000;
+    let mut step = |inc: &mut Incumbency, scores: Vec<Score>| {
+        now += 1_000;
+        let mut scores = scores;
+        engine::hysteresis(inc, &mut scores, now, &s);
+        inc.provider.clone().unwrap()
+    };
+    let hold = s.hysteresis_hold_ms / 1000 + 1;
+    let reports = |sc: Score, samples: f64| Score { samples, ..sc };
+    // The cold start: every provider on the prior, Tencent first in the policy's order.
+    let prior = || vec![score("tencent", 0.21, 0.14), score("alibaba", 0.21, 0.14)];
+    let mut cold = Incumbency::default();
+    assert_eq!(step(&mut cold, prior()), "tencent");
+    assert!(cold.guess);
+    // First place brings Tencent 80 reports (0.30 ± 0.04, known at the margin's scale) and
+    // Alibaba 10 (0.13 ± 0.06): better by the margin against Tencent less its doubt
+    // ((0.30 - 0.08) × 0.85 = 0.187), not with its own doubt too (0.13 + 0.12 = 0.25).
+    let tencent = reports(score("tencent", 0.30, 0.04), 80.0);
+    let alibaba = reports(score("alibaba", 0.13, 0.06), 10.0);
+    let mut passed = cold.clone();
+    for _ in 0..=hold {
+        step(&mut passed, vec![alibaba.clone(), tencent.clone()]);
+    }
+    assert_eq!(passed.provider.as_deref(), Some("alibaba"));
+    assert!(!passed.guess, "taken on reports of its own");
+    // Passed on Alibaba's estimate alone, Tencent comes back on its own once known and better
+    // by the margin (0.10 ± 0.01 against 0.13 ± 0.01), without the doubt a choice would face
+    // ((0.10 + 0.02) against (0.13 - 0.02) × 0.85).
+    assert_eq!(passed.displaced.as_deref(), Some("tencent"));
+    let back = reports(score("tencent", 0.10, 0.01), 400.0);
+    let known_alibaba = reports(score("alibaba", 0.13, 0.01), 400.0);
+    let mut chosen = passed.clone();
+    chosen.displaced = None;
+    for _ in 0..=hold {
+        step(&mut passed, vec![back.clone(), known_alibaba.clone()]);
+        step(&mut chosen, vec![back.clone(), known_alibaba.clone()]);
+    }
+    assert_eq!(passed.provider.as_deref(), Some("tencent"));
+    assert_eq!(chosen.provider.as_deref(), Some("alibaba"));
+    // Tencent's own reports put it first for a while (0.12 ± 0.02 against Alibaba's prior):
+    // a choice now, kept against the same challenger.
+    let mut earned = cold;
+    let good = reports(score("tencent", 0.12, 0.02), 80.0);
+    step(&mut earned, vec![good, score("alibaba", 0.21, 0.14)]);
+    assert!(!earned.guess);
+    for _ in 0..=hold {
+        step(&mut earned, vec![alibaba.clone(), tencent.clone()]);
+    }
+    assert_eq!(earned.provider.as_deref(), Some("tencent"));
+}
+
 /// Two providers that fill up in turn: a challenger shedding new sessions itself (its
 /// admission share below whole) does not take first place from a full incumbent, however much
 /// better its estimate; the incumbent overflows to it instead. With room again it takes first
