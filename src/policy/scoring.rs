@@ -73,8 +73,9 @@ pub struct ScoringSpec {
     pub overflow_seconds: Spanned<f64>,
     /// Price: among providers within this share of the best's cost (quality alone), the cheaper
     /// (the provider files' `cost_per_gb`) ranks first, in plays and pushes; a provider worse by
-    /// more never passes a better one on price. Price never moves a region's first place by
-    /// itself: it decides who takes it when it moves (0: off).
+    /// more never passes a better one on price, nor does one known from the prior alone (not
+    /// known to be within the share). Price never moves a region's first place by itself: it
+    /// decides who takes it when it moves (0: off).
     #[serde(default = "d_price_tolerance")]
     pub price_tolerance: Spanned<f64>,
     /// Ingest evidence forgets more slowly than delivery: an anchor's uplink to a CDN is a

@@ -1102,7 +1102,9 @@ impl Engine {
         // A fixed order, so that sums (and ties) replay exactly.
         audience.sort_by(|a, b| a.0.cmp(&b.0));
         let weights = Weights(audience.iter().map(|(_, w)| *w).collect());
-        let mut scored: Vec<(Score, Vec<f64>)> = candidates
+        // Each candidate's score at home, its cost in each audience region (the upload
+        // penalty added), and how well its delivery there is known (for the price preference).
+        let (mut scored, doubts): (Vec<_>, Vec<Vec<f64>>) = candidates
             .iter()
             .filter(|p| !self.is_drained(s, p))
             .map(|p| {
@@ -1110,27 +1112,28 @@ impl Engine {
                 let (unhealthy, _, evidence) = self.ingest_estimate(p, anchor, region, now_ms, s);
                 let w = s.weights.ingest_unhealthy;
                 let upload = w * unhealthy;
-                let per_region: Vec<f64> = audience
+                let (per_region, doubt): (Vec<f64>, Vec<f64>) = audience
                     .iter()
                     .map(|(r, _)| {
-                        let c = if r == region {
-                            sc.cost
+                        let (c, d) = if r == region {
+                            (sc.cost, sc.sigma)
                         } else {
-                            self.history_score(p, r, now_ms, s).cost
+                            let h = self.history_score(p, r, now_ms, s);
+                            (h.cost, h.sigma)
                         };
-                        c + upload
+                        (c + upload, d)
                     })
-                    .collect();
+                    .unzip();
                 sc.ingest_unhealthy = unhealthy;
                 sc.cost = weights.over(&per_region);
                 let var = w * w * (unhealthy * (1.0 - unhealthy)).max(1e-4)
                     / (evidence + s.prior_weight).max(1e-9);
                 sc.sigma = (sc.sigma * sc.sigma + var).sqrt();
-                (sc, per_region)
+                ((sc, per_region), doubt)
             })
-            .collect();
-        // Price: per audience region, among the candidates within the tolerance of the best
-        // there, the cheaper.
+            .unzip();
+        // Price: per audience region, among the candidates known to be within the tolerance
+        // of the best there, the cheaper.
         if s.price_tolerance > 0.0 && !self.prices.is_empty() {
             let prices: Vec<f64> = scored
                 .iter()
@@ -1138,7 +1141,8 @@ impl Engine {
                 .collect();
             for r in 0..weights.0.len() {
                 let costs: Vec<f64> = scored.iter().map(|(_, c)| c[r]).collect();
-                let extra = price_preference(&costs, &prices, s.price_tolerance);
+                let sigmas: Vec<f64> = doubts.iter().map(|d| d[r]).collect();
+                let extra = price_preference(&costs, &sigmas, &prices, s);
                 for ((sc, c), e) in scored.iter_mut().zip(extra) {
                     c[r] += e;
                     sc.priced += e * weights.0[r];
@@ -1195,11 +1199,12 @@ impl Engine {
                 .collect();
             let for_price = price_preference(
                 &scores.iter().map(|sc| sc.cost).collect::<Vec<_>>(),
+                &scores.iter().map(|sc| sc.sigma).collect::<Vec<_>>(),
                 &eligible
                     .iter()
                     .map(|p| price(catalog, p))
                     .collect::<Vec<_>>(),
-                s.price_tolerance,
+                s,
             );
             for (sc, extra) in scores.iter_mut().zip(&for_price) {
                 sc.cost += extra;
@@ -1508,19 +1513,37 @@ impl Weights {
     }
 }
 
-/// What the price preference adds to each cost: up to `tolerance` of the best (lowest) cost,
-/// in proportion to the provider's price against the dearest's, so that among providers within
-/// the tolerance of the best the cheaper ranks first, and one worse by more never passes a
-/// better one on price. Nothing when the tolerance is 0 or every price is 0.
-fn price_preference(costs: &[f64], prices: &[f64], tolerance: f64) -> Vec<f64> {
+/// What the price preference adds to each cost: up to `price_tolerance` of the best (lowest)
+/// cost, in proportion to the provider's price against the dearest's, so that among providers
+/// within the tolerance of the best the cheaper ranks first, and one worse by more never passes
+/// a better one on price. A provider not known at the margin's scale of the best (its standard
+/// deviation, `sigmas`, wider than the hysteresis margin's share of the best cost) gets the
+/// dearest's share: it is not known to be within the tolerance, and at a cold start, every
+/// provider at the prior, price would otherwise place the cheapest first and push streams to
+/// it on no evidence at all. Nothing when the tolerance is 0 or every price is 0.
+fn price_preference(
+    costs: &[f64],
+    sigmas: &[f64],
+    prices: &[f64],
+    s: &ScoringSettings,
+) -> Vec<f64> {
+    let tolerance = s.price_tolerance;
     let dearest = prices.iter().copied().fold(0.0, f64::max);
     let best = costs.iter().copied().fold(f64::INFINITY, f64::min);
     if tolerance <= 0.0 || dearest <= 0.0 || !best.is_finite() {
         return vec![0.0; costs.len()];
     }
+    let full = tolerance * best.max(0.0);
     prices
         .iter()
-        .map(|p| tolerance * best.max(0.0) * p / dearest)
+        .zip(sigmas)
+        .map(|(p, sigma)| {
+            if *sigma > s.hysteresis_margin * best {
+                full
+            } else {
+                full * p / dearest
+            }
+        })
         .collect()
 }
 

@@ -1560,13 +1560,6 @@ fn asking_again_moves_a_poorly_pushed_stream_and_keeps_a_well_pushed_one() {
     assert!(r.iter().all(|sc| sc.provider != "tencent"), "{r:#?}");
 }
 
-/// The world's policy with `tolerance` from now on, the engine keeping what it learned.
-fn with_price_tolerance_kept(w: &mut World, tolerance: f64) {
-    let mut policy = (*w.catalog.policy).clone();
-    policy.scoring.price_tolerance = tolerance;
-    w.catalog.policy = std::sync::Arc::new(policy);
-}
-
 /// The world's policy with `tolerance`, from the start (a fresh engine).
 fn with_price_tolerance(w: &mut World, tolerance: f64) {
     let mut policy = (*w.catalog.policy).clone();
@@ -1622,9 +1615,10 @@ fn price_alone_never_moves_first_place() {
     );
 }
 
-/// Among providers as good as the best within the policy's tolerance, the cheaper is first (in
-/// plays and pushes); a provider better by more than the hysteresis margin takes first place
-/// however dear, and price alone never moves first place.
+/// Among providers known to be as good as the best within the policy's tolerance, the cheaper
+/// ranks first (in plays and pushes); price does not decide among providers known only from
+/// the prior; a provider better by more than the hysteresis margin takes first place however
+/// dear, and price alone never moves first place.
 #[test]
 fn among_equals_the_cheaper_goes_first_and_price_never_beats_quality() {
     // Tencent (0.034 per GB) and local-srs (free) alike; Alibaba and local-nginx poor.
@@ -1639,24 +1633,28 @@ fn among_equals_the_cheaper_goes_first_and_price_never_beats_quality() {
     let candidates: Vec<String> = CARRIERS.map(String::from).to_vec();
     let mut w = alike();
     with_price_tolerance(&mut w, 0.1);
-    let firsts = w.run(600);
-    assert!(firsts.iter().all(|f| f == "local-srs"), "{firsts:?}");
     let s = w.catalog.policy.scoring.clone();
     let mut rng = SmallRng::seed_from_u64(seed());
+    // Nothing known yet: every provider stands at the prior, and the policy's order, not the
+    // price, places the first and a new anchor's primary.
+    assert_eq!(w.first(), "tencent");
+    let push = w
+        .engine
+        .ingest_rank("anchor-early", TW, &candidates, w.now_ms, &s, &mut rng);
+    assert_eq!(push[0].provider, "tencent", "{push:#?}");
+    // Both known alike from ten minutes of viewers (half of them exploring, so that the
+    // second is known as well as the first): the cheaper is the primary; Tencent keeps first
+    // place in plays, which price alone never moves.
+    let mut policy = (*w.catalog.policy).clone();
+    policy.scoring.exploration_rate = 0.5;
+    w.catalog.policy = std::sync::Arc::new(policy);
+    let firsts = w.run(600);
+    assert!(firsts.iter().all(|f| f == "tencent"), "{firsts:?}");
     let push = w
         .engine
         .ingest_rank("anchor-price", TW, &candidates, w.now_ms, &s, &mut rng);
     assert_eq!(push[0].provider, "local-srs", "{push:#?}");
-    // Without it, the policy's first of the two (no data yet) is first.
-    let mut w = alike();
-    with_price_tolerance(&mut w, 0.0);
-    assert_eq!(w.run(5).last().unwrap(), "tencent");
-    // Price alone never moves first place: turned on with Tencent first, it stays.
-    with_price_tolerance_kept(&mut w, 0.1);
-    let firsts = w.run(300);
-    assert!(firsts.iter().all(|f| f == "tencent"), "{firsts:?}");
-    // Free local-srs first while nothing is known; Tencent, plainly better, takes first place
-    // from it whatever the price.
+    // Plainly better, Tencent is first and the primary whatever its price.
     let mut w = World::new([
         ("tencent", 0.01, 700),
         ("alibaba", 0.2, 900),
@@ -1664,7 +1662,11 @@ fn among_equals_the_cheaper_goes_first_and_price_never_beats_quality() {
         ("local-nginx", 0.2, 1000),
     ]);
     with_price_tolerance(&mut w, 0.1);
-    assert_eq!(w.first(), "local-srs");
     w.run(600);
     assert_eq!(w.first(), "tencent");
+    let s = w.catalog.policy.scoring.clone();
+    let push = w
+        .engine
+        .ingest_rank("anchor-dear", TW, &candidates, w.now_ms, &s, &mut rng);
+    assert_eq!(push[0].provider, "tencent", "{push:#?}");
 }
