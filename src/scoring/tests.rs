@@ -1560,6 +1560,13 @@ fn asking_again_moves_a_poorly_pushed_stream_and_keeps_a_well_pushed_one() {
     assert!(r.iter().all(|sc| sc.provider != "tencent"), "{r:#?}");
 }
 
+/// The world's policy with `tolerance` from now on, the engine keeping what it learned.
+fn with_price_tolerance_kept(w: &mut World, tolerance: f64) {
+    let mut policy = (*w.catalog.policy).clone();
+    policy.scoring.price_tolerance = tolerance;
+    w.catalog.policy = std::sync::Arc::new(policy);
+}
+
 /// The world's policy with `tolerance`, from the start (a fresh engine).
 fn with_price_tolerance(w: &mut World, tolerance: f64) {
     let mut policy = (*w.catalog.policy).clone();
@@ -1654,6 +1661,13 @@ fn among_equals_the_cheaper_goes_first_and_price_never_beats_quality() {
         .engine
         .ingest_rank("anchor-price", TW, &candidates, w.now_ms, &s, &mut rng);
     assert_eq!(push[0].provider, "local-srs", "{push:#?}");
+    // Price alone never moves first place: turned on with Tencent first, it stays.
+    let mut w = alike();
+    with_price_tolerance(&mut w, 0.0);
+    assert_eq!(w.run(5).last().unwrap(), "tencent");
+    with_price_tolerance_kept(&mut w, 0.1);
+    let firsts = w.run(300);
+    assert!(firsts.iter().all(|f| f == "tencent"), "{firsts:?}");
     // Plainly better, Tencent is first and the primary whatever its price.
     let mut w = World::new([
         ("tencent", 0.01, 700),
