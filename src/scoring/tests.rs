@@ -1026,11 +1026,22 @@ fn drains_pins_and_exclusions() {
     let mut rng = SmallRng::seed_from_u64(1);
     let (order, _) = w.snapshot.rank(TW, None, &["tencent", "alibaba"], &mut rng);
     assert_eq!(order.last(), Some(&"tencent"));
-    // Back in rotation, it must beat the interim incumbent for the hold time to lead again.
+    // Back in rotation, it is not first at once: it must beat the interim incumbent, as a
+    // recovered provider does, with the margin and its doubt for the hold time or on the
+    // evidence summed over windows. Bound as for a recovery: 20 half-lives (measured over
+    // seeds 1 to 16 with the shipped policy: 1 to 19 s, and 87 s on seed 12, where the interim
+    // incumbent, known from its exploration reports, is worse by little more than the margin
+    // and both doubts, so that the confident test passes only on a lucky window).
     w.engine.set_drained("tencent", false);
     w.snapshot = w.engine.refresh(w.now_ms, &w.catalog);
     assert_ne!(w.first(), "tencent");
-    w.run(60);
+    let s = w.catalog.policy.scoring.clone();
+    let bound = 20.0 * s.half_life_ms / 1000.0;
+    let firsts = w.run(bound as u64);
+    assert!(
+        firsts.iter().any(|p| p == "tencent"),
+        "not first again within {bound}s"
+    );
     assert_eq!(w.first(), "tencent");
 }
 
