@@ -1580,9 +1580,7 @@ fn with_price_tolerance_kept(w: &mut World, tolerance: f64) {
 
 /// The world's policy with `tolerance`, from the start (a fresh engine).
 fn with_price_tolerance(w: &mut World, tolerance: f64) {
-    let mut policy = (*w.catalog.policy).clone();
-    policy.scoring.price_tolerance = tolerance;
-    w.catalog.policy = std::sync::Arc::new(policy);
+    with_price_tolerance_kept(w, tolerance);
     w.engine = Engine::new();
     w.snapshot = w.engine.refresh(w.now_ms, &w.catalog);
 }
