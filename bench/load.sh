@@ -23,6 +23,13 @@
 #
 # The server and the load generators share this machine's cores: the figures are a floor.
 # Installs wrk and hey from Debian's packages when missing. Prints a Markdown table.
+#
+#   INSTRUCTIONS=1 bash bench/load.sh
+#                                 # instead: the server under callgrind (valgrind), and the
+#                                 # user-space instructions it executes per request on each route
+#                                 # (the least of three batches of REQUESTS, 2000, from hey); unlike
+#                                 # throughput, the same build gives about the same count (within
+#                                 # 1 to 2%) whatever else the machine runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -32,6 +39,7 @@ RATE_PER_CONN=${RATE_PER_CONN:-200}
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk
 need hey hey
+if [ -n "${INSTRUCTIONS:-}" ]; then need valgrind valgrind; fi
 
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
@@ -49,12 +57,17 @@ cp -r providers "$work/providers"
 sed -i -e "s#http://127.0.0.1:8088/hls#http://127.0.0.1:$origin_port/hls#" \
   -e "s#http://127.0.0.1:8088/dash#http://127.0.0.1:$origin_port/dash#" \
   -e "s#http://127.0.0.1:18080/live#http://127.0.0.1:$origin_port/live#" "$work"/providers/*.yaml
-RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --providers "$work/providers" \
+# Under callgrind, the server's own pid is valgrind's (it runs the program in its process).
+run=()
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  run=(valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out")
+fi
+RUST_LOG=warn "${run[@]}" "$BIN" serve --listen "127.0.0.1:$port" --providers "$work/providers" \
   --policy "${POLICY:-policies/default.yaml}" \
   --database-url "sqlite://$work/load.db" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server $origin 2>/dev/null; wait $server $origin 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 # The origin answers before the first master.m3u8 asks it (a refused fetch is remembered for the
 # policy's origin_retry_seconds).
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$origin_port/" && break; sleep 0.1; done
@@ -152,6 +165,41 @@ pct() { # from hey's summary, in ms: p50 p90 p99 slowest, then the rate achieved
 }
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), commit $(git rev-parse --short HEAD)"
+
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  # Per route: 200 requests to warm it, then three times: the counters zeroed, REQUESTS
+  # requests, a dump. A dump counts every thread of the server, so a batch that a periodic job
+  # (a probe run, a scoring refresh) falls into counts it too: the least of the three is the
+  # route's.
+  requests=${REQUESTS:-2000}
+  instructions() { # URL -> instructions per request
+    hey -n 200 -c 2 "$1" >/dev/null
+    local dump least=""
+    for _ in 1 2 3; do
+      callgrind_control -z "$server" >/dev/null 2>&1
+      hey -n "$requests" -c 2 "$1" >"$work/hey.txt"
+      callgrind_control -d "$server" >/dev/null 2>&1
+      dump=$(ls -t "$work"/callgrind.out.* | head -1)
+      least=$(awk -v n="$requests" -v least="$least" '/^summary:/ {
+        x = $2 / n; if (least == "" || x < least) least = x } END {printf "%.0f", least}' "$dump")
+    done
+    echo "$least"
+  }
+  # The first pass runs beside the server's start-up work (its first probe and scoring runs,
+  # slower under callgrind): measured and dropped.
+  instructions "$base/healthz" >/dev/null
+  h=$(instructions "$base/healthz")
+  echo
+  echo "| endpoint | instructions per request | multiple of /healthz |"
+  echo "|---|---|---|"
+  echo "| GET /healthz | $h | 1.00 |"
+  for route in "GET /v1/streams/{id}/play|$play" "GET /v1/steering/hls/{id} (reload)|$steer" \
+    "GET /v1/streams/{id}/master.m3u8|$master" "GET /v1/streams/{id}/manifest.mpd|$mpd"; do
+    n=$(instructions "${route#*|}")
+    echo "| ${route%%|*} | $n | $(python3 -c "print(f'{$n/$h:.2f}')") |"
+  done
+  exit 0
+fi
 read -r h hc <<<"$(rps "$base/healthz")"
 read -r p pc <<<"$(rps "$play")"
 read -r s sc <<<"$(rps "$steer")"

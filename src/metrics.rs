@@ -472,7 +472,7 @@ struct Kept {
 const KEPT_PER_THREAD: usize = 1024;
 
 thread_local! {
-    static KEPT: std::cell::RefCell<std::collections::HashMap<u64, Kept>> =
+    static KEPT: std::cell::RefCell<foldhash::HashMap<u64, Kept>> =
         std::cell::RefCell::default();
 }
 
@@ -481,7 +481,7 @@ thread_local! {
 /// a hot path's counter then costs a hash of its label values, not new label strings and a
 /// lookup in the recorder's registry.
 pub fn count(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
-    use std::hash::{Hash as _, Hasher as _};
+    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
     let make = || {
         let labels: Vec<metrics::Label> = labels
             .iter()
@@ -493,7 +493,7 @@ pub fn count(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
         make().increment(by);
         return;
     }
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
     name.hash(&mut h);
     labels.hash(&mut h);
     let hash = h.finish();

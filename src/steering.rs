@@ -157,7 +157,7 @@ struct Generation {
 #[derive(Debug, Clone)]
 pub struct Signer {
     cache: moka::sync::Cache<u64, Arc<Signed>, Prehash>,
-    hasher: std::hash::RandomState,
+    hasher: foldhash::fast::RandomState,
     generation: Arc<Generation>,
 }
 
@@ -183,7 +183,7 @@ impl Signer {
                 .max_capacity(capacity)
                 .time_to_live(std::time::Duration::from_secs(1800))
                 .build_with_hasher(Prehash::default()),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             generation: Arc::new(Generation {
                 signer: SIGNERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 generation: std::sync::atomic::AtomicU64::new(0),

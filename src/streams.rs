@@ -96,7 +96,7 @@ impl Stream {
 /// Live and recently ended streams, by key.
 #[derive(Debug, Default)]
 pub struct StreamTable {
-    inner: RwLock<HashMap<String, Arc<Stream>>>,
+    inner: RwLock<foldhash::HashMap<String, Arc<Stream>>>,
 }
 
 /// Whether `cur`, ended, must stay so against a newer live `row`: a stream moved on one replica
@@ -220,11 +220,11 @@ impl StreamTable {
         self.read().is_empty()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Stream>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, foldhash::HashMap<String, Arc<Stream>>> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Stream>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, foldhash::HashMap<String, Arc<Stream>>> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -249,8 +249,7 @@ fn playlist(body: web::Bytes) -> HttpResponse {
 /// and replace the entry.
 pub(crate) mod rendered {
     use std::cell::RefCell;
-    use std::collections::HashMap;
-    use std::hash::{Hash, Hasher};
+    use std::hash::{BuildHasher as _, Hash, Hasher};
     use std::sync::{Arc, Weak};
 
     use actix_web::web::Bytes;
@@ -300,13 +299,13 @@ pub(crate) mod rendered {
     }
 
     thread_local! {
-        static KEPT: RefCell<HashMap<u64, Entry>> = RefCell::new(HashMap::new());
+        static KEPT: RefCell<foldhash::HashMap<u64, Entry>> = RefCell::default();
     }
 
     /// One entry per (stream, region, play order): viewers drawn into different orders (an
     /// exploration draw, a challenger's canary share) do not evict each other's playlist.
     fn slot(k: &Key<'_>) -> u64 {
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = foldhash::fast::FixedState::default().build_hasher();
         k.stream.hash(&mut h);
         k.region.hash(&mut h);
         for c in k.candidates {

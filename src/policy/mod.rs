@@ -110,7 +110,7 @@ pub struct Policy {
     #[serde(skip)]
     pub jobs: BTreeMap<&'static str, cron::Schedule>,
     #[serde(skip)]
-    region_index: HashMap<String, usize>,
+    region_index: foldhash::HashMap<String, usize>,
     #[serde(skip)]
     country_index: HashMap<String, usize>,
     /// (network, region index), longest prefix first.
@@ -146,7 +146,7 @@ impl Policy {
     ) -> Result<Policy, Diagnostics> {
         let mut errs = Vec::new();
         let mut regions = Vec::new();
-        let mut region_index = HashMap::new();
+        let mut region_index = foldhash::HashMap::default();
         let mut country_index: HashMap<String, usize> = HashMap::new();
         let mut cidr_table = Vec::new();
         let mut cidr_seen: HashMap<IpNet, String> = HashMap::new();

@@ -1,6 +1,6 @@
 //! Builds the adapters from `providers/*.yaml` and the secrets those files name.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -279,7 +279,7 @@ fn build_adapter(
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     providers: Vec<Arc<dyn Provider>>,
-    index: HashMap<String, usize>,
+    index: foldhash::HashMap<String, usize>,
     known: BTreeSet<String>,
 }
 

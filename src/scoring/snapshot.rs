@@ -20,7 +20,7 @@ pub struct RegionRank {
     control: RegionControl,
     /// First places given since the snapshot was built, by provider.
     #[serde(skip)]
-    firsts: HashMap<String, AtomicU64>,
+    firsts: foldhash::HashMap<String, AtomicU64>,
 }
 
 impl RegionRank {
@@ -56,11 +56,11 @@ impl RegionRank {
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
     pub generated_ms: i64,
-    pub regions: HashMap<String, RegionRank>,
+    pub regions: foldhash::HashMap<String, RegionRank>,
     /// anchor → (provider, extra cost): how much worse this anchor's upload reaches a provider
     /// than its peers' do.
     #[serde(skip)]
-    pub anchor_ingest: HashMap<String, Vec<(String, f64)>>,
+    pub anchor_ingest: foldhash::HashMap<String, Vec<(String, f64)>>,
     pub exploration_rate: f64,
     pub margin: f64,
     pub challenger_share: f64,
@@ -122,8 +122,8 @@ impl Snapshot {
     ) -> Self {
         Self {
             generated_ms,
-            regions,
-            anchor_ingest,
+            regions: regions.into_iter().collect(),
+            anchor_ingest: anchor_ingest.into_iter().collect(),
             exploration_rate,
             margin,
             challenger_share,
