@@ -1173,7 +1173,7 @@ impl Engine {
         if now_ms - self.last_prune_ms > 60_000 {
             self.prune(now_ms, s);
         }
-        let mut regions = HashMap::new();
+        let mut regions = foldhash::HashMap::default();
         for region in &catalog.policy.regions {
             let control = s.regions.get(&region.id);
             let eligible: Vec<&str> = catalog
@@ -1407,8 +1407,8 @@ impl Engine {
         &self,
         now_ms: i64,
         s: &ScoringSettings,
-    ) -> HashMap<String, Vec<(String, f64)>> {
-        let mut out: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+    ) -> foldhash::HashMap<String, Vec<(String, f64)>> {
+        let mut out: foldhash::HashMap<String, Vec<(String, f64)>> = Default::default();
         let keys: BTreeSet<&(String, String)> = self
             .local
             .ingest

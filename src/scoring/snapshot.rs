@@ -1,6 +1,5 @@
 //! What the hot path ranks with: an immutable snapshot the engine rebuilds, read without locks.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::{Rng, RngExt};
@@ -114,16 +113,16 @@ impl Pick {
 impl Snapshot {
     pub(crate) fn new(
         generated_ms: i64,
-        regions: HashMap<String, RegionRank>,
-        anchor_ingest: HashMap<String, Vec<(String, f64)>>,
+        regions: foldhash::HashMap<String, RegionRank>,
+        anchor_ingest: foldhash::HashMap<String, Vec<(String, f64)>>,
         exploration_rate: f64,
         margin: f64,
         challenger_share: f64,
     ) -> Self {
         Self {
             generated_ms,
-            regions: regions.into_iter().collect(),
-            anchor_ingest: anchor_ingest.into_iter().collect(),
+            regions,
+            anchor_ingest,
             exploration_rate,
             margin,
             challenger_share,
@@ -132,7 +131,7 @@ impl Snapshot {
 
     /// An empty snapshot: every ranking falls back to the given (policy) order.
     pub fn empty() -> Self {
-        Self::new(0, HashMap::new(), HashMap::new(), 0.0, 0.0, 0.0)
+        Self::new(0, Default::default(), Default::default(), 0.0, 0.0, 0.0)
     }
 
     /// Orders the providers carrying a stream for a viewer in `region`. `carriers` come in the

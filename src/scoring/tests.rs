@@ -817,8 +817,8 @@ fn exploration_goes_where_the_estimate_is_uncertain() {
     );
     let snap = Snapshot::new(
         0,
-        [(TW.to_string(), rank)].into(),
-        HashMap::new(),
+        [(TW.to_string(), rank)].into_iter().collect(),
+        Default::default(),
         0.1,
         0.15,
         0.0,
